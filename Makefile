@@ -1,0 +1,103 @@
+# masterd + libzserver.  `make` builds, `make test` runs every test, `make run` serves etc/mail.
+# Sources are picked up by wildcard: a new libzserver/*.c joins the library, a new t/unit/*.c
+# becomes a Check test, a new sample/*.c a sample server.
+
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+CC        ?= cc
+OPT       ?= -O2 -g
+SAN       ?=
+CFLAGS_W  := -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -DMASTERD_VERSION='"$(VERSION)"'
+SAN_FLAGS := -fsanitize=address,undefined
+ifeq ($(SAN),1)
+OPT       := -O1 -g -fno-omit-frame-pointer $(SAN_FLAGS) -fno-sanitize-recover=undefined
+endif
+CFLAGS    := $(OPT) $(CFLAGS_W) -fPIC -Ilibzserver $(EXTRA_CFLAGS)
+LDFLAGS   := $(if $(filter 1,$(SAN)),$(SAN_FLAGS)) $(EXTRA_LDFLAGS)
+LIBS      := -linih -lev -ldl -lm
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
+
+B         := build
+LIB_SRC   := $(sort $(wildcard libzserver/*.c))
+LIB_ASM   := $(sort $(wildcard libzserver/*.S))
+LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_ASM:%.S=$(B)/%.o)
+MD_SRC    := $(sort $(wildcard masterd/*.c))
+MD_OBJ    := $(MD_SRC:%.c=$(B)/%.o)
+SAMPLE_SRC := $(sort $(wildcard sample/*.c))
+SAMPLES   := $(SAMPLE_SRC:sample/%.c=$(B)/sample/%)
+UNIT_SRC  := $(sort $(wildcard t/unit/*.c))
+UNITS     := $(UNIT_SRC:t/unit/%.c=$(B)/t/unit/%)
+TOOL_SRC  := $(sort $(wildcard t/tools/*.c))
+TOOLS     := $(TOOL_SRC:t/tools/%.c=$(B)/t/tools/%)
+DEPS_STAMP := $(B)/.deps-ok
+
+.PHONY: all deps test unit e2e run install clean bench fuzz
+all: $(B)/masterd/masterd $(B)/libzserver.a $(B)/libzserver.so $(B)/libzserver.pc $(SAMPLES) $(TOOLS)
+
+# Install the Debian packages when a header is missing (fresh machine: clone, `make test`).
+$(DEPS_STAMP):
+	@for h in ev.h ini.h check.h; do \
+	  echo '#include <'$$h'>' | $(CC) -E -x c - >/dev/null 2>&1 || { sh scripts/install-deps.sh && break; }; \
+	done
+	@command -v python3 >/dev/null 2>&1 || sh scripts/install-deps.sh python3
+	@mkdir -p $(B) && touch $@
+deps: $(DEPS_STAMP)
+
+$(B)/%.o: %.c $(DEPS_STAMP) $(wildcard libzserver/*.h masterd/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(B)/%.o: %.S $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/libzserver.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(B)/libzserver.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libzserver.so.0 -o $@ $^ $(LDFLAGS) $(LIBS)
+$(B)/libzserver.pc: Makefile
+	@mkdir -p $(B)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: libzserver\nDescription: server side of masterd (aio and coroutine main loops)\nVersion: %s\nLibs: -L$${libdir} -lzserver\nLibs.private: -linih -lev -ldl\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+
+# Programs link the archive whole, so the coroutine syscall hooks are always the ones used.
+LINK_LIB := -Wl,--whole-archive $(B)/libzserver.a -Wl,--no-whole-archive $(LIBS)
+
+$(B)/masterd/masterd: $(MD_OBJ) $(B)/libzserver.a
+	$(CC) -o $@ $(MD_OBJ) $(LDFLAGS) $(LINK_LIB)
+$(B)/sample/%: $(B)/sample/%.o $(B)/libzserver.a
+	$(CC) -o $@ $< $(LDFLAGS) $(LINK_LIB)
+$(B)/t/unit/%: $(B)/t/unit/%.o $(B)/libzserver.a
+	$(CC) -o $@ $< $(LDFLAGS) $(LINK_LIB) $(CHECK_LIBS)
+# Test tools are plain C: they must not depend on libzserver (they check it from outside).
+$(B)/t/tools/%: t/tools/%.c $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(CFLAGS_W) -o $@ $< $(LDFLAGS) $(if $(findstring tlib,$*),$(LINK_LIB)) -lpthread
+
+unit: all $(UNITS)
+	@sh t/run-unit.sh $(UNITS)
+e2e: all
+	@python3 t/e2e/run.py
+test: all $(UNITS)
+	@sh t/run-all.sh $(UNITS)
+
+run: all
+	cd etc/mail && ../../$(B)/masterd/masterd -C . -pid-file ../../$(B)/run/masterd.pid
+
+bench: all
+	@sh t/bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/masterd
+	install -m 0755 $(B)/masterd/masterd $(DESTDIR)$(PREFIX)/sbin/masterd
+	install -m 0755 scripts/general_master.sh $(DESTDIR)$(PREFIX)/share/masterd/general_master.sh
+	install -m 0644 $(B)/libzserver.a $(DESTDIR)$(PREFIX)/lib/libzserver.a
+	install -m 0755 $(B)/libzserver.so $(DESTDIR)$(PREFIX)/lib/libzserver.so.$(VERSION)
+	ln -sf libzserver.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libzserver.so.0
+	ln -sf libzserver.so.0 $(DESTDIR)$(PREFIX)/lib/libzserver.so
+	install -m 0644 libzserver/zserver.h $(DESTDIR)$(PREFIX)/include/zserver.h
+	install -m 0644 $(B)/libzserver.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/libzserver.pc
+	@if [ -d man ]; then for m in man/*.[0-9]; do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done; fi
+
+clean:
+	rm -rf $(B)

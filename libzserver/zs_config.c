@@ -1,0 +1,336 @@
+/*
+ * zs_config.c — the key/value store and the .cf / .gcf reader (zs_config.h).
+ *
+ * inih does the splitting (key, value, comments); we feed it one line at a time from our own
+ * reader so that we know every line's number, refuse a line longer than ZS_CONFIG_MAX_LINE
+ * instead of letting Debian's 200-byte inih split it into garbage keys, and catch lines inih
+ * would misread (no '=', a ':' before the '=', sections) with a message naming file and line.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include "zs_config.h"
+
+static int accumulates(const char *key)
+{
+    return !strcmp(key, "server-service");
+}
+
+void zs_config_init(zs_config *c)
+{
+    memset(c, 0, sizeof(*c));
+}
+
+static void kv_free(zs_kv *kv)
+{
+    free(kv->key);
+    free(kv->value);
+    free(kv->file);
+}
+
+void zs_config_free(zs_config *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        kv_free(&c->kv[i]);
+    free(c->kv);
+    memset(c, 0, sizeof(*c));
+}
+
+static zs_kv *find_mut(zs_config *c, const char *key)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->kv[i].key, key))
+            return &c->kv[i];
+    return NULL;
+}
+
+void zs_config_set(zs_config *c, const char *key, const char *value, const char *file, int line)
+{
+    zs_kv *kv = accumulates(key) ? NULL : find_mut(c, key);
+    if (kv) {
+        free(kv->value);
+        free(kv->file);
+    } else {
+        if (c->n == c->cap) {
+            c->cap = c->cap ? c->cap * 2 : 16;
+            c->kv = zs_xrealloc(c->kv, c->cap * sizeof(zs_kv));
+        }
+        kv = &c->kv[c->n++];
+        kv->key = zs_xstrdup(key);
+    }
+    kv->value = zs_xstrdup(value);
+    kv->file = zs_xstrdup(file ? file : "");
+    kv->line = line;
+}
+
+const zs_kv *zs_config_find(const zs_config *c, const char *key)
+{
+    return zs_config_next(c, key, NULL);
+}
+
+const zs_kv *zs_config_next(const zs_config *c, const char *key, const zs_kv *prev)
+{
+    size_t i = prev ? (size_t)(prev - c->kv) + 1 : 0;
+    for (; i < c->n; i++)
+        if (!strcmp(c->kv[i].key, key))
+            return &c->kv[i];
+    return NULL;
+}
+
+const char *zs_config_get(const zs_config *c, const char *key, const char *def)
+{
+    const zs_kv *kv = zs_config_find(c, key);
+    return kv ? kv->value : def;
+}
+
+void zs_config_unset(zs_config *c, const char *key)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (!strcmp(c->kv[i].key, key))
+            kv_free(&c->kv[i]);
+        else
+            c->kv[k++] = c->kv[i];
+    }
+    c->n = k;
+}
+
+void zs_config_merge(zs_config *c, const zs_config *src)
+{
+    for (size_t i = 0; i < src->n; i++)
+        zs_config_set(c, src->kv[i].key, src->kv[i].value, src->kv[i].file, src->kv[i].line);
+}
+
+/* ---- the reader ---- */
+
+typedef struct reader {
+    const char *path;
+    const char *p, *end;   /* what is left of the file */
+    int line;              /* number of the line last handed to inih */
+    zs_config *c;
+    zs_errs *errs;
+    int bad;
+} reader;
+
+static int is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+/* Checks a line (leading blanks already skipped) for what inih would misread. */
+static const char *line_problem(const char *s, size_t len)
+{
+    if (len == 0 || s[0] == '#' || s[0] == ';')
+        return NULL;
+    if (s[0] == '[')
+        return "sections ([...]) are not used in .cf files";
+    const char *eq = memchr(s, '=', len);
+    if (!eq)
+        return "expected 'key = value'";
+    const char *colon = memchr(s, ':', (size_t)(eq - s));
+    if (colon)
+        return "a key cannot contain ':'";
+    const char *k = s;
+    while (k < eq && !is_blank(*k))
+        k++;
+    if (k == s)
+        return "missing key before '='";
+    while (k < eq && is_blank(*k))
+        k++;
+    if (k != eq)
+        return "a key cannot contain blanks";
+    return NULL;
+}
+
+/* inih's fgets: hands over one line at a time, never more than it can hold. */
+static char *read_line(char *str, int num, void *stream)
+{
+    reader *r = stream;
+    if (r->p >= r->end)
+        return NULL;
+    const char *nl = memchr(r->p, '\n', (size_t)(r->end - r->p));
+    const char *eol = nl ? nl : r->end;
+    size_t len = (size_t)(eol - r->p);
+    r->line++;
+    const char *s = r->p;
+    r->p = nl ? nl + 1 : r->end;
+    while (len && s[len - 1] == '\r')
+        len--;
+    if (len > ZS_CONFIG_MAX_LINE) {
+        zs_errs_add(r->errs, "%s:%d: line too long (%zu characters, at most %d; split a long server-service "
+                    "list over several server-service lines)", r->path, r->line, len, ZS_CONFIG_MAX_LINE);
+        r->bad = 1;
+        str[0] = '\0';
+        return str;
+    }
+    if (memchr(s, '\0', len)) {
+        zs_errs_add(r->errs, "%s:%d: NUL byte in line", r->path, r->line);
+        r->bad = 1;
+        str[0] = '\0';
+        return str;
+    }
+    while (len && is_blank(*s)) {
+        s++;
+        len--;
+    }
+    const char *why = line_problem(s, len);
+    if (why) {
+        zs_errs_add(r->errs, "%s:%d: %s", r->path, r->line, why);
+        r->bad = 1;
+        len = 0;
+    }
+    if ((int)len >= num)  /* cannot happen: ZS_CONFIG_MAX_LINE < inih's buffer */
+        len = (size_t)num - 1;
+    memcpy(str, s, len);
+    str[len] = '\0';
+    return str;
+}
+
+static int on_pair(void *user, const char *section, const char *name, const char *value)
+{
+    reader *r = user;
+    (void)section;
+    zs_config_set(r->c, name, value, r->path, r->line);
+    return 1;
+}
+
+int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        zs_errs_add(errs, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 4096;
+            if (cap > (16u << 20)) {
+                zs_errs_add(errs, "%s: file too large", path);
+                free(buf);
+                fclose(f);
+                return -1;
+            }
+            buf = zs_xrealloc(buf, cap);
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (rerr) {
+        zs_errs_add(errs, "%s: read error", path);
+        free(buf);
+        return -1;
+    }
+    reader r = { .path = path, .p = buf, .end = buf + len, .c = c, .errs = errs };
+    int rc = ini_parse_stream(read_line, &r, on_pair, &r);
+    free(buf);
+    if (rc > 0 && !r.bad) {
+        zs_errs_add(errs, "%s: syntax error near line %d", path, rc);
+        r.bad = 1;
+    } else if (rc < 0 && !r.bad) {
+        zs_errs_add(errs, "%s: cannot be parsed", path);
+        r.bad = 1;
+    }
+    return r.bad ? -1 : 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int zs_config_list_dir(const char *dir, const char *suffix, char ***names, zs_errs *errs)
+{
+    DIR *d = opendir(dir);
+    size_t slen = strlen(suffix);
+    int n = 0, cap = 0;
+    *names = NULL;
+    if (!d) {
+        zs_errs_add(errs, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len <= slen || strcmp(de->d_name + len - slen, suffix))
+            continue;
+        char *p = zs_xasprintf("%s/%s", dir, de->d_name);
+        struct stat st;
+        int reg = stat(p, &st) == 0 && S_ISREG(st.st_mode);
+        free(p);
+        if (!reg)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            *names = zs_xrealloc(*names, (size_t)cap * sizeof(char *));
+        }
+        (*names)[n++] = zs_xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (n)
+        qsort(*names, (size_t)n, sizeof(char *), cmp_names);
+    return n;
+}
+
+void zs_config_free_list(char **names, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int zs_config_load_gcf_dir(zs_config *c, const char *dir, zs_errs *errs)
+{
+    char **names;
+    int n = zs_config_list_dir(dir, ".gcf", &names, errs), bad = n < 0;
+    for (int i = 0; i < n; i++) {
+        char *p = zs_xasprintf("%s/%s", dir, names[i]);
+        if (zs_config_load_file(c, p, errs) < 0)
+            bad = 1;
+        free(p);
+    }
+    if (n > 0)
+        zs_config_free_list(names, n);
+    return bad ? -1 : 0;
+}
+
+int zs_parse_long(const char *s, long min, long max, long *out, char *why, size_t whylen)
+{
+    const char *p = s;
+    if (*p == '-' || *p == '+')
+        p++;
+    if (!*p || strspn(p, "0123456789") != strlen(p)) {
+        snprintf(why, whylen, "not a whole number");
+        return -1;
+    }
+    errno = 0;
+    long v = strtol(s, NULL, 10);
+    if (errno == ERANGE || v < min || v > max) {
+        snprintf(why, whylen, "out of range %ld..%ld", min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int zs_parse_bool(const char *s)
+{
+    static const char *yes[] = { "yes", "true", "on", "1", NULL }, *no[] = { "no", "false", "off", "0", NULL };
+    for (int i = 0; yes[i]; i++) {
+        if (!strcasecmp(s, yes[i]))
+            return 1;
+        if (!strcasecmp(s, no[i]))
+            return 0;
+    }
+    return -1;
+}

@@ -1,0 +1,60 @@
+/*
+ * zs_config.h — the `key = value` store behind every .cf / .gcf file and `-key value` argument.
+ *
+ * Files are read with inih through our own line reader, which knows the line number and refuses
+ * a line longer than ZS_CONFIG_MAX_LINE characters (Debian's inih would split it into garbage).
+ * A later setting of a key replaces an earlier one, except `server-service`, whose settings
+ * accumulate (each kept as its own entry), so long listen lists can span lines and every listen
+ * entry's error names its own line.  Every value remembers the file and line it came from.
+ * The reader strips leading blanks before inih sees a line, so inih's multi-line continuation
+ * can never glue an indented line onto the previous value.
+ */
+#ifndef ZS_CONFIG_H
+#define ZS_CONFIG_H
+#include <stddef.h>
+#include "zs_err.h"
+
+#define ZS_CONFIG_MAX_LINE 199
+
+typedef struct zs_kv {
+    char *key;
+    char *value;
+    char *file;   /* where it was set: a path, or "argv" */
+    int line;     /* 0 for arguments */
+} zs_kv;
+
+typedef struct zs_config {
+    zs_kv *kv;
+    size_t n, cap;
+} zs_config;
+
+void zs_config_init(zs_config *c);
+void zs_config_free(zs_config *c);
+/* Sets key (replacing; `server-service` adds an entry). */
+void zs_config_set(zs_config *c, const char *key, const char *value, const char *file, int line);
+/* The first (for server-service) or only setting of key; NULL when unset. */
+const zs_kv *zs_config_find(const zs_config *c, const char *key);
+/* The setting of key after prev (NULL: the first); NULL when there is no other. */
+const zs_kv *zs_config_next(const zs_config *c, const char *key, const zs_kv *prev);
+/* Removes every setting of key. */
+void zs_config_unset(zs_config *c, const char *key);
+const char *zs_config_get(const zs_config *c, const char *key, const char *def);
+/* Copies every setting of src into c, in order. */
+void zs_config_merge(zs_config *c, const zs_config *src);
+
+/* Reads one file into c.  Syntax errors and over-long lines are added to errs as
+ * `path:line: ...`; returns -1 when anything was added (or the file cannot be read), else 0. */
+int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs);
+/* Reads every DIR/NAME.gcf in sorted order.  Returns -1 on any error. */
+int zs_config_load_gcf_dir(zs_config *c, const char *dir, zs_errs *errs);
+
+/* Sorted list of DIR/NAME+SUFFIX file names (not paths); returns the count or -1 (errs filled). */
+int zs_config_list_dir(const char *dir, const char *suffix, char ***names, zs_errs *errs);
+void zs_config_free_list(char **names, int n);
+
+/* Strict number parsing: the whole string must be a base-10 integer in [min, max].
+ * Return 0 and set *out, or -1 and write the reason ("not a number", "out of range 1..4096"). */
+int zs_parse_long(const char *s, long min, long max, long *out, char *why, size_t whylen);
+/* yes/no/true/false/on/off/1/0; -1 when it is none of them. */
+int zs_parse_bool(const char *s);
+#endif

@@ -1,0 +1,97 @@
+/*
+ * zs_err.c — error lists and the allocation helpers (zs_err.h).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "zs_err.h"
+
+static void oom(size_t n)
+{
+    char buf[96];
+    int len = snprintf(buf, sizeof(buf), "out of memory (%zu bytes)\n", n);
+    if (len > 0)
+        (void)!write(2, buf, (size_t)len);
+    abort();
+}
+
+void *zs_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *zs_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *zs_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *zs_xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p)
+        oom(strlen(s) + 1);
+    return p;
+}
+
+static char *vasprintf_x(const char *fmt, va_list ap)
+{
+    char *p = NULL;
+    if (vasprintf(&p, fmt, ap) < 0)
+        oom(strlen(fmt));
+    return p;
+}
+
+char *zs_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *p = vasprintf_x(fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+void zs_errs_add(zs_errs *e, const char *fmt, ...)
+{
+    va_list ap;
+    if (e->n == e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 8;
+        e->msg = zs_xrealloc(e->msg, e->cap * sizeof(char *));
+    }
+    va_start(ap, fmt);
+    e->msg[e->n++] = vasprintf_x(fmt, ap);
+    va_end(ap);
+}
+
+void zs_errs_free(zs_errs *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        free(e->msg[i]);
+    free(e->msg);
+    memset(e, 0, sizeof(*e));
+}
+
+void zs_errs_take(zs_errs *dst, zs_errs *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        zs_errs_add(dst, "%s", src->msg[i]);
+        free(src->msg[i]);
+    }
+    free(src->msg);
+    memset(src, 0, sizeof(*src));
+}

@@ -1,0 +1,381 @@
+/*
+ * zs_listen.c — listen entries: parsing (`[NAME://]ADDRESS`, CONTRACT §3) and binding.
+ *
+ * Parsing is strict and does no DNS: an address is numeric or it is an error.  Binding is done
+ * by masterd (or a program run `alone`): SO_REUSEADDR, IPV6_V6ONLY on IPv6 sockets (so `0:25`
+ * and `[::]:25` can both be listed, as nginx does), close-on-exec; a unix socket file is only
+ * ever removed when it is a socket nobody accepts on.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "zs_listen.h"
+#include "zserver.h"
+
+#define UNIX_PATH_MAX_LEN (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+static int parse_port(const char *s, int *port, char *why, size_t whylen)
+{
+    if (!*s) {
+        snprintf(why, whylen, "missing port");
+        return -1;
+    }
+    if (strspn(s, "0123456789") != strlen(s) || strlen(s) > 5) {
+        snprintf(why, whylen, "bad port '%s' (a number 1..65535)", s);
+        return -1;
+    }
+    long v = strtol(s, NULL, 10);
+    if (v < 1 || v > 65535) {
+        snprintf(why, whylen, "port %ld out of range 1..65535", v);
+        return -1;
+    }
+    *port = (int)v;
+    return 0;
+}
+
+static int valid_name(const char *s, size_t len)
+{
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* The canonical form of a path for duplicate detection: the real parent directory plus the
+ * last component (the socket itself may not exist yet).  NULL with why when the parent is
+ * missing. */
+static char *canonical_path(const char *path, char *why, size_t whylen)
+{
+    char *copy = zs_xstrdup(path);
+    char *slash = strrchr(copy, '/');
+    const char *dir = ".", *base = copy;
+    if (slash) {
+        *slash = '\0';
+        dir = slash == copy ? "/" : copy;
+        base = slash + 1;
+    }
+    if (!*base) {
+        snprintf(why, whylen, "'%s' names a directory, not a socket", path);
+        free(copy);
+        return NULL;
+    }
+    char real[PATH_MAX];
+    struct stat st;
+    if (!realpath(dir, real) || stat(real, &st) < 0) {
+        snprintf(why, whylen, "directory '%s' does not exist", dir);
+        free(copy);
+        return NULL;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(why, whylen, "'%s' is not a directory", dir);
+        free(copy);
+        return NULL;
+    }
+    char *out = zs_xasprintf("%s/%s", strcmp(real, "/") ? real : "", base);
+    free(copy);
+    return out;
+}
+
+static int parse_path(const char *path, int kind, zs_listen *out, char *why, size_t whylen)
+{
+    if (!*path) {
+        snprintf(why, whylen, "empty path");
+        return -1;
+    }
+    if (strlen(path) > UNIX_PATH_MAX_LEN) {
+        snprintf(why, whylen, "path too long for a unix socket (%zu characters, at most %zu)", strlen(path),
+                 UNIX_PATH_MAX_LEN);
+        return -1;
+    }
+    char *canon = canonical_path(path, why, whylen);
+    if (!canon)
+        return -1;
+    out->kind = kind;
+    out->path = zs_xstrdup(path);
+    out->key = zs_xasprintf("%s:%s", kind == ZS_LISTEN_FIFO ? "fifo" : "unix", canon);
+    free(canon);
+    if (kind == ZS_LISTEN_UNIX) {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&out->sa;
+        sun->sun_family = AF_UNIX;
+        memcpy(sun->sun_path, path, strlen(path) + 1);
+        out->salen = (socklen_t)sizeof(*sun);
+    }
+    return 0;
+}
+
+static int parse_inet(const char *addr, zs_listen *out, char *why, size_t whylen)
+{
+    char host[INET6_ADDRSTRLEN + 8], buf[INET6_ADDRSTRLEN];
+    const char *port_s;
+    int port, v6 = 0;
+    if (addr[0] == '[') {
+        const char *rb = strchr(addr, ']');
+        if (!rb) {
+            snprintf(why, whylen, "missing ']' after an IPv6 address");
+            return -1;
+        }
+        if (rb[1] != ':') {
+            snprintf(why, whylen, "expected ':PORT' after ']'");
+            return -1;
+        }
+        if ((size_t)(rb - addr - 1) >= sizeof(host)) {
+            snprintf(why, whylen, "bad IPv6 address");
+            return -1;
+        }
+        memcpy(host, addr + 1, (size_t)(rb - addr - 1));
+        host[rb - addr - 1] = '\0';
+        port_s = rb + 2;
+        v6 = 1;
+    } else {
+        const char *colon = strrchr(addr, ':');
+        if (!colon) {
+            snprintf(why, whylen, "expected HOST:PORT, [IPV6]:PORT or a unix socket path");
+            return -1;
+        }
+        if (memchr(addr, ':', (size_t)(colon - addr))) {
+            snprintf(why, whylen, "an IPv6 address needs brackets: [ADDRESS]:PORT");
+            return -1;
+        }
+        if ((size_t)(colon - addr) >= sizeof(host)) {
+            snprintf(why, whylen, "bad address '%.*s'", (int)(colon - addr), addr);
+            return -1;
+        }
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = '\0';
+        port_s = colon + 1;
+    }
+    if (parse_port(port_s, &port, why, whylen) < 0)
+        return -1;
+    if (v6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out->sa;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1) {
+            snprintf(why, whylen, "bad IPv6 address '%s'", host);
+            return -1;
+        }
+        out->kind = ZS_LISTEN_INET6;
+        out->salen = (socklen_t)sizeof(*s6);
+        inet_ntop(AF_INET6, &s6->sin6_addr, buf, sizeof(buf));
+        out->key = zs_xasprintf("inet6:[%s]:%d", buf, port);
+        return 0;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&out->sa;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    if (!*host || !strcmp(host, "0")) {
+        s4->sin_addr.s_addr = htonl(INADDR_ANY);
+    } else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1) {
+        if (strspn(host, "0123456789.") == strlen(host))
+            snprintf(why, whylen, "bad IPv4 address '%s'", host);
+        else
+            snprintf(why, whylen, "'%s' is not a numeric address (host names are not resolved at start-up)", host);
+        return -1;
+    }
+    out->kind = ZS_LISTEN_INET;
+    out->salen = (socklen_t)sizeof(*s4);
+    inet_ntop(AF_INET, &s4->sin_addr, buf, sizeof(buf));
+    out->key = zs_xasprintf("inet:%s:%d", buf, port);
+    return 0;
+}
+
+int zs_listen_parse(const char *entry, const char *default_name, zs_listen *out, char *why, size_t whylen)
+{
+    memset(out, 0, sizeof(*out));
+    const char *addr = entry, *sep = strstr(entry, "://");
+    size_t nlen = 0;
+    if (sep) {
+        nlen = (size_t)(sep - entry);
+        if (!valid_name(entry, nlen)) {
+            snprintf(why, whylen, "bad service name '%.*s' (letters, digits, '-', '_', '.')", (int)nlen, entry);
+            return -1;
+        }
+        addr = sep + 3;
+    }
+    if (!*addr) {
+        snprintf(why, whylen, "missing address");
+        return -1;
+    }
+    int rc;
+    if (!strncmp(addr, "local:", 6))
+        rc = parse_path(addr + 6, ZS_LISTEN_UNIX, out, why, whylen);
+    else if (!strncmp(addr, "fifo:", 5))
+        rc = parse_path(addr + 5, ZS_LISTEN_FIFO, out, why, whylen);
+    else if (strchr(addr, '/'))
+        rc = parse_path(addr, ZS_LISTEN_UNIX, out, why, whylen);
+    else
+        rc = parse_inet(addr, out, why, whylen);
+    if (rc < 0) {
+        zs_listen_free(out);
+        return -1;
+    }
+    out->name = sep ? zs_xasprintf("%.*s", (int)nlen, entry) : zs_xstrdup(default_name);
+    out->text = zs_xstrdup(entry);
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t len = strlen(s);
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        s[--len] = '\0';
+    return s;
+}
+
+int zs_listen_parse_list(const char *list, const char *default_name, const char *where,
+                         zs_listen **v, int *n, zs_errs *errs)
+{
+    char *copy = zs_xstrdup(list), *save = NULL, why[300];
+    int bad = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *e = trim(tok);
+        if (!*e)
+            continue;
+        zs_listen l;
+        if (zs_listen_parse(e, default_name, &l, why, sizeof(why)) < 0) {
+            zs_errs_add(errs, "%s: server-service: '%s': %s", where, e, why);
+            bad = 1;
+            continue;
+        }
+        l.where = where ? zs_xstrdup(where) : NULL;
+        *v = zs_xrealloc(*v, (size_t)(*n + 1) * sizeof(zs_listen));
+        (*v)[(*n)++] = l;
+    }
+    free(copy);
+    return bad ? -1 : 0;
+}
+
+void zs_listen_free(zs_listen *l)
+{
+    free(l->name);
+    free(l->text);
+    free(l->key);
+    free(l->path);
+    free(l->where);
+    memset(l, 0, sizeof(*l));
+}
+
+void zs_listen_free_array(zs_listen *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        zs_listen_free(&v[i]);
+    free(v);
+}
+
+/* A socket file nobody accepts on is stale (its owner died); one that answers is in use. */
+static int unix_prepare(const zs_listen *l, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(l->path, &st) < 0)
+        return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: %s", l->text, strerror(errno)), -1);
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "%s: '%s' exists and is not a socket (not removing it)", l->text, l->path);
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: socket: %s", l->text, strerror(errno));
+        return -1;
+    }
+    int rc = connect(fd, (const struct sockaddr *)&l->sa, l->salen);
+    int e = errno;
+    close(fd);
+    if (rc == 0) {
+        snprintf(err, errlen, "%s: '%s' is in use by another process", l->text, l->path);
+        return -1;
+    }
+    if (e != ECONNREFUSED && e != ENOENT) {
+        snprintf(err, errlen, "%s: '%s': %s", l->text, l->path, strerror(e));
+        return -1;
+    }
+    if (unlink(l->path) < 0 && errno != ENOENT) {
+        snprintf(err, errlen, "%s: removing stale socket '%s': %s", l->text, l->path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int bind_fifo(const zs_listen *l, unsigned mode, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(l->path, &st) == 0) {
+        if (!S_ISFIFO(st.st_mode)) {
+            snprintf(err, errlen, "%s: '%s' exists and is not a fifo", l->text, l->path);
+            return -1;
+        }
+    } else if (mkfifo(l->path, (mode_t)mode) < 0) {
+        snprintf(err, errlen, "%s: mkfifo: %s", l->text, strerror(errno));
+        return -1;
+    }
+    if (chmod(l->path, (mode_t)mode) < 0) {
+        snprintf(err, errlen, "%s: chmod: %s", l->text, strerror(errno));
+        return -1;
+    }
+    int fd = open(l->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        snprintf(err, errlen, "%s: open: %s", l->text, strerror(errno));
+    return fd;
+}
+
+int zs_listen_bind(const zs_listen *l, int backlog, unsigned mode, char *err, size_t errlen)
+{
+    if (l->kind == ZS_LISTEN_FIFO)
+        return bind_fifo(l, mode, err, errlen);
+    if (l->kind == ZS_LISTEN_UNIX && unix_prepare(l, err, errlen) < 0)
+        return -1;
+    int fd = socket(l->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: socket: %s", l->text, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    if (l->kind != ZS_LISTEN_UNIX && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+        goto fail;
+    if (l->kind == ZS_LISTEN_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+        goto fail;
+    if (bind(fd, (const struct sockaddr *)&l->sa, l->salen) < 0)
+        goto fail;
+    if (l->kind == ZS_LISTEN_UNIX && chmod(l->path, (mode_t)mode) < 0)
+        goto fail;
+    if (listen(fd, backlog) < 0)
+        goto fail;
+    return fd;
+fail:
+    snprintf(err, errlen, "%s: cannot listen: %s", l->text, strerror(errno));
+    close(fd);
+    return -1;
+}
+
+int zs_listen_fd_type(int fd)
+{
+    struct stat st;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (fstat(fd, &st) < 0)
+        return -1;
+    if (S_ISFIFO(st.st_mode))
+        return zvar_tcp_listen_type_fifo;
+    if (!S_ISSOCK(st.st_mode) || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    if (ss.ss_family == AF_UNIX)
+        return zvar_tcp_listen_type_unix;
+    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
+        return zvar_tcp_listen_type_inet;
+    return -1;
+}

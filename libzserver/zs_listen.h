@@ -1,0 +1,42 @@
+/*
+ * zs_listen.h — listen entries (`[NAME://]ADDRESS`, CONTRACT §3): parsing and binding.
+ *
+ * Parsing does no I/O but the checks a config error must catch early (a unix path whose parent
+ * directory is missing).  Binding returns a listening, non-blocking, close-on-exec fd.
+ */
+#ifndef ZS_LISTEN_H
+#define ZS_LISTEN_H
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include "zs_err.h"
+
+enum zs_listen_kind { ZS_LISTEN_INET = 1, ZS_LISTEN_INET6, ZS_LISTEN_UNIX, ZS_LISTEN_FIFO };
+
+typedef struct zs_listen {
+    char *name;       /* service name handed to the server (NAME, or the default) */
+    char *text;       /* the entry as written, for messages */
+    char *key;        /* canonical address, for duplicate detection: "inet:1.2.3.4:25", "unix:/abs" */
+    int kind;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    char *path;       /* unix and fifo */
+    char *where;      /* `file:line` of the server-service setting, for messages (may be NULL) */
+} zs_listen;
+
+/* Parses one entry.  Returns 0, or -1 with the reason in why. */
+int zs_listen_parse(const char *entry, const char *default_name, zs_listen *out, char *why, size_t whylen);
+/* Parses a comma-separated list; appends to *v / *n.  Each bad entry adds `where: server-service:
+ * 'entry': reason` to errs.  Empty items between commas are ignored.  Returns -1 on any error. */
+int zs_listen_parse_list(const char *list, const char *default_name, const char *where,
+                         zs_listen **v, int *n, zs_errs *errs);
+void zs_listen_free(zs_listen *l);
+void zs_listen_free_array(zs_listen *v, int n);
+
+/* Binds and listens (or creates and opens the fifo).  unix sockets / fifos get mode; a stale
+ * unix socket file nobody listens on is removed first, any other file is left alone.
+ * Returns the fd, or -1 with `address: reason` in err. */
+int zs_listen_bind(const zs_listen *l, int backlog, unsigned mode, char *err, size_t errlen);
+/* What fd type (zvar_tcp_listen_type_*) an inherited fd is, from the kernel: -1 if unknown. */
+int zs_listen_fd_type(int fd);
+#endif

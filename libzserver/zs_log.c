@@ -1,0 +1,233 @@
+/*
+ * zs_log.c — log line formatting and targets (zs_log.h, zserver.h's zinfo & co).
+ *
+ * Each line is formatted whole into one buffer and written with one write()/send(), so lines
+ * from many processes sharing a file, a pipe or the masterlog socket never interleave.
+ * Nothing here blocks: the masterlog socket is sent with MSG_DONTWAIT and a full queue drops
+ * the line; a log file removed under us keeps its fd until zs_log_reopen().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+#include "zs_log.h"
+#include "zserver.h"
+
+enum { T_STDERR, T_SYSLOG, T_FILE, T_MASTERLOG };
+
+static struct {
+    int type;
+    int fd;          /* file or masterlog socket; 2 for stderr */
+    char path[512];
+    int facility;
+} lg = { T_STDERR, 2, "", LOG_USER };
+
+int zvar_log_debug_enable = 0;
+
+static const struct { const char *name; int value; } facilities[] = {
+    { "auth", LOG_AUTH }, { "authpriv", LOG_AUTHPRIV }, { "cron", LOG_CRON }, { "daemon", LOG_DAEMON },
+    { "ftp", LOG_FTP }, { "kern", LOG_KERN }, { "lpr", LOG_LPR }, { "mail", LOG_MAIL },
+    { "news", LOG_NEWS }, { "user", LOG_USER }, { "uucp", LOG_UUCP }, { "local0", LOG_LOCAL0 },
+    { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
+    { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
+    { "local7", LOG_LOCAL7 },
+};
+
+/* Splits "kind,arg"; fills *fac for syslog.  Returns the T_* type or -1 with why. */
+static int parse_target(const char *t, const char **arg, int *fac, char *why, size_t whylen)
+{
+    const char *comma = strchr(t, ',');
+    size_t klen = comma ? (size_t)(comma - t) : strlen(t);
+    *arg = comma ? comma + 1 : NULL;
+    if (klen == 6 && !strncmp(t, "stderr", 6) && !comma)
+        return T_STDERR;
+    if (klen == 6 && !strncmp(t, "syslog", 6)) {
+        if (!comma || !**arg) {
+            snprintf(why, whylen, "syslog needs a facility: syslog,mail");
+            return -1;
+        }
+        for (size_t i = 0; i < sizeof(facilities) / sizeof(facilities[0]); i++) {
+            if (!strcasecmp(*arg, facilities[i].name)) {
+                *fac = facilities[i].value;
+                return T_SYSLOG;
+            }
+        }
+        snprintf(why, whylen, "unknown syslog facility '%s'", *arg);
+        return -1;
+    }
+    if ((klen == 4 && !strncmp(t, "file", 4)) || (klen == 9 && !strncmp(t, "masterlog", 9))) {
+        if (!comma || !**arg) {
+            snprintf(why, whylen, "'%.*s' needs a path: %.*s,PATH", (int)klen, t, (int)klen, t);
+            return -1;
+        }
+        if (strlen(*arg) >= sizeof(lg.path)) {
+            snprintf(why, whylen, "path too long");
+            return -1;
+        }
+        return klen == 4 ? T_FILE : T_MASTERLOG;
+    }
+    snprintf(why, whylen, "unknown log target '%s' (stderr, syslog,FACILITY, file,PATH or masterlog,PATH)", t);
+    return -1;
+}
+
+int zs_log_check_target(const char *target, char *why, size_t whylen)
+{
+    const char *arg;
+    int fac;
+    return parse_target(target, &arg, &fac, why, whylen) < 0 ? -1 : 0;
+}
+
+static int open_target(int type, const char *path, char *err, size_t errlen)
+{
+    int fd = -1;
+    if (type == T_FILE) {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+        if (fd < 0)
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    } else if (type == T_MASTERLOG) {
+        struct sockaddr_un sun = { .sun_family = AF_UNIX };
+        if (strlen(path) >= sizeof(sun.sun_path)) {
+            snprintf(err, errlen, "%s: path too long for a unix socket", path);
+            return -1;
+        }
+        strcpy(sun.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+            snprintf(err, errlen, "socket: %s", strerror(errno));
+            return -1;
+        }
+        if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+            snprintf(err, errlen, "%s: connect: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+int zs_log_open(const char *target, const char *ident, char *err, size_t errlen)
+{
+    const char *arg;
+    int fac = LOG_USER, fd = 2;
+    int type = parse_target(target, &arg, &fac, err, errlen);
+    if (type < 0)
+        return -1;
+    if (type == T_FILE || type == T_MASTERLOG) {
+        fd = open_target(type, arg, err, errlen);
+        if (fd < 0)
+            return -1;
+    }
+    if (lg.type == T_FILE || lg.type == T_MASTERLOG)
+        close(lg.fd);
+    if (lg.type == T_SYSLOG)
+        closelog();
+    lg.type = type;
+    lg.fd = fd;
+    lg.facility = fac;
+    snprintf(lg.path, sizeof(lg.path), "%s", arg ? arg : "");
+    if (type == T_SYSLOG)
+        openlog(ident, LOG_PID | LOG_NDELAY, fac);
+    return 0;
+}
+
+void zs_log_reopen(void)
+{
+    char err[600];
+    if (lg.type != T_FILE && lg.type != T_MASTERLOG)
+        return;
+    int fd = open_target(lg.type, lg.path, err, sizeof(err));
+    if (fd < 0) {
+        zerror("reopen log: %s (still writing to the old one)", err);
+        return;
+    }
+    /* dup2 keeps the fd number, so children's stdout/stderr set from it stay valid too. */
+    if (dup3(fd, lg.fd, O_CLOEXEC) < 0)
+        zerror("reopen log: dup3: %s", strerror(errno));
+    close(fd);
+}
+
+int zs_log_child_fd(void)
+{
+    return lg.type == T_FILE ? lg.fd : 2;
+}
+
+static const char *level_name[] = { "DEBUG", "INFO", "WARNING", "ERROR", "FATAL" };
+
+size_t zs_log_format(char *buf, size_t len, int level, const char *file, const char *func, int line,
+                     const char *msg)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    if (level < 0 || level > ZLOG_FATAL)
+        level = ZLOG_ERROR;
+    int n = snprintf(buf, len, "%02d/%02d/%04d %02d:%02d:%02d UTC %s: %s:%s:%d: PID:%ld %s",
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     level_name[level], base, func, line, (long)getpid(), msg);
+    if (n < 0)
+        return 0;
+    return (size_t)n >= len ? len - 1 : (size_t)n;
+}
+
+void zs_log_emit(int level, const char *line, size_t len)
+{
+    static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT };
+    char buf[8192];
+    if (lg.type == T_SYSLOG) {
+        syslog(prio[level < 0 || level > ZLOG_FATAL ? ZLOG_ERROR : level], "%.*s", (int)len, line);
+        return;
+    }
+    if (len > sizeof(buf) - 1)
+        len = sizeof(buf) - 1;
+    memcpy(buf, line, len);
+    buf[len++] = '\n';
+    int saved = errno;
+    if (lg.type == T_MASTERLOG) {
+        /* A masterd that is gone or busy costs us the line, never a block or a SIGPIPE. */
+        if (send(lg.fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
+            (void)!write(2, buf, len);
+    } else {
+        (void)!write(lg.fd, buf, len);
+    }
+    errno = saved;
+}
+
+static void vlog(int level, const char *file, const char *func, int line, const char *fmt, va_list ap)
+{
+    char msg[4096], out[4608];
+    int saved = errno;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = zs_log_format(out, sizeof(out), level, file, func, line, msg);
+    zs_log_emit(level, out, n);
+    errno = saved;
+}
+
+void zlog_write(int level, const char *file, const char *func, int line, const char *fmt, ...)
+{
+    va_list ap;
+    if (level == ZLOG_DEBUG && !zvar_log_debug_enable)
+        return;
+    va_start(ap, fmt);
+    vlog(level, file, func, line, fmt, ap);
+    va_end(ap);
+}
+
+void zlog_fatal(const char *file, const char *func, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(ZLOG_FATAL, file, func, line, fmt, ap);
+    va_end(ap);
+    exit(1);
+}

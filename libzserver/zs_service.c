@@ -1,0 +1,274 @@
+/*
+ * zs_service.c — turn a merged config into a validated zs_service (CONTRACT §2).
+ *
+ * Every server-* key is checked here, for masterd (`-t`, start, reload) and for a program run
+ * `alone` alike; each problem becomes one `file:line: key: what` line and validation goes on,
+ * so an operator sees every mistake at once.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "zs_log.h"
+#include "zs_service.h"
+
+static const char *known_keys[] = {
+    "server-command", "server-service", "server-proc-count", "server-log",
+    "server-stop-on-softstop-after", "server-restart", "server-user", "server-unix-mode",
+    "server-listen-backlog", "server-max-nofile", "server-core-size", "server-ready-timeout",
+    "server-config-path", /* alone mode's -server-config-path argument */
+    NULL,
+};
+
+static int is_known(const char *key)
+{
+    for (int i = 0; known_keys[i]; i++)
+        if (!strcmp(known_keys[i], key))
+            return 1;
+    return 0;
+}
+
+/* "file:line" of a setting, for messages. */
+static void where(const zs_kv *kv, char *buf, size_t len)
+{
+    if (kv->line > 0)
+        snprintf(buf, len, "%s:%d", kv->file, kv->line);
+    else
+        snprintf(buf, len, "%s", kv->file);
+}
+
+/* Reads an integer key in [min, max] into *out (unchanged when absent).  -1 on error. */
+static int get_num(const zs_config *cf, const char *key, long min, long max, long *out, zs_errs *errs)
+{
+    const zs_kv *kv = zs_config_find(cf, key);
+    char why[128], w[600];
+    if (!kv)
+        return 0;
+    if (zs_parse_long(kv->value, min, max, out, why, sizeof(why)) < 0) {
+        where(kv, w, sizeof(w));
+        zs_errs_add(errs, "%s: %s: '%s': %s", w, key, kv->value, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Splits a command line on blanks into a NULL-terminated vector. */
+static char **split_words(const char *s, int *argc)
+{
+    char **v = zs_xcalloc(strlen(s) / 2 + 2, sizeof(char *));
+    int n = 0;
+    while (*s) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (!*s)
+            break;
+        const char *b = s;
+        while (*s && *s != ' ' && *s != '\t')
+            s++;
+        char *w = zs_xmalloc((size_t)(s - b) + 1);
+        memcpy(w, b, (size_t)(s - b));
+        w[s - b] = '\0';
+        v[n++] = w;
+    }
+    v[n] = NULL;
+    *argc = n;
+    return v;
+}
+
+/* Finds the program like execvp would; returns a malloc'd path, or NULL with why. */
+static char *resolve_command(const char *word, char *why, size_t whylen)
+{
+    struct stat st;
+    if (strchr(word, '/')) {
+        if (stat(word, &st) < 0) {
+            snprintf(why, whylen, "'%s': %s", word, strerror(errno));
+            return NULL;
+        }
+        if (!S_ISREG(st.st_mode) || access(word, X_OK) < 0) {
+            snprintf(why, whylen, "'%s' is not an executable file", word);
+            return NULL;
+        }
+        return zs_xstrdup(word);
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        const char *c = strchr(path, ':');
+        size_t len = c ? (size_t)(c - path) : strlen(path);
+        char *cand = zs_xasprintf("%.*s/%s", (int)len, len ? path : ".", word);
+        if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0)
+            return cand;
+        free(cand);
+        path += len + (c ? 1 : 0);
+    }
+    snprintf(why, whylen, "'%s' not found in PATH", word);
+    return NULL;
+}
+
+static void check_command(zs_service *s, const zs_config *cf, int need_command, zs_errs *errs)
+{
+    const zs_kv *kv = zs_config_find(cf, "server-command");
+    char why[600], w[600];
+    if (!kv) {
+        if (need_command)
+            zs_errs_add(errs, "%s: server-command: missing (which program runs this service?)",
+                        s->cf_path ? s->cf_path : s->id);
+        return;
+    }
+    where(kv, w, sizeof(w));
+    s->argv = split_words(kv->value, &s->argc);
+    if (s->argc == 0) {
+        zs_errs_add(errs, "%s: server-command: empty", w);
+        return;
+    }
+    s->exec_path = resolve_command(s->argv[0], why, sizeof(why));
+    if (!s->exec_path)
+        zs_errs_add(errs, "%s: server-command: %s", w, why);
+}
+
+static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
+{
+    const zs_kv *kv;
+    char why[300], w[600];
+    if ((kv = zs_config_find(cf, "server-log"))) {
+        where(kv, w, sizeof(w));
+        if (zs_log_check_target(kv->value, why, sizeof(why)) < 0)
+            zs_errs_add(errs, "%s: server-log: %s", w, why);
+        else
+            s->log = zs_xstrdup(kv->value);
+    }
+    if ((kv = zs_config_find(cf, "server-restart"))) {
+        where(kv, w, sizeof(w));
+        const char *v = kv->value;
+        if (!strcmp(v, "always") || !strcmp(v, "keepalive"))
+            s->restart = ZS_RESTART_ALWAYS;
+        else if (!strcmp(v, "on-failure"))
+            s->restart = ZS_RESTART_ON_FAILURE;
+        else if (!strcmp(v, "never") || !strcmp(v, "default"))
+            s->restart = ZS_RESTART_NEVER;
+        else
+            zs_errs_add(errs, "%s: server-restart: '%s': expected always, on-failure or never", w, v);
+    }
+    if ((kv = zs_config_find(cf, "server-unix-mode"))) {
+        where(kv, w, sizeof(w));
+        const char *v = kv->value;
+        size_t len = strlen(v);
+        int ok = len >= 1 && len <= 4 && strspn(v, "01234567") == len;
+        if (ok)
+            s->unix_mode = (unsigned)strtoul(v, NULL, 8);
+        else
+            zs_errs_add(errs, "%s: server-unix-mode: '%s': expected an octal mode such as 0660", w, v);
+    }
+    if ((kv = zs_config_find(cf, "server-core-size"))) {
+        where(kv, w, sizeof(w));
+        long n;
+        if (!strcmp(kv->value, "unlimited"))
+            s->core_size = -2;
+        else if (zs_parse_long(kv->value, 0, LONG_MAX, &n, why, sizeof(why)) == 0)
+            s->core_size = n;
+        else
+            zs_errs_add(errs, "%s: server-core-size: '%s': %s (bytes or 'unlimited')", w, kv->value, why);
+    }
+    if ((kv = zs_config_find(cf, "server-user"))) {
+        where(kv, w, sizeof(w));
+        errno = 0;
+        struct passwd *pw = getpwnam(kv->value);
+        if (!pw) {
+            zs_errs_add(errs, "%s: server-user: '%s': no such user", w, kv->value);
+        } else {
+            s->user = zs_xstrdup(kv->value);
+            s->uid = pw->pw_uid;
+            s->gid = pw->pw_gid;
+        }
+    }
+}
+
+int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, const zs_config *cf,
+                           int need_command, zs_errs *errs)
+{
+    size_t before = errs->n;
+    long n;
+    char w[600];
+
+    memset(s, 0, sizeof(*s));
+    s->id = zs_xstrdup(id);
+    s->cf_path = cf_path ? zs_xstrdup(cf_path) : NULL;
+    s->proc_count = 1;
+    s->restart = ZS_RESTART_ALWAYS;
+    s->unix_mode = 0666;
+    s->backlog = 511;
+    s->max_nofile = -1;
+    s->core_size = -1;
+    s->ready_timeout = 30;
+
+    for (size_t i = 0; i < cf->n; i++) {
+        const zs_kv *kv = &cf->kv[i];
+        if (!strncmp(kv->key, "server-", 7) && !is_known(kv->key)) {
+            where(kv, w, sizeof(w));
+            zs_errs_add(errs, "%s: %s: unknown key (keys starting with server- are reserved; a typo?)", w, kv->key);
+        }
+    }
+    check_command(s, cf, need_command, errs);
+    check_enum_keys(s, cf, errs);
+    if (get_num(cf, "server-proc-count", 1, 4096, &n, errs) == 0 && zs_config_find(cf, "server-proc-count"))
+        s->proc_count = (int)n;
+    if (get_num(cf, "server-stop-on-softstop-after", 0, 86400, &n, errs) == 0 && zs_config_find(cf, "server-stop-on-softstop-after"))
+        s->softstop_after = (int)n;
+    if (get_num(cf, "server-listen-backlog", 1, 65535, &n, errs) == 0 && zs_config_find(cf, "server-listen-backlog"))
+        s->backlog = (int)n;
+    if (get_num(cf, "server-max-nofile", 16, 1 << 24, &n, errs) == 0 && zs_config_find(cf, "server-max-nofile"))
+        s->max_nofile = n;
+    if (get_num(cf, "server-ready-timeout", 1, 86400, &n, errs) == 0 && zs_config_find(cf, "server-ready-timeout"))
+        s->ready_timeout = (int)n;
+
+    for (const zs_kv *kv = zs_config_find(cf, "server-service"); kv; kv = zs_config_next(cf, "server-service", kv)) {
+        where(kv, w, sizeof(w));
+        zs_listen_parse_list(kv->value, id, w, &s->listen, &s->nlisten, errs);
+    }
+    if (errs->n != before) {
+        zs_service_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+void zs_service_free(zs_service *s)
+{
+    free(s->id);
+    free(s->cf_path);
+    for (int i = 0; s->argv && i < s->argc; i++)
+        free(s->argv[i]);
+    free(s->argv);
+    free(s->exec_path);
+    zs_listen_free_array(s->listen, s->nlisten);
+    free(s->log);
+    free(s->user);
+    memset(s, 0, sizeof(*s));
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+int zs_service_same_but_count(const zs_service *a, const zs_service *b)
+{
+    if (a->argc != b->argc || a->nlisten != b->nlisten || !same_str(a->exec_path, b->exec_path) ||
+        !same_str(a->log, b->log) || a->softstop_after != b->softstop_after || a->restart != b->restart ||
+        !same_str(a->user, b->user) || a->unix_mode != b->unix_mode || a->backlog != b->backlog ||
+        a->max_nofile != b->max_nofile || a->core_size != b->core_size || a->ready_timeout != b->ready_timeout)
+        return 0;
+    for (int i = 0; i < a->argc; i++)
+        if (strcmp(a->argv[i], b->argv[i]))
+            return 0;
+    for (int i = 0; i < a->nlisten; i++)
+        if (strcmp(a->listen[i].key, b->listen[i].key) || strcmp(a->listen[i].name, b->listen[i].name))
+            return 0;
+    return 1;
+}

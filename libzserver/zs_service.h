@@ -1,0 +1,44 @@
+/*
+ * zs_service.h — one service as the supervisor sees it: the server-* keys of a merged config,
+ * validated (CONTRACT §2).  Built from config text, never edited afterwards: a reload builds a
+ * new one and compares.
+ */
+#ifndef ZS_SERVICE_H
+#define ZS_SERVICE_H
+#include <sys/types.h>
+#include "zs_config.h"
+#include "zs_listen.h"
+
+enum zs_restart { ZS_RESTART_ALWAYS = 0, ZS_RESTART_ON_FAILURE, ZS_RESTART_NEVER };
+
+typedef struct zs_service {
+    char *id;            /* file name without .cf */
+    char *cf_path;       /* CONFIG_DIR/ID.cf, or NULL (alone mode without -config) */
+    char **argv;         /* server-command words, NULL-terminated */
+    int argc;
+    char *exec_path;     /* argv[0] resolved (PATH search when it has no '/') */
+    zs_listen *listen;
+    int nlisten;
+    int proc_count;
+    char *log;           /* server-log */
+    int softstop_after;
+    int restart;
+    char *user;          /* NULL: masterd's user */
+    uid_t uid;
+    gid_t gid;
+    unsigned unix_mode;
+    int backlog;
+    long long max_nofile;/* -1: inherited */
+    long long core_size; /* -1: inherited, -2: unlimited */
+    int ready_timeout;
+} zs_service;
+
+/* Validates every server-* key of cf into s.  Errors are `file:line: key: what`.
+ * need_command: server-command is required (masterd) or not (alone mode).
+ * Returns 0, or -1 with every problem added to errs (s is then freed). */
+int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, const zs_config *cf,
+                           int need_command, zs_errs *errs);
+void zs_service_free(zs_service *s);
+/* True when every key but server-proc-count is the same (a scale-only change). */
+int zs_service_same_but_count(const zs_service *a, const zs_service *b);
+#endif

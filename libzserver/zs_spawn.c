@@ -1,0 +1,234 @@
+/*
+ * zs_spawn.c — create one supervised child (zs_spawn.h).
+ *
+ * Everything that can allocate (environment, group list) is prepared before fork(); between
+ * fork and exec the child only makes system calls and formats into prepared buffers.  Any
+ * failure there is written to fd 2 and the child exits 126 (setup) or 127 (exec), which the
+ * supervisor sees as a failed start and backs off from.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "zs_log.h"
+#include "zs_spawn.h"
+#include "zs_status.h"
+
+extern char **environ;
+
+#define MAX_GROUPS 256
+
+static int drop_env(const char *e)
+{
+    static const char *prefixes[] = { "LISTEN_", "ZMASTER_", "NOTIFY_SOCKET=", NULL };
+    for (int i = 0; prefixes[i]; i++)
+        if (!strncmp(e, prefixes[i], strlen(prefixes[i])))
+            return 1;
+    return 0;
+}
+
+/* The child's environment: ours minus the protocol variables, plus the contract's.  The
+ * LISTEN_PID entry is a buffer the child fills in after fork. */
+static char **build_env(const zs_spawn_req *r, char *pidbuf)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = zs_xcalloc(n + 8, sizeof(char *));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!drop_env(environ[i]))
+            env[k++] = zs_xstrdup(environ[i]);
+    const zs_service *svc = r->svc;
+    size_t names = 1;
+    for (int i = 0; i < svc->nlisten; i++)
+        names += strlen(svc->listen[i].name) + 1;
+    char *fdnames = zs_xcalloc(names, 1);
+    for (int i = 0; i < svc->nlisten; i++) {
+        if (i)
+            strcat(fdnames, ":");
+        strcat(fdnames, svc->listen[i].name);
+    }
+    env[k++] = zs_xasprintf(ZS_ENV_LISTEN_FDS "=%d", svc->nlisten);
+    env[k++] = pidbuf;
+    env[k++] = zs_xasprintf(ZS_ENV_LISTEN_FDNAMES "=%s", fdnames);
+    env[k++] = zs_xasprintf(ZS_ENV_STATUS_FD "=%d", ZS_LISTEN_FDS_START + svc->nlisten);
+    env[k++] = zs_xasprintf(ZS_ENV_GENERATION "=%u", r->gen);
+    if (r->config_dir) {
+        env[k++] = zs_xasprintf(ZS_ENV_CONFIG_PATH "=%s", r->config_dir);
+        if (svc->cf_path)
+            env[k++] = zs_xasprintf(ZS_ENV_CONFIG "=%s", svc->cf_path);
+    }
+    env[k] = NULL;
+    free(fdnames);
+    return env;
+}
+
+static void free_env(char **env, char *pidbuf)
+{
+    for (size_t i = 0; env[i]; i++)
+        if (env[i] != pidbuf)
+            free(env[i]);
+    free(env);
+}
+
+static void die(const zs_spawn_req *r, const char *what, int code)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof(buf), "%s: child %ld: %s: %s\n", r->svc->id, (long)getpid(), what,
+                     strerror(errno));
+    if (n > 0)
+        (void)!write(2, buf, (size_t)n);
+    _exit(code);
+}
+
+static void reset_signals(void)
+{
+    sigset_t none;
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    sigemptyset(&none);
+    for (int sig = 1; sig < NSIG; sig++)
+        sigaction(sig, &dfl, NULL); /* EINVAL for KILL/STOP and glibc's own is expected */
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Process group, parent-death signal, rlimits, user: what both modes need. */
+static void common_setup(const zs_spawn_req *r, pid_t parent, const gid_t *groups, int ngroups)
+{
+    const zs_service *svc = r->svc;
+    if (setpgid(0, 0) < 0)
+        die(r, "setpgid", 126);
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+        die(r, "prctl(PR_SET_PDEATHSIG)", 126);
+    if (getppid() != parent)
+        _exit(126); /* the master died before we could ask to be told */
+    if (svc->max_nofile > 0) {
+        struct rlimit rl = { (rlim_t)svc->max_nofile, (rlim_t)svc->max_nofile };
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            die(r, "setrlimit(RLIMIT_NOFILE) for server-max-nofile", 126);
+    }
+    if (svc->core_size != -1) {
+        rlim_t v = svc->core_size == -2 ? RLIM_INFINITY : (rlim_t)svc->core_size;
+        struct rlimit rl = { v, v };
+        if (setrlimit(RLIMIT_CORE, &rl) < 0)
+            die(r, "setrlimit(RLIMIT_CORE) for server-core-size", 126);
+    }
+    if (svc->user) {
+        if (geteuid() != svc->uid) {
+            if (setgroups((size_t)ngroups, groups) < 0)
+                die(r, "setgroups for server-user", 126);
+            if (setgid(svc->gid) < 0)
+                die(r, "setgid for server-user", 126);
+            if (setuid(svc->uid) < 0)
+                die(r, "setuid for server-user", 126);
+        }
+        /* Never run a service as root by accident: the drop must hold and be irreversible. */
+        if (getuid() != svc->uid || geteuid() != svc->uid || getgid() != svc->gid)
+            die(r, "server-user: privileges not dropped", 126);
+        if (svc->uid != 0 && setuid(0) == 0) {
+            errno = EPERM;
+            die(r, "server-user: could regain root", 126);
+        }
+    }
+}
+
+static void close_from(int lowfd)
+{
+    if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0) == 0)
+        return;
+    long max = sysconf(_SC_OPEN_MAX);
+    for (long fd = lowfd; fd < (max > 0 ? max : 65536); fd++)
+        close((int)fd);
+}
+
+/* Places listeners at 3.., the channel after them, /dev/null on 0, the log on 1 and 2. */
+static void place_fds(const zs_spawn_req *r, int chan)
+{
+    int n = r->svc->nlisten, top = ZS_LISTEN_FDS_START + n + 1;
+    int tmp[n + 1];
+    /* First lift every source above the targets, so no dup2 overwrites a source still needed. */
+    for (int i = 0; i <= n; i++) {
+        tmp[i] = fcntl(i < n ? r->fds[i] : chan, F_DUPFD_CLOEXEC, top);
+        if (tmp[i] < 0)
+            die(r, "fcntl(F_DUPFD)", 126);
+    }
+    for (int i = 0; i <= n; i++)
+        if (dup2(tmp[i], ZS_LISTEN_FDS_START + i) < 0)
+            die(r, "dup2", 126);
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul < 0 || dup2(nul, 0) < 0)
+        die(r, "/dev/null", 126);
+    int lf = zs_log_child_fd();
+    if (lf != 2 && (dup2(lf, 1) < 0 || dup2(lf, 2) < 0))
+        die(r, "dup2 log", 126);
+    close_from(top);
+    /* Listeners are non-blocking in the child (the flag lives on the shared open file). */
+    for (int i = 0; i < n; i++) {
+        int fl = fcntl(ZS_LISTEN_FDS_START + i, F_GETFL);
+        if (fl < 0 || fcntl(ZS_LISTEN_FDS_START + i, F_SETFL, fl | O_NONBLOCK) < 0)
+            die(r, "fcntl(O_NONBLOCK)", 126);
+    }
+}
+
+pid_t zs_spawn(const zs_spawn_req *r, int *chan)
+{
+    int sv[2];
+    gid_t groups[MAX_GROUPS];
+    int ngroups = MAX_GROUPS;
+    char *pidbuf = NULL;
+    char **env = NULL;
+
+    if (r->svc->user && getgrouplist(r->svc->user, r->svc->gid, groups, &ngroups) < 0)
+        ngroups = 0; /* more than MAX_GROUPS: keep only the primary group */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    if (!r->run) {
+        pidbuf = zs_xcalloc(32, 1);
+        env = build_env(r, pidbuf);
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        if (env)
+            free_env(env, pidbuf);
+        free(pidbuf);
+        errno = e;
+        return -1;
+    }
+    if (pid == 0) {
+        reset_signals(); /* before anything: the master's handlers must never run here */
+        close(sv[0]);
+        if (r->run) {
+            if (r->after_fork)
+                r->after_fork(r->after_fork_ctx);
+            common_setup(r, parent, groups, ngroups);
+            exit(r->run(r->run_ctx, r->slot, sv[1]));
+        }
+        snprintf(pidbuf, 32, ZS_ENV_LISTEN_PID "=%ld", (long)getpid());
+        place_fds(r, sv[1]);
+        common_setup(r, parent, groups, ngroups);
+        execve(r->svc->exec_path, r->svc->argv, env);
+        die(r, r->svc->exec_path, 127);
+    }
+    close(sv[1]);
+    if (env)
+        free_env(env, pidbuf);
+    free(pidbuf);
+    int fl = fcntl(sv[0], F_GETFL);
+    if (fl >= 0)
+        fcntl(sv[0], F_SETFL, fl | O_NONBLOCK);
+    *chan = sv[0];
+    return pid;
+}

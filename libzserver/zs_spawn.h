@@ -1,0 +1,28 @@
+/*
+ * zs_spawn.h — fork one child with the fd contract (CONTRACT §4): listeners at 3.., the status
+ * channel after them, /dev/null on 0, the systemd and ZMASTER_* environment, its own process
+ * group, PR_SET_PDEATHSIG, rlimits and the user of the service; then exec server-command, or
+ * (fork mode) call run() and exit with its result.
+ */
+#ifndef ZS_SPAWN_H
+#define ZS_SPAWN_H
+#include <sys/types.h>
+#include "zs_service.h"
+#include "zs_super.h"
+
+typedef struct zs_spawn_req {
+    const zs_service *svc;
+    const int *fds;            /* svc->nlisten listening fds */
+    unsigned gen;
+    const char *config_dir;
+    zs_run_fn run;             /* NULL: exec svc->argv */
+    void *run_ctx;
+    int slot;                  /* 1-based */
+    void (*after_fork)(void *);/* fork mode: called first in the child */
+    void *after_fork_ctx;
+} zs_spawn_req;
+
+/* Returns the child's pid and our end of its status channel in *chan (non-blocking,
+ * close-on-exec), or -1 with errno set and nothing left open. */
+pid_t zs_spawn(const zs_spawn_req *req, int *chan);
+#endif

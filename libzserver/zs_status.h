@@ -1,0 +1,46 @@
+/*
+ * zs_status.h — the fd / environment / status-channel contract between masterd and a child
+ * (CONTRACT §4, §5).  The only place these names and the wire format are defined.
+ *
+ * The channel is a SOCK_SEQPACKET socketpair: each record is one packet of this fixed struct.
+ * End of file means the peer is gone.
+ */
+#ifndef ZS_STATUS_H
+#define ZS_STATUS_H
+#include <stdint.h>
+
+#define ZS_ENV_LISTEN_FDS      "LISTEN_FDS"
+#define ZS_ENV_LISTEN_PID      "LISTEN_PID"
+#define ZS_ENV_LISTEN_FDNAMES  "LISTEN_FDNAMES"
+#define ZS_ENV_STATUS_FD       "ZMASTER_STATUS_FD"
+#define ZS_ENV_GENERATION      "ZMASTER_GENERATION"
+#define ZS_ENV_CONFIG_PATH     "ZMASTER_CONFIG_PATH"
+#define ZS_ENV_CONFIG          "ZMASTER_CONFIG"
+#define ZS_LISTEN_FDS_START    3
+
+#define ZS_STATUS_MAGIC 0x7a6d7331u /* "zms1" */
+
+enum zs_status_type {
+    /* child -> master */
+    ZS_ST_HELLO = 1,   /* first thing libzserver does; value = getpid() */
+    ZS_ST_READY = 2,   /* services registered, loop running */
+    ZS_ST_STOPPING = 3,/* soft-stop begun; value = seconds until the child returns from main */
+    ZS_ST_DETACH = 4,  /* forget me, start a replacement */
+    ZS_ST_AVAIL = 5,   /* value = free client slots */
+    /* master -> child */
+    ZS_ST_SOFTSTOP = 100,
+};
+
+typedef struct zs_status_rec {
+    uint32_t magic;
+    uint32_t type;
+    uint32_t generation;
+    int32_t value;
+} zs_status_rec;
+
+/* Sends one record without blocking; returns 0 or -1 (errno set). */
+int zs_status_send(int fd, uint32_t type, uint32_t generation, int32_t value);
+/* Reads one record.  Returns 1 with *rec filled, 0 on EOF, -1 on error (EAGAIN included);
+ * a packet of the wrong size or magic is -1 with errno EPROTO. */
+int zs_status_recv(int fd, zs_status_rec *rec);
+#endif

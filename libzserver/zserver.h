@@ -1,0 +1,86 @@
+/*
+ * zserver.h — the one public header of libzserver.
+ *
+ * A server program supervised by masterd (or run by hand with `alone`) includes this and links
+ * -lzserver.  Names follow lib-zc's MASTER/SERVER API so its sample programs compile unchanged:
+ * set the hooks, then return zaio_server_main(argc, argv) or zcoroutine_server_main(argc, argv).
+ * See CONTRACT.md §7–§9 and `man 3 zserver`.
+ */
+#ifndef ZSERVER_H
+#define ZSERVER_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- fd types handed to the service_register hooks ---- */
+#define zvar_tcp_listen_type_inet 'i'
+#define zvar_tcp_listen_type_unix 'u'
+#define zvar_tcp_listen_type_fifo 'f'
+
+/* ---- logging: `MM/DD/YYYY HH:MM:SS UTC LEVEL: file:func:line: PID:n message`, one write a line ---- */
+enum { ZLOG_DEBUG = 0, ZLOG_INFO, ZLOG_WARNING, ZLOG_ERROR, ZLOG_FATAL };
+void zlog_write(int level, const char *file, const char *func, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* zfatal logs then exits the process with status 1: it is the program's own decision to die. */
+void zlog_fatal(const char *file, const char *func, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5), noreturn));
+extern int zvar_log_debug_enable;
+#define zdebug(...) do { if (zvar_log_debug_enable) zlog_write(ZLOG_DEBUG, __FILE__, __func__, __LINE__, __VA_ARGS__); } while (0)
+#define zinfo(...) zlog_write(ZLOG_INFO, __FILE__, __func__, __LINE__, __VA_ARGS__)
+#define zwarning(...) zlog_write(ZLOG_WARNING, __FILE__, __func__, __LINE__, __VA_ARGS__)
+#define zerror(...) zlog_write(ZLOG_ERROR, __FILE__, __func__, __LINE__, __VA_ARGS__)
+#define zfatal(...) zlog_fatal(__FILE__, __func__, __LINE__, __VA_ARGS__)
+
+/* ---- config: the merged view (*.gcf, then the service's .cf, then -key value arguments) ---- */
+const char *zconfig_get_str(const char *key, const char *def);
+/* A value that is not a whole number in range is logged (file:line: key) and exits 1 (zfatal):
+ * a server must never run on a half-understood setting. */
+long zconfig_get_int(const char *key, long def);
+/* yes/no, true/false, on/off, 1/0 (any case); anything else is fatal as above. */
+int zconfig_get_bool(const char *key, int def);
+
+/* ---- aio mode (libev) ---- */
+struct ev_loop;
+typedef struct zaio_base_t {
+    struct ev_loop *loop;
+} zaio_base_t;
+typedef struct zaio_t zaio_t;
+
+/* The process's libev loop; ready when zaio_server_before_service runs. */
+extern zaio_base_t *zvar_default_aio_base;
+
+extern void (*zaio_server_service_register)(const char *service, int fd, int fd_type);
+extern void (*zaio_server_before_service)(void);
+extern void (*zaio_server_before_softstop)(void);
+int zaio_server_main(int argc, char **argv);
+void zaio_server_stop_notify(int stop_after_second);
+void zaio_server_detach_from_master(void);
+/* Accepts every pending connection on the non-blocking listener fd and calls callback(new_fd)
+ * (new_fd is non-blocking and close-on-exec; the callback owns it).  Refuses a fifo (NULL). */
+zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, void (*callback)(int));
+
+/* One-shot timer on zvar_default_aio_base; re-arm from the handler for a periodic one. */
+typedef struct zaio_timer_t zaio_timer_t;
+zaio_timer_t *zaio_timer_set(long ms, void (*fn)(void *ctx), void *ctx);
+void zaio_timer_cancel(zaio_timer_t *timer);
+
+/* ---- coroutine mode ---- */
+extern void (*zcoroutine_server_service_register)(const char *service, int fd, int fd_type);
+extern void (*zcoroutine_server_before_service)(void);
+extern void (*zcoroutine_server_before_softstop)(void);
+int zcoroutine_server_main(int argc, char **argv);
+void zcoroutine_server_stop_notify(int stop_after_second);
+void zcoroutine_server_detach_from_master(void);
+
+/* Starts fn(ctx) in a new coroutine with a stack of stack_kb KiB (0: 128 KiB). */
+int zcoroutine_go(void *(*fn)(void *), void *ctx, int stack_kb);
+void zcoroutine_yield(void);
+void zcoroutine_sleep_ms(long ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,327 @@
+/*
+ * md_master.c — the running master (md_master.h): signals, start, graceful stop, reload and
+ * graceful restart, all on one libev loop with no periodic timer.
+ *
+ * A service's config (md_svc) is reference-counted: the running set holds one reference and
+ * every group (generation) running it holds one, so a retiring generation keeps its config
+ * and sockets until its last process is gone.  A reload builds the new set beside the running
+ * one and applies the difference (CONTRACT §6):
+ *   unchanged         -> the running md_svc moves into the new set, untouched;
+ *   only proc-count   -> the same, and its group is scaled in place;
+ *   changed           -> a new generation starts; the old one is retired one process per new
+ *                        process that becomes ready, so capacity never dips;
+ *   removed           -> soft-stopped; its sockets close when its last process is gone.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <ev.h>
+#include "md_master.h"
+#include "md_masterlog.h"
+#include "zs_log.h"
+#include "zserver.h"
+
+typedef struct retiring {
+    struct retiring *next;
+    zs_group *g;
+    zs_group *succ;     /* the generation replacing it; NULL: the service was removed */
+} retiring;
+
+static struct {
+    struct ev_loop *loop;
+    zs_super *super;
+    md_set set;
+    md_listener *listeners;
+    retiring *retiring;
+    int ngroups;
+    int stopping;
+    const md_master_opts *o;
+    ev_signal sig[6];
+} M;
+
+/* systemd's notify protocol, when masterd runs as a Type=notify unit. */
+static void sd_notify_msg(const char *msg)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    if (!path || !*path || strlen(path) >= sizeof(sun.sun_path))
+        return;
+    memcpy(sun.sun_path, path, strlen(path));
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+    if (sun.sun_path[0] == '@')
+        sun.sun_path[0] = '\0'; /* abstract namespace */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0)
+        zwarning("sd_notify %s: %s", path, strerror(errno));
+    close(fd);
+}
+
+static void svc_unref(md_svc *m)
+{
+    if (--m->refs > 0)
+        return;
+    md_svc_unbind(m, &M.listeners);
+    md_svc_free(m);
+}
+
+static void start_generation(md_svc *m, unsigned gen)
+{
+    zs_group *g = zs_group_new(M.super, &m->svc, m->fds, gen, M.o->config_dir, NULL, NULL);
+    zs_group_set_user(g, m);
+    m->refs++;
+    m->group = g;
+    m->gen = gen;
+    M.ngroups++;
+    zs_group_set_want(g, m->svc.proc_count);
+}
+
+/* Puts g on the retiring list; whoever waited for g now waits for succ instead. */
+static void retire_group(zs_group *g, zs_group *succ)
+{
+    retiring *r = zs_xcalloc(1, sizeof(*r));
+    r->g = g;
+    r->succ = succ;
+    r->next = M.retiring;
+    M.retiring = r;
+    for (retiring *o = M.retiring; o; o = o->next)
+        if (o->succ == g)
+            o->succ = succ;
+    for (retiring *o = M.retiring; o; o = o->next)
+        if (!o->succ)
+            zs_group_stop(o->g, 0);
+}
+
+/* The old generation keeps as many processes as the new one still lacks. */
+static void on_proc_ready(zs_group *g, void *ctx)
+{
+    (void)ctx;
+    for (retiring *r = M.retiring; r; r = r->next) {
+        if (r->succ != g)
+            continue;
+        int lack = zs_group_want(g) - zs_group_ready_count(g);
+        if (lack < 0)
+            lack = 0;
+        while (zs_group_want(r->g) > lack)
+            zs_group_retire_one(r->g);
+        if (zs_group_want(r->g) == 0)
+            zs_group_stop(r->g, 0);
+    }
+}
+
+static void on_group_empty(zs_group *g, void *ctx)
+{
+    (void)ctx;
+    md_svc *m = zs_group_user(g);
+    for (retiring **pp = &M.retiring; *pp; pp = &(*pp)->next) {
+        if ((*pp)->g == g) {
+            retiring *r = *pp;
+            *pp = r->next;
+            free(r);
+            break;
+        }
+    }
+    if (m->group == g)
+        m->group = NULL;
+    zs_group_free(g);
+    M.ngroups--;
+    svc_unref(m);
+    if (M.stopping && M.ngroups == 0)
+        ev_break(M.loop, EVBREAK_ALL);
+}
+
+static void stop_all(void)
+{
+    if (M.stopping)
+        return;
+    M.stopping = 1;
+    zinfo("stopping: soft-stopping every service");
+    sd_notify_msg("STOPPING=1");
+    /* Collect first: stopping a group may free it (and edit the lists) at once. */
+    zs_group **gs = zs_xcalloc((size_t)M.ngroups + 1, sizeof(*gs));
+    int n = 0;
+    for (int i = 0; i < M.set.n; i++)
+        if (M.set.v[i]->group)
+            gs[n++] = M.set.v[i]->group;
+    for (retiring *r = M.retiring; r; r = r->next)
+        gs[n++] = r->g;
+    for (int i = 0; i < n; i++)
+        zs_group_stop(gs[i], 1);
+    free(gs);
+    if (M.ngroups == 0)
+        ev_break(M.loop, EVBREAK_ALL);
+}
+
+static void restart_all(void)
+{
+    zinfo("graceful restart: new generation of every service");
+    for (int i = 0; i < M.set.n; i++) {
+        md_svc *m = M.set.v[i];
+        zs_group *old = m->group;
+        start_generation(m, m->gen + 1);
+        if (old)
+            retire_group(old, m->group);
+    }
+}
+
+static void reload(void)
+{
+    zs_errs errs = { 0 };
+    md_set next;
+    char err[1024];
+
+    sd_notify_msg("RELOADING=1");
+    zinfo("reload: reading %s", M.o->config_dir);
+    if (md_set_load(M.o->config_dir, &next, &errs) < 0) {
+        for (size_t i = 0; i < errs.n; i++)
+            zerror("reload: %s", errs.msg[i]);
+        zerror("reload: %zu error%s; nothing changed", errs.n, errs.n == 1 ? "" : "s");
+        zs_errs_free(&errs);
+        sd_notify_msg("READY=1");
+        return;
+    }
+    if (md_set_bind(&next, &M.listeners, err, sizeof(err)) < 0 ||
+        md_masterlog_sync(M.loop, &next, err, sizeof(err)) < 0) {
+        zerror("reload: %s; nothing changed", err);
+        for (int i = 0; i < next.n; i++)
+            md_svc_unbind(next.v[i], &M.listeners);
+        md_set_free(&next);
+        sd_notify_msg("READY=1");
+        return;
+    }
+    int started = 0, changed = 0, scaled = 0, removed = 0, same = 0;
+    for (int i = 0; i < next.n; i++) {
+        md_svc *m = next.v[i];
+        m->refs = 1;
+        md_svc *old = md_set_find(&M.set, m->svc.id);
+        if (!old) {
+            start_generation(m, 1);
+            started++;
+        } else if (md_svc_same(old, m, 1)) {
+            int count = m->svc.proc_count;
+            zs_config tmp = old->cf;
+            old->cf = m->cf;
+            m->cf = tmp;
+            old->svc.proc_count = count;
+            next.v[i] = old;
+            old->refs++;
+            svc_unref(m);
+            if (old->group && zs_group_want(old->group) != count) {
+                zs_group_set_want(old->group, count);
+                scaled++;
+            } else {
+                same++;
+            }
+        } else {
+            zs_group *g = old->group;
+            start_generation(m, old->gen + 1);
+            if (g) {
+                old->group = NULL;
+                retire_group(g, m->group);
+            }
+            changed++;
+        }
+    }
+    for (int i = 0; i < M.set.n; i++) {
+        md_svc *old = M.set.v[i];
+        if (!md_set_find(&next, old->svc.id) && old->group) {
+            zs_group *g = old->group;
+            old->group = NULL;
+            retire_group(g, NULL);
+            removed++;
+        }
+    }
+    for (int i = 0; i < M.set.n; i++)
+        svc_unref(M.set.v[i]);
+    free(M.set.v);
+    free(M.set.dir);
+    M.set = next;
+    zinfo("reload: %d started, %d new generation%s, %d scaled, %d removed, %d unchanged", started,
+          changed, changed == 1 ? "" : "s", scaled, removed, same);
+    sd_notify_msg("READY=1");
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    switch (w->signum) {
+    case SIGTERM:
+    case SIGINT:
+        stop_all();
+        break;
+    case SIGHUP:
+        if (!M.stopping)
+            reload();
+        break;
+    case SIGUSR2:
+        if (!M.stopping)
+            restart_all();
+        break;
+    case SIGUSR1:
+        zs_log_reopen();
+        zinfo("log reopened");
+        break;
+    }
+}
+
+int md_master_run(md_set *set, const md_master_opts *o)
+{
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+    char err[1024];
+    zs_super_hooks hooks = { on_proc_ready, on_group_empty, NULL };
+
+    M.o = o;
+    M.set = *set;
+    signal(SIGPIPE, SIG_IGN);
+    /* As PID 1 in a container, or under a supervisor that exits, orphans come to us. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        zwarning("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+    if (md_set_bind(&M.set, &M.listeners, err, sizeof(err)) < 0 ||
+        md_masterlog_sync(ev_default_loop(0), &M.set, err, sizeof(err)) < 0) {
+        zerror("%s", err);
+        if (zs_log_child_fd() != 2)
+            fprintf(stderr, "masterd: %s\n", err);
+        for (int i = 0; i < M.set.n; i++)
+            md_svc_unbind(M.set.v[i], &M.listeners);
+        md_masterlog_close_all(ev_default_loop(0));
+        md_set_free(&M.set);
+        return 1;
+    }
+    M.loop = ev_default_loop(EVFLAG_AUTO);
+    if (!M.loop) {
+        zerror("cannot initialise libev");
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        ev_signal_init(&M.sig[i], signal_cb, sigs[i]);
+        ev_signal_start(M.loop, &M.sig[i]);
+    }
+    M.super = zs_super_new(M.loop, &hooks);
+    zinfo("masterd %s started (pid %ld): %d service%s from %s", MASTERD_VERSION, (long)getpid(), M.set.n,
+          M.set.n == 1 ? "" : "s", o->config_dir);
+    for (int i = 0; i < M.set.n; i++) {
+        M.set.v[i]->refs = 1;
+        start_generation(M.set.v[i], 1);
+    }
+    sd_notify_msg("READY=1");
+    if (M.set.n == 0)
+        zwarning("no *.cf file in %s: nothing to supervise (add one and send SIGHUP)", o->config_dir);
+    ev_run(M.loop, 0);
+
+    for (int i = 0; i < M.set.n; i++)
+        svc_unref(M.set.v[i]);
+    free(M.set.v);
+    free(M.set.dir);
+    md_masterlog_close_all(M.loop);
+    zs_super_free(M.super);
+    zinfo("masterd stopped");
+    return 0;
+}

@@ -1,0 +1,18 @@
+/*
+ * md_master.h — the running master: one libev loop with signals, the supervision core's
+ * children and channels, stop and reload (CONTRACT §6).
+ */
+#ifndef MD_MASTER_H
+#define MD_MASTER_H
+#include "md_set.h"
+
+typedef struct md_master_opts {
+    const char *config_dir;
+    const char *pid_file;
+    int pid_fd;
+} md_master_opts;
+
+/* Binds set's sockets, starts every service and runs until stopped.  Takes ownership of set.
+ * Returns the process exit code (0 clean stop, 1 could not bind). */
+int md_master_run(md_set *set, const md_master_opts *o);
+#endif

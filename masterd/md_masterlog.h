@@ -1,0 +1,15 @@
+/*
+ * md_masterlog.h — the `masterlog,PATH` receiver: a unix datagram socket per distinct PATH
+ * that servers send whole log lines to; masterd appends each datagram to its own log, so
+ * many servers share one ordered log without interleaving half-lines.
+ */
+#ifndef MD_MASTERLOG_H
+#define MD_MASTERLOG_H
+#include "md_set.h"
+struct ev_loop;
+
+/* Opens a receiver for every masterlog path set uses (keeping ones already open).
+ * Returns 0, or -1 with err. */
+int md_masterlog_sync(struct ev_loop *loop, const md_set *set, char *err, size_t errlen);
+void md_masterlog_close_all(struct ev_loop *loop);
+#endif

@@ -1,0 +1,242 @@
+/*
+ * md_set.c — load a config directory into a validated service set, and hold the listening
+ * sockets (md_set.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "md_set.h"
+#include "zserver.h"
+
+/* A .gcf may set defaults for every service, but not what only makes sense once. */
+static void check_gcf(const zs_config *gcf, zs_errs *errs)
+{
+    static const char *once[] = { "server-command", "server-service", NULL };
+    for (int i = 0; once[i]; i++) {
+        const zs_kv *kv = zs_config_find(gcf, once[i]);
+        if (kv)
+            zs_errs_add(errs, "%s:%d: %s: belongs in a service's .cf file, not a .gcf", kv->file, kv->line, once[i]);
+    }
+}
+
+static void check_duplicates(md_set *set, zs_errs *errs)
+{
+    for (int a = 0; a < set->n; a++) {
+        const md_svc *sa = set->v[a];
+        for (int i = 0; i < sa->svc.nlisten; i++) {
+            const zs_listen *la = &sa->svc.listen[i];
+            for (int b = 0; b <= a; b++) {
+                const md_svc *sb = set->v[b];
+                int lim = b == a ? i : sb->svc.nlisten;
+                for (int j = 0; j < lim; j++) {
+                    const zs_listen *lb = &sb->svc.listen[j];
+                    if (strcmp(la->key, lb->key))
+                        continue;
+                    zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')", la->where,
+                                la->text, lb->where, lb->text);
+                    goto next_entry;
+                }
+            }
+        next_entry:;
+        }
+    }
+}
+
+static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf, zs_errs *errs)
+{
+    md_svc *m = zs_xcalloc(1, sizeof(*m));
+    char *path = zs_xasprintf("%s/%s", dir, name);
+    char *id = zs_xstrdup(name);
+    id[strlen(id) - 3] = '\0';
+    zs_config_init(&m->cf);
+    zs_config_merge(&m->cf, gcf);
+    int ok = zs_config_load_file(&m->cf, path, errs) == 0 &&
+             zs_service_from_config(&m->svc, id, path, &m->cf, 1, errs) == 0;
+    if (ok && stat(m->svc.exec_path, &m->bin) < 0) {
+        zs_errs_add(errs, "%s: server-command: '%s': %s", path, m->svc.exec_path, strerror(errno));
+        zs_service_free(&m->svc);
+        ok = 0;
+    }
+    free(path);
+    free(id);
+    if (!ok) {
+        zs_config_free(&m->cf);
+        free(m);
+        return NULL;
+    }
+    m->fds = zs_xcalloc((size_t)m->svc.nlisten + 1, sizeof(int));
+    m->lis = zs_xcalloc((size_t)m->svc.nlisten + 1, sizeof(md_listener *));
+    for (int i = 0; i < m->svc.nlisten; i++)
+        m->fds[i] = -1;
+    return m;
+}
+
+int md_set_load(const char *dir, md_set *out, zs_errs *errs)
+{
+    size_t before = errs->n;
+    char **gcfs = NULL, **cfs = NULL;
+    zs_config gcf;
+    struct stat st;
+
+    memset(out, 0, sizeof(*out));
+    out->dir = zs_xstrdup(dir);
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        zs_errs_add(errs, "%s: %s", dir, stat(dir, &st) < 0 ? strerror(errno) : "not a directory");
+        return -1;
+    }
+    zs_config_init(&gcf);
+    int ngcf = zs_config_list_dir(dir, ".gcf", &gcfs, errs);
+    for (int i = 0; i < ngcf; i++) {
+        char *p = zs_xasprintf("%s/%s", dir, gcfs[i]);
+        zs_config_load_file(&gcf, p, errs);
+        free(p);
+    }
+    check_gcf(&gcf, errs);
+    int ncf = zs_config_list_dir(dir, ".cf", &cfs, errs);
+    if (ncf > 0)
+        out->v = zs_xcalloc((size_t)ncf, sizeof(md_svc *));
+    for (int i = 0; i < ncf; i++) {
+        md_svc *m = load_one(dir, cfs[i], &gcf, errs);
+        if (m)
+            out->v[out->n++] = m;
+    }
+    check_duplicates(out, errs);
+    if (ngcf > 0)
+        zs_config_free_list(gcfs, ngcf);
+    if (ncf > 0)
+        zs_config_free_list(cfs, ncf);
+    zs_config_free(&gcf);
+    if (errs->n != before) {
+        md_set_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void md_svc_free(md_svc *m)
+{
+    zs_service_free(&m->svc);
+    zs_config_free(&m->cf);
+    free(m->fds);
+    free(m->lis);
+    free(m);
+}
+
+void md_set_free(md_set *set)
+{
+    for (int i = 0; i < set->n; i++)
+        md_svc_free(set->v[i]);
+    free(set->v);
+    free(set->dir);
+    memset(set, 0, sizeof(*set));
+}
+
+md_svc *md_set_find(const md_set *set, const char *id)
+{
+    for (int i = 0; i < set->n; i++)
+        if (!strcmp(set->v[i]->svc.id, id))
+            return set->v[i];
+    return NULL;
+}
+
+static md_listener *table_find(md_listener *t, const char *key)
+{
+    for (; t; t = t->next)
+        if (!strcmp(t->l.key, key))
+            return t;
+    return NULL;
+}
+
+static void listener_close(md_listener *li)
+{
+    close(li->fd);
+    /* The socket file is ours: we created it when we bound. */
+    if (li->l.kind == ZS_LISTEN_UNIX && li->l.path)
+        unlink(li->l.path);
+}
+
+static void table_unref(md_listener **table, md_listener *li)
+{
+    if (--li->refs > 0)
+        return;
+    for (md_listener **pp = table; *pp; pp = &(*pp)->next) {
+        if (*pp == li) {
+            *pp = li->next;
+            break;
+        }
+    }
+    listener_close(li);
+    zs_listen_free(&li->l);
+    free(li);
+}
+
+static void copy_listen(zs_listen *dst, const zs_listen *src)
+{
+    *dst = *src;
+    dst->name = zs_xstrdup(src->name);
+    dst->text = zs_xstrdup(src->text);
+    dst->key = zs_xstrdup(src->key);
+    dst->path = src->path ? zs_xstrdup(src->path) : NULL;
+    dst->where = src->where ? zs_xstrdup(src->where) : NULL;
+}
+
+void md_svc_unbind(md_svc *m, md_listener **table)
+{
+    for (int i = 0; i < m->svc.nlisten; i++) {
+        if (m->lis[i])
+            table_unref(table, m->lis[i]);
+        m->lis[i] = NULL;
+        m->fds[i] = -1;
+    }
+}
+
+int md_set_bind(md_set *set, md_listener **table, char *err, size_t errlen)
+{
+    for (int s = 0; s < set->n; s++) {
+        md_svc *m = set->v[s];
+        for (int i = 0; i < m->svc.nlisten; i++) {
+            md_listener *li = table_find(*table, m->svc.listen[i].key);
+            if (!li) {
+                int fd = zs_listen_bind(&m->svc.listen[i], m->svc.backlog, m->svc.unix_mode, err, errlen);
+                if (fd < 0) {
+                    for (int k = 0; k <= s; k++)
+                        md_svc_unbind(set->v[k], table);
+                    return -1;
+                }
+                li = zs_xcalloc(1, sizeof(*li));
+                copy_listen(&li->l, &m->svc.listen[i]);
+                li->fd = fd;
+                li->next = *table;
+                *table = li;
+            }
+            li->refs++;
+            m->lis[i] = li;
+            m->fds[i] = li->fd;
+        }
+    }
+    return 0;
+}
+
+int md_svc_same(const md_svc *a, const md_svc *b, int ignore_count)
+{
+    if (a->bin.st_ino != b->bin.st_ino || a->bin.st_dev != b->bin.st_dev || a->bin.st_size != b->bin.st_size ||
+        a->bin.st_mtim.tv_sec != b->bin.st_mtim.tv_sec || a->bin.st_mtim.tv_nsec != b->bin.st_mtim.tv_nsec)
+        return 0;
+    /* Compare what the server reads (every key), in order, ignoring where it was written. */
+    size_t ia = 0, ib = 0;
+    for (;;) {
+        while (ia < a->cf.n && ignore_count && !strcmp(a->cf.kv[ia].key, "server-proc-count"))
+            ia++;
+        while (ib < b->cf.n && ignore_count && !strcmp(b->cf.kv[ib].key, "server-proc-count"))
+            ib++;
+        if (ia == a->cf.n || ib == b->cf.n)
+            return ia == a->cf.n && ib == b->cf.n;
+        if (strcmp(a->cf.kv[ia].key, b->cf.kv[ib].key) || strcmp(a->cf.kv[ia].value, b->cf.kv[ib].value))
+            return 0;
+        ia++;
+        ib++;
+    }
+}

@@ -1,0 +1,55 @@
+/*
+ * md_set.h — the service set: a config directory loaded and validated as a whole, and the
+ * listening sockets its services use.
+ *
+ * Loading never touches the running system; binding happens separately and only for addresses
+ * no running set already holds, so a reload keeps every socket whose address stays configured.
+ */
+#ifndef MD_SET_H
+#define MD_SET_H
+#include <sys/stat.h>
+#include "zs_config.h"
+#include "zs_service.h"
+#include "zs_super.h"
+
+typedef struct md_listener {
+    struct md_listener *next;
+    zs_listen l;        /* a copy of the entry that bound it */
+    int fd;
+    int refs;           /* services (of any running set) using it */
+} md_listener;
+
+typedef struct md_svc {
+    zs_service svc;
+    zs_config cf;       /* merged view (.gcf files, then the .cf): what the server reads */
+    struct stat bin;    /* server-command's binary when loaded: a change means a new generation */
+    int *fds;           /* one per svc.listen, once bound */
+    md_listener **lis;
+    zs_group *group;    /* the current generation */
+    unsigned gen;
+    int refs;           /* the running set, and every group running this config */
+} md_svc;
+
+typedef struct md_set {
+    md_svc **v;
+    int n;
+    char *dir;
+} md_set;
+
+/* Loads DIR: every *.gcf then each *.cf (sorted), validated, addresses unique across files.
+ * Returns 0, or -1 with every problem in errs (out is left empty). */
+int md_set_load(const char *dir, md_set *out, zs_errs *errs);
+void md_set_free(md_set *set);
+/* Frees one service (its listeners must be unbound). */
+void md_svc_free(md_svc *m);
+md_svc *md_set_find(const md_set *set, const char *id);
+
+/* Gives every service of set its listening fds, binding only addresses not already in *table.
+ * On failure nothing new stays bound and err names the address.  Returns 0 or -1. */
+int md_set_bind(md_set *set, md_listener **table, char *err, size_t errlen);
+/* Drops svc's references; sockets no service uses any more are closed (unix files removed). */
+void md_svc_unbind(md_svc *svc, md_listener **table);
+/* True when a and b would run the same thing (same merged config and binary), ignoring
+ * server-proc-count when ignore_count. */
+int md_svc_same(const md_svc *a, const md_svc *b, int ignore_count);
+#endif
