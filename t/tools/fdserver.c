@@ -8,6 +8,8 @@
  *     ppid=<ppid>
  *     argv=<word> <word> ...
  *     fds=<fd>:<target> <fd>:<target> ...      (from /proc/self/fd, before accepting)
+ *     sigblk=<hex>  sigign=<hex>                (SigBlk/SigIgn of /proc/self/status at entry,
+ *                                                before this program changes any disposition)
  *     env=<NAME=value>                          (one line per variable)
  *     end
  * So the end-to-end tests check the fd contract from the outside.
@@ -41,6 +43,24 @@ static void add(const char *fmt, const char *a, const char *b)
         rlen += (size_t)n;
 }
 
+/* SigBlk and SigIgn as exec left them: read first thing in main(). */
+static char sigblk[32] = "?", sigign[32] = "?";
+
+static void read_sigstate(void)
+{
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "re");
+    while (f && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!strncmp(line, "SigBlk:\t", 8))
+            snprintf(sigblk, sizeof(sigblk), "%.31s", line + 8);
+        else if (!strncmp(line, "SigIgn:\t", 8))
+            snprintf(sigign, sizeof(sigign), "%.31s", line + 8);
+    }
+    if (f)
+        fclose(f);
+}
+
 static void build_report(int argc, char **argv)
 {
     char num[64], link[512], target[512];
@@ -67,7 +87,8 @@ static void build_report(int argc, char **argv)
     }
     if (d)
         closedir(d);
-    add("\n%s%s", "", "");
+    add("\nsigblk=%s\n", sigblk, "");
+    add("sigign=%s\n", sigign, "");
     for (char **e = environ; *e; e++)
         add("env=%s%s\n", *e, "");
     add("end\n%s%s", "", "");
@@ -84,6 +105,7 @@ int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "serve";
     double deadline = -1;
+    read_sigstate();
     if (!strcmp(mode, "exit"))
         return argc > 2 ? atoi(argv[2]) : 1;
     if (!strcmp(mode, "stubborn")) {
