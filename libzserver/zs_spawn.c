@@ -101,16 +101,12 @@ static void reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Process group, parent-death signal, rlimits, user: what both modes need. */
+/* Process group, rlimits, user, parent-death signal: what both modes need. */
 static void common_setup(const zs_spawn_req *r, pid_t parent, const gid_t *groups, int ngroups)
 {
     const zs_service *svc = r->svc;
     if (setpgid(0, 0) < 0)
         die(r, "setpgid", 126);
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
-        die(r, "prctl(PR_SET_PDEATHSIG)", 126);
-    if (getppid() != parent)
-        _exit(126); /* the master died before we could ask to be told */
     if (svc->max_nofile > 0) {
         struct rlimit rl = { (rlim_t)svc->max_nofile, (rlim_t)svc->max_nofile };
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -139,6 +135,12 @@ static void common_setup(const zs_spawn_req *r, pid_t parent, const gid_t *group
             die(r, "server-user: could regain root", 126);
         }
     }
+    /* Last: the kernel clears the parent-death signal whenever the credentials change, so
+     * asking before the setuid() above would leave a server-user child orphaned for good. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+        die(r, "prctl(PR_SET_PDEATHSIG)", 126);
+    if (getppid() != parent)
+        _exit(126); /* the master died before we could ask to be told */
 }
 
 static void close_from(int lowfd)
