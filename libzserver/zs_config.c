@@ -159,6 +159,11 @@ static char *read_line(char *str, int num, void *stream)
     r->line++;
     const char *s = r->p;
     r->p = nl ? nl + 1 : r->end;
+    /* A UTF-8 byte-order mark (editors on Windows add one) is not part of the first line. */
+    if (r->line == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) {
+        s += 3;
+        len -= 3;
+    }
     while (len && s[len - 1] == '\r')
         len--;
     if (len > ZS_CONFIG_MAX_LINE) {
@@ -224,10 +229,10 @@ int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs)
         if (n == 0)
             break;
     }
-    int rerr = ferror(f);
+    int rerr = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     if (rerr) {
-        zs_errs_add(errs, "%s: read error", path);
+        zs_errs_add(errs, "%s: %s", path, strerror(rerr));
         free(buf);
         return -1;
     }
