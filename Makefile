@@ -44,7 +44,7 @@ $(DEPS_STAMP):
 	@mkdir -p $(B) && touch $@
 deps: $(DEPS_STAMP)
 
-$(B)/%.o: %.c $(DEPS_STAMP) $(wildcard libzserver/*.h masterd/*.h)
+$(B)/%.o: %.c $(DEPS_STAMP) $(wildcard libzserver/*.h masterd/*.h sample/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 $(B)/%.o: %.S $(DEPS_STAMP)
@@ -70,9 +70,10 @@ $(B)/sample/%: $(B)/sample/%.o $(B)/libzserver.a
 $(B)/t/unit/%: $(B)/t/unit/%.o $(B)/libzserver.a
 	$(CC) -o $@ $< $(LDFLAGS) $(LINK_LIB) $(CHECK_LIBS)
 # Test tools are plain C: they must not depend on libzserver (they check it from outside).
-$(B)/t/tools/%: t/tools/%.c $(DEPS_STAMP)
+# A tool whose name contains "tlib" is a test server built on libzserver.
+$(B)/t/tools/%: t/tools/%.c $(DEPS_STAMP) $(B)/libzserver.a $(wildcard libzserver/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(OPT) $(CFLAGS_W) -o $@ $< $(LDFLAGS) $(if $(findstring tlib,$*),$(LINK_LIB)) -lpthread
+	$(CC) $(OPT) $(CFLAGS_W) $(if $(findstring tlib,$*),-Ilibzserver) -o $@ $< $(LDFLAGS) $(if $(findstring tlib,$*),$(LINK_LIB)) -lpthread
 
 unit: all $(UNITS)
 	@sh t/run-unit.sh $(UNITS)
@@ -82,6 +83,7 @@ test: all $(UNITS)
 	@sh t/run-all.sh $(UNITS)
 
 run: all
+	@mkdir -p $(B)/run
 	cd etc/mail && ../../$(B)/masterd/masterd -C . -pid-file ../../$(B)/run/masterd.pid
 
 bench: all

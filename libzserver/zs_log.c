@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +181,41 @@ size_t zs_log_format(char *buf, size_t len, int level, const char *file, const c
     return (size_t)n >= len ? len - 1 : (size_t)n;
 }
 
+/* A busy masterd (its queue full) gets up to 100 ms to take the line; a masterd that is gone
+ * costs us the line, never a long block or a SIGPIPE.  Lines dropped are counted and reported
+ * with the next line that gets through. */
+static void masterlog_send(const char *buf, size_t len)
+{
+    static unsigned long dropped;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (dropped) {
+        char note[128];
+        int n = snprintf(note, sizeof(note), "(masterlog: %lu line%s dropped: masterd busy or gone)\n",
+                         dropped, dropped == 1 ? "" : "s");
+        if (send(lg.fd, note, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) == n)
+            dropped = 0;
+    }
+    for (;;) {
+        if (send(lg.fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+            return;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            (void)!write(2, buf, len); /* masterd gone: stderr is better than nothing */
+            return;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long waited = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        if (waited >= 100) {
+            dropped++;
+            return;
+        }
+        struct pollfd p = { lg.fd, POLLOUT, 0 };
+        poll(&p, 1, (int)(100 - waited));
+    }
+}
+
 void zs_log_emit(int level, const char *line, size_t len)
 {
     static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT };
@@ -194,9 +230,7 @@ void zs_log_emit(int level, const char *line, size_t len)
     buf[len++] = '\n';
     int saved = errno;
     if (lg.type == T_MASTERLOG) {
-        /* A masterd that is gone or busy costs us the line, never a block or a SIGPIPE. */
-        if (send(lg.fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
-            (void)!write(2, buf, len);
+        masterlog_send(buf, len);
     } else {
         (void)!write(lg.fd, buf, len);
     }

@@ -284,47 +284,61 @@ static int under_master(const char *status_env, const zs_config *args)
 
 /* ---- alone, and its self-hosted multi-process mode ---- */
 
+static zs_group *workers;
+static ev_signal parent_sigs[2];
+
 static int worker_main(void *ctx, int slot, int status_fd)
 {
     (void)ctx;
     (void)slot;
-    /* A fresh loop: the parent's watchers (signals, children) are not ours. */
-    ev_loop_destroy(ev_default_loop(0));
+    /* Same loop, fresh state: the supervision core already dropped its watchers
+     * (zs_super_after_fork); the parent's signal watchers go too, then libev re-arms its backend. */
+    struct ev_loop *loop = ev_default_loop(0);
+    for (int i = 0; i < 2; i++)
+        ev_signal_stop(loop, &parent_sigs[i]);
+    ev_loop_fork(loop);
     S.status_fd = status_fd;
     return serve();
 }
 
-static zs_group *workers;
 static void workers_empty(zs_group *g, void *ctx)
 {
     (void)g;
     ev_break((struct ev_loop *)ctx, EVBREAK_ALL);
 }
+
 static void parent_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;
     (void)revents;
-    zinfo("signal %d: stopping %d worker%s", w->signum, zs_group_running_count(workers),
-          zs_group_running_count(workers) == 1 ? "" : "s");
+    int n = zs_group_running_count(workers);
+    zinfo("signal %d: stopping %d worker%s", w->signum, n, n == 1 ? "" : "s");
     zs_group_stop(workers, 1);
 }
 
+/* Self-hosted multi-process mode (CONTRACT §9): this process becomes the master of
+ * svc->proc_count forked workers, supervised by the same core as masterd's children. */
 static int run_workers(zs_service *svc)
 {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     zs_super_hooks hooks = { NULL, workers_empty, loop };
-    ev_signal sterm, sint;
+    static const int sigs[2] = { SIGTERM, SIGINT };
     signal(SIGPIPE, SIG_IGN);
     zs_super *super = zs_super_new(loop, &hooks);
     workers = zs_group_new(super, svc, S.fds, 0, NULL, worker_main, NULL);
-    ev_signal_init(&sterm, parent_signal_cb, SIGTERM);
-    ev_signal_start(loop, &sterm);
-    ev_signal_init(&sint, parent_signal_cb, SIGINT);
-    ev_signal_start(loop, &sint);
+    for (int i = 0; i < 2; i++) {
+        ev_signal_init(&parent_sigs[i], parent_signal_cb, sigs[i]);
+        ev_signal_start(loop, &parent_sigs[i]);
+    }
+    zinfo("%s: master of %d worker process%s (pid %ld)", svc->id, svc->proc_count,
+          svc->proc_count == 1 ? "" : "es", (long)getpid());
     zs_group_set_want(workers, svc->proc_count);
     ev_run(loop, 0);
+    for (int i = 0; i < 2; i++)
+        ev_signal_stop(loop, &parent_sigs[i]);
     zs_group_free(workers);
     zs_super_free(super);
+    zinfo("%s: every worker stopped", svc->id);
     return 0;
 }
 
@@ -349,7 +363,8 @@ static int alone(const zs_config *args)
             zfatal("%s", err);
         S.names[i] = zs_xstrdup(svc.listen[i].name);
     }
-    if (svc.proc_count > 1)
+    /* Any -server-proc-count (even 1) asks for a master that restarts what dies. */
+    if (zs_config_find(&zs_server_config, "server-proc-count"))
         return run_workers(&svc);
     return serve();
 }

@@ -396,10 +396,21 @@ void zs_super_free(zs_super *s)
 
 void zs_super_after_fork(zs_super *s)
 {
-    for (zs_proc *p = s->procs; p; p = p->next)
-        if (p->chan >= 0)
+    /* The worker keeps the parent's loop (ev_loop_fork), so every watcher the parent had in it
+     * must go: none of those fds, timers or children are the worker's business. */
+    for (zs_proc *p = s->procs; p; p = p->next) {
+        ev_timer_stop(s->loop, &p->timer);
+        if (p->chan >= 0) {
+            ev_io_stop(s->loop, &p->chan_w);
             close(p->chan);
+        }
+    }
+    for (zs_group *g = s->groups; g; g = g->next)
+        for (int i = 0; i < g->nslots; i++)
+            ev_timer_stop(s->loop, &g->slots[i]->backoff);
+    ev_child_stop(s->loop, &s->child_w);
     s->procs = NULL;
+    s->groups = NULL;
 }
 
 zs_group *zs_group_new(zs_super *s, const zs_service *svc, const int *fds, unsigned gen,

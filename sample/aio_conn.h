@@ -1,0 +1,141 @@
+/*
+ * aio_conn.h — a buffered connection on libev for the aio samples: read what arrives, hand it
+ * to the protocol, write what it answers, close when it says so.  Per-connection state lives in
+ * one struct; nothing blocks.  The protocol is one function:
+ *     size_t on_data(aio_conn *c, const char *in, size_t len)   -> bytes consumed
+ * which appends its answer with aio_conn_out() and may call aio_conn_close_after(c).
+ */
+#ifndef SAMPLE_AIO_CONN_H
+#define SAMPLE_AIO_CONN_H
+#include <errno.h>
+#include <ev.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zserver.h>
+
+#define AIO_CONN_IN 16384
+#define AIO_CONN_OUT 65536
+
+typedef struct aio_conn aio_conn;
+typedef size_t (*aio_conn_data_fn)(aio_conn *c, const char *in, size_t len);
+
+struct aio_conn {
+    ev_io w;
+    int fd;
+    int closing;              /* close once the output is written */
+    aio_conn_data_fn on_data;
+    void *user;               /* the protocol's per-connection state */
+    size_t in_len, out_off, out_len;
+    char in[AIO_CONN_IN];
+    char out[AIO_CONN_OUT];
+};
+
+static void aio_conn_free(aio_conn *c)
+{
+    ev_io_stop(zvar_default_aio_base->loop, &c->w);
+    close(c->fd);
+    free(c->user);
+    free(c);
+}
+
+static void aio_conn_out(aio_conn *c, const char *s, size_t len)
+{
+    if (len > sizeof(c->out) - c->out_len) {
+        len = sizeof(c->out) - c->out_len;
+        c->closing = 1; /* a protocol that outruns its peer this far gets cut off */
+    }
+    memcpy(c->out + c->out_len, s, len);
+    c->out_len += len;
+}
+
+static void aio_conn_close_after(aio_conn *c)
+{
+    c->closing = 1;
+}
+
+/* Writes what is pending; returns -1 when the connection is gone. */
+static int aio_conn_flush(aio_conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        c->out_off += (size_t)n;
+    }
+    c->out_off = c->out_len = 0;
+    return 0;
+}
+
+static void aio_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    aio_conn *c = (aio_conn *)w;
+    (void)revents;
+    /* Read only while nothing is waiting to be written: a slow reader slows its own writer. */
+    while (!c->out_len && !c->closing && c->in_len < sizeof(c->in)) {
+        ssize_t n = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            aio_conn_free(c);
+            return;
+        }
+        if (n < 0)
+            break;
+        c->in_len += (size_t)n;
+        size_t used = c->on_data(c, c->in, c->in_len);
+        memmove(c->in, c->in + used, c->in_len - used);
+        c->in_len -= used;
+        if (aio_conn_flush(c) < 0) {
+            aio_conn_free(c);
+            return;
+        }
+    }
+    if (c->out_len && aio_conn_flush(c) < 0) {
+        aio_conn_free(c);
+        return;
+    }
+    if (c->in_len == sizeof(c->in) && !c->out_len) {
+        c->closing = 1; /* a request that does not fit is not one we serve */
+    }
+    if (c->closing && !c->out_len) {
+        aio_conn_free(c);
+        return;
+    }
+    int want = c->out_len ? EV_WRITE : EV_READ;
+    if ((c->w.events & (EV_READ | EV_WRITE)) != want) {
+        ev_io_stop(loop, &c->w);
+        ev_io_set(&c->w, c->fd, want);
+        ev_io_start(loop, &c->w);
+    }
+}
+
+/* Takes over an accepted (non-blocking) fd.  greeting, if not NULL, is sent first. */
+static aio_conn *aio_conn_start(int fd, aio_conn_data_fn on_data, void *user, const char *greeting)
+{
+    aio_conn *c = malloc(sizeof(*c));
+    if (!c) {
+        close(fd);
+        free(user);
+        return NULL;
+    }
+    c->fd = fd;
+    c->closing = 0;
+    c->on_data = on_data;
+    c->user = user;
+    c->in_len = c->out_off = c->out_len = 0;
+    ev_io_init(&c->w, aio_conn_cb, fd, EV_READ);
+    if (greeting) {
+        aio_conn_out(c, greeting, strlen(greeting));
+        if (aio_conn_flush(c) < 0) {
+            free(c);
+            close(fd);
+            free(user);
+            return NULL;
+        }
+        if (c->out_len)
+            ev_io_set(&c->w, fd, EV_WRITE);
+    }
+    ev_io_start(zvar_default_aio_base->loop, &c->w);
+    return c;
+}
+#endif

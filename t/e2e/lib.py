@@ -1,0 +1,347 @@
+"""Helpers for the end-to-end tests: temp config dirs, a real masterd, sockets, /proc, polling.
+
+Everything is real: masterd and the servers are the built binaries, traffic goes to 127.0.0.1,
+[::1] or unix sockets in a temp dir.  Deadlines are asserted by polling (`wait_until`), never by
+a fixed sleep.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, "build")
+MASTERD = os.path.join(BUILD, "masterd", "masterd")
+FDSERVER = os.path.join(BUILD, "t", "tools", "fdserver")
+
+
+def sample(name):
+    return os.path.join(BUILD, "sample", name)
+
+
+def tool(name):
+    return os.path.join(BUILD, "t", "tools", name)
+
+
+def wait_until(fn, timeout=5.0, interval=0.02, what="condition"):
+    """Polls fn() until it returns a true value (returned) or raises AssertionError at timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - a poll may race with process start
+            last_exc = e
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s%s" % (
+                timeout, what, " (last error: %r)" % last_exc if last_exc else ""))
+        time.sleep(interval)
+
+
+def free_port(family=socket.AF_INET):
+    """A port free on loopback for both IPv4 and IPv6 right now."""
+    for _ in range(100):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1" if family == socket.AF_INET else "::1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        try:
+            t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            t.bind(("::1", port))
+            t.close()
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+def connect(addr, timeout=5.0):
+    if isinstance(addr, str):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        target = addr
+    elif ":" in addr[0]:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        target = addr
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        target = addr
+    s.settimeout(timeout)
+    s.connect(target)
+    return s
+
+
+def fetch(addr, timeout=5.0, send=None):
+    """Connects, optionally sends, reads until EOF; returns bytes."""
+    s = connect(addr, timeout)
+    try:
+        if send:
+            s.sendall(send)
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+    finally:
+        s.close()
+
+
+def report(addr, timeout=5.0):
+    """Asks a t/tools/fdserver for its report: {'pid': int, 'fds': {fd: target}, 'env': {..}, ...}."""
+    text = fetch(addr, timeout).decode()
+    assert text.endswith("end\n"), "truncated fdserver report: %r" % text[-200:]
+    out = {"env": {}, "fds": {}}
+    for line in text.splitlines():
+        if line.startswith("env="):
+            k, _, v = line[4:].partition("=")
+            out["env"][k] = v
+        elif line.startswith("fds="):
+            for item in line[4:].split():
+                fd, _, target = item.partition(":")
+                out["fds"][int(fd)] = target
+        elif "=" in line:
+            k, _, v = line.partition("=")
+            out[k] = int(v) if k in ("pid", "pgid", "ppid") else v
+    return out
+
+
+def proc_stat(pid):
+    """(state, ppid, pgrp) from /proc/PID/stat, or None when gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rindex(")") + 2:].split()
+    return rest[0], int(rest[1]), int(rest[2])
+
+
+def alive(pid):
+    st = proc_stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def children(ppid):
+    """Live (non-zombie) children of ppid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        st = proc_stat(int(d))
+        if st and st[1] == ppid and st[0] != "Z":
+            out.append(int(d))
+    return sorted(out)
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in children(p):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def port_free(port, host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        s.connect((host, port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+class Master:
+    """A real masterd on a temp config dir.  files: {name: text}; `{dir}` in a text is the dir."""
+
+    def __init__(self, files=None, args=(), env=None, log_to_file=True, cwd=None):
+        self.dir = tempfile.mkdtemp(prefix="md-", dir="/tmp")
+        self.cf = os.path.join(self.dir, "cf")
+        os.mkdir(self.cf)
+        self.pid_file = os.path.join(self.dir, "masterd.pid")
+        self.log_path = os.path.join(self.dir, "masterd.log")
+        self.args = list(args)
+        self.env = env
+        self.cwd = cwd or self.dir
+        self.proc = None
+        self.known = set()
+        for name, text in (files or {}).items():
+            self.write(name, text)
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def write(self, name, text):
+        p = os.path.join(self.cf, name)
+        tmp = p + ".tmp~"
+        with open(tmp, "w") as f:
+            f.write(text.replace("{dir}", self.dir))
+        os.rename(tmp, p)
+
+    def remove(self, name):
+        os.unlink(os.path.join(self.cf, name))
+
+    def cmdline(self, *extra):
+        return [MASTERD, "-C", self.cf, "-pid-file", self.pid_file] + self.args + list(extra)
+
+    def start(self, wait_ready=True, expect_children=None):
+        self.logf = open(self.log_path, "ab")
+        env = dict(os.environ if self.env is None else self.env)
+        self.proc = subprocess.Popen(self.cmdline(), stdin=subprocess.DEVNULL, stdout=self.logf,
+                                     stderr=subprocess.STDOUT, cwd=self.cwd, env=env)
+        self.pid = self.proc.pid
+        if wait_ready:
+            wait_until(lambda: os.path.exists(self.pid_file) and "started" in self.log(), 5,
+                       what="masterd to start")
+        if expect_children is not None:
+            self.wait_children(expect_children)
+        return self
+
+    def run(self, *extra, timeout=10):
+        """Runs masterd to completion (for -t, --try-lock, failures); returns CompletedProcess."""
+        return subprocess.run(self.cmdline(*extra), stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=timeout, cwd=self.cwd)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def children(self):
+        kids = children(self.pid)
+        self.known.update(kids)
+        return kids
+
+    def wait_children(self, n, timeout=5.0):
+        return wait_until(lambda: (lambda k: k if len(k) == n else None)(self.children()), timeout,
+                          what="%d children (have %r)" % (n, self.children()))
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout=15.0):
+        return self.proc.wait(timeout)
+
+    def stop(self, timeout=15.0):
+        if self.proc and self.proc.poll() is None:
+            self.known.update(descendants(self.pid))
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def cleanup(self):
+        try:
+            self.stop(timeout=10)
+        finally:
+            for pid in list(self.known):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            if getattr(self, "logf", None):
+                self.logf.close()
+            if os.environ.get("E2E_KEEP"):
+                print("kept", self.dir)
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class MasterTest(unittest.TestCase):
+    """A TestCase that cleans up every Master it made, and prints its log when a test fails."""
+
+    def setUp(self):
+        self.masters = []
+
+    def master(self, files=None, **kw):
+        m = Master(files, **kw)
+        self.masters.append(m)
+        return m
+
+    def tearDown(self):
+        outcome = getattr(self, "_outcome", None)
+        failed = False
+        if outcome is not None:
+            res = getattr(outcome, "result", None)
+            if res is not None:
+                failed = any(t is self for t, _ in res.failures + res.errors)
+        for m in self.masters:
+            if failed:
+                print("---- masterd log (%s) ----\n%s" % (m.dir, m.log()[-6000:]))
+            m.cleanup()
+
+
+# ---- /proc helpers added for the masterd core tests (test_core_*.py) ----
+
+def proc_status(pid):
+    """/proc/PID/status as {field: value string}, or None when gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+    except OSError:
+        return None
+
+
+def proc_environ(pid):
+    """The environment a process was exec'd with, as a list of NAME=value strings (in order)."""
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        return [e.decode(errors="replace") for e in f.read().split(b"\0") if e]
+
+
+def fd_links(pid):
+    """{fd: readlink target} of a live process."""
+    out = {}
+    base = "/proc/%d/fd" % pid
+    for d in os.listdir(base):
+        try:
+            out[int(d)] = os.readlink(os.path.join(base, d))
+        except OSError:
+            pass
+    return out
+
+
+def socket_info(pid, target):
+    """What a 'socket:[INODE]' fd of pid is, from /proc/PID/net: ('tcp', port), ('tcp6', port),
+    ('unix', type, path) with type 1 = STREAM, 2 = DGRAM, 5 = SEQPACKET; None when not found."""
+    if not target.startswith("socket:["):
+        return None
+    inode = target[8:-1]
+    for proto in ("tcp", "tcp6"):
+        try:
+            with open("/proc/%d/net/%s" % (pid, proto)) as f:
+                for line in f.readlines()[1:]:
+                    parts = line.split()
+                    if parts[9] == inode:
+                        return (proto, int(parts[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    with open("/proc/%d/net/unix" % pid) as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            if parts[6] == inode:
+                return ("unix", int(parts[4], 16), parts[7] if len(parts) > 7 else "")
+    return None
