@@ -29,13 +29,13 @@ static int parse_port(const char *s, int *port, char *why, size_t whylen)
         snprintf(why, whylen, "missing port");
         return -1;
     }
-    if (strspn(s, "0123456789") != strlen(s) || strlen(s) > 5) {
+    if (strspn(s, "0123456789") != strlen(s)) {
         snprintf(why, whylen, "bad port '%s' (a number 1..65535)", s);
         return -1;
     }
-    long v = strtol(s, NULL, 10);
+    long v = strlen(s) > 5 ? 0 : strtol(s, NULL, 10);
     if (v < 1 || v > 65535) {
-        snprintf(why, whylen, "port %ld out of range 1..65535", v);
+        snprintf(why, whylen, "port %s out of range 1..65535", s);
         return -1;
     }
     *port = (int)v;
@@ -76,7 +76,10 @@ static char *canonical_path(const char *path, char *why, size_t whylen)
     char real[PATH_MAX];
     struct stat st;
     if (!realpath(dir, real) || stat(real, &st) < 0) {
-        snprintf(why, whylen, "directory '%s' does not exist", dir);
+        if (errno == ENOENT)
+            snprintf(why, whylen, "directory '%s' does not exist", dir);
+        else
+            snprintf(why, whylen, "directory '%s': %s", dir, strerror(errno));
         free(copy);
         return NULL;
     }
@@ -133,7 +136,7 @@ static int parse_inet(const char *addr, zs_listen *out, char *why, size_t whylen
             return -1;
         }
         if ((size_t)(rb - addr - 1) >= sizeof(host)) {
-            snprintf(why, whylen, "bad IPv6 address");
+            snprintf(why, whylen, "bad IPv6 address '%.*s'", (int)(rb - addr - 1), addr + 1);
             return -1;
         }
         memcpy(host, addr + 1, (size_t)(rb - addr - 1));
@@ -249,7 +252,10 @@ int zs_listen_parse_list(const char *list, const char *default_name, const char 
             continue;
         zs_listen l;
         if (zs_listen_parse(e, default_name, &l, why, sizeof(why)) < 0) {
-            zs_errs_add(errs, "%s: server-service: '%s': %s", where, e, why);
+            if (where)
+                zs_errs_add(errs, "%s: server-service: '%s': %s", where, e, why);
+            else
+                zs_errs_add(errs, "server-service: '%s': %s", e, why);
             bad = 1;
             continue;
         }
@@ -339,7 +345,7 @@ int zs_listen_bind(const zs_listen *l, int backlog, unsigned mode, char *err, si
         return bind_fifo(l, mode, err, errlen);
     if (l->kind == ZS_LISTEN_UNIX && unix_prepare(l, err, errlen) < 0)
         return -1;
-    int fd = socket(l->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(l->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         snprintf(err, errlen, "%s: socket: %s", l->text, strerror(errno));
         return -1;
