@@ -153,8 +153,9 @@ static md_listener *table_find(md_listener *t, const char *key)
 static void listener_close(md_listener *li)
 {
     close(li->fd);
-    /* The socket file is ours: we created it when we bound. */
-    if (li->l.kind == ZS_LISTEN_UNIX && li->l.path)
+    /* The socket file is ours: we created it when we bound.  A fifo is removed only when we
+     * created it; one that was there before belongs to whoever made it. */
+    if ((li->l.kind == ZS_LISTEN_UNIX || li->made_fifo) && li->l.path)
         unlink(li->l.path);
 }
 
@@ -200,7 +201,10 @@ int md_set_bind(md_set *set, md_listener **table, char *err, size_t errlen)
         for (int i = 0; i < m->svc.nlisten; i++) {
             md_listener *li = table_find(*table, m->svc.listen[i].key);
             if (!li) {
-                int fd = zs_listen_bind(&m->svc.listen[i], m->svc.backlog, m->svc.unix_mode, err, errlen);
+                const zs_listen *l = &m->svc.listen[i];
+                struct stat st;
+                int new_fifo = l->kind == ZS_LISTEN_FIFO && lstat(l->path, &st) < 0 && errno == ENOENT;
+                int fd = zs_listen_bind(l, m->svc.backlog, m->svc.unix_mode, err, errlen);
                 if (fd < 0) {
                     for (int k = 0; k <= s; k++)
                         md_svc_unbind(set->v[k], table);
@@ -209,6 +213,7 @@ int md_set_bind(md_set *set, md_listener **table, char *err, size_t errlen)
                 li = zs_xcalloc(1, sizeof(*li));
                 copy_listen(&li->l, &m->svc.listen[i]);
                 li->fd = fd;
+                li->made_fifo = new_fifo;
                 li->next = *table;
                 *table = li;
             }

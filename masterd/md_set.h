@@ -17,6 +17,7 @@ typedef struct md_listener {
     zs_listen l;        /* a copy of the entry that bound it */
     int fd;
     int refs;           /* services (of any running set) using it */
+    int made_fifo;      /* masterd created this fifo (so it removes it again) */
 } md_listener;
 
 typedef struct md_svc {
