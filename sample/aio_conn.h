@@ -4,6 +4,10 @@
  * one struct; nothing blocks.  The protocol is one function:
  *     size_t on_data(aio_conn *c, const char *in, size_t len)   -> bytes consumed
  * which appends its answer with aio_conn_out() and may call aio_conn_close_after(c).
+ *
+ * Soft-stop: aio_conn_drain() (from the before_softstop hook) marks every connection to close
+ * after its next answer and asks libzserver to return from main once the last one is gone
+ * (zaio_server_stop_notify(0)), or after max_seconds at the latest.
  */
 #ifndef SAMPLE_AIO_CONN_H
 #define SAMPLE_AIO_CONN_H
@@ -32,12 +36,23 @@ struct aio_conn {
     char out[AIO_CONN_OUT];
 };
 
+static long aio_conn_live;     /* connections open in this process */
+static int aio_conn_draining;  /* soft-stopping: close each connection after its next answer */
+
 static void aio_conn_free(aio_conn *c)
 {
     ev_io_stop(zvar_default_aio_base->loop, &c->w);
     close(c->fd);
     free(c->user);
     free(c);
+    if (--aio_conn_live == 0 && aio_conn_draining)
+        zaio_server_stop_notify(0);
+}
+
+static void aio_conn_drain(int max_seconds)
+{
+    aio_conn_draining = 1;
+    zaio_server_stop_notify(aio_conn_live ? max_seconds : 0);
 }
 
 static void aio_conn_out(aio_conn *c, const char *s, size_t len)
@@ -85,6 +100,8 @@ static void aio_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
         size_t used = c->on_data(c, c->in, c->in_len);
         memmove(c->in, c->in + used, c->in_len - used);
         c->in_len -= used;
+        if (aio_conn_draining && c->out_len)
+            c->closing = 1;
         if (aio_conn_flush(c) < 0) {
             aio_conn_free(c);
             return;
@@ -136,6 +153,7 @@ static aio_conn *aio_conn_start(int fd, aio_conn_data_fn on_data, void *user, co
             ev_io_set(&c->w, fd, EV_WRITE);
     }
     ev_io_start(zvar_default_aio_base->loop, &c->w);
+    aio_conn_live++;
     return c;
 }
 #endif

@@ -4,6 +4,8 @@
  *
  * Config keys (a .cf file, a .gcf, or -key value): banner (default "220 greeter ready"),
  * max-lines (default 1000: a connection is closed after that many lines).
+ * On soft-stop each session gets its next line answered and is closed; the process leaves when the
+ * last session is gone, or after server-stop-on-softstop-after seconds (3 when unset).
  */
 #include <stdio.h>
 #include "aio_conn.h"
@@ -82,9 +84,17 @@ static void before_service(void)
     zinfo("greeter ready: banner '%s'", banner);
 }
 
+/* Soft-stop: answer each session's next line, then close it; leave when the last one is gone. */
+static void before_softstop(void)
+{
+    long m = zconfig_get_int("server-stop-on-softstop-after", 0);
+    aio_conn_drain(m >= 1 ? (int)m : 3);
+}
+
 int main(int argc, char **argv)
 {
     zaio_server_service_register = service_register;
+    zaio_server_before_softstop = before_softstop;
     zaio_server_before_service = before_service;
     return zaio_server_main(argc, argv);
 }

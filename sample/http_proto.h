@@ -5,6 +5,8 @@
  * http_hello_feed() consumes every complete request in a buffer (pipelining), appends one
  * response per request to an output buffer, and tells the caller whether to close afterwards
  * (`Connection: close`, HTTP/1.0 without keep-alive, or a malformed request, answered 400).
+ * With `draining` set (the server is soft-stopping) every response says `Connection: close`, so a
+ * keep-alive client finishes its request and knows to go to the new generation for the next.
  * Request bodies announced with Content-Length are skipped; chunked bodies are refused (400).
  */
 #ifndef SAMPLE_HTTP_PROTO_H
@@ -78,7 +80,7 @@ static const char *http_header(const char *h, size_t len, const char *name, size
 
 /* Consumes complete requests from buf[0..len); returns bytes consumed.  *close_after is set when
  * the connection must close after the output is written.  Stops early when out is nearly full. */
-static size_t http_hello_feed(const char *buf, size_t len, http_out *out, int *close_after)
+static size_t http_hello_feed(const char *buf, size_t len, http_out *out, int draining, int *close_after)
 {
     size_t used = 0;
     *close_after = 0;
@@ -98,12 +100,12 @@ static size_t http_hello_feed(const char *buf, size_t len, http_out *out, int *c
         const char *sp = memchr(req, ' ', hlen), *eol = memchr(req, '\n', hlen);
         /* "METHOD TARGET HTTP/1.x\r\n": eol is the \n, the version digit sits just before the \r. */
         int ok = sp && eol && sp < eol && eol - req >= 14 && eol[-1] == '\r' && !memcmp(eol - 10, " HTTP/1.", 8);
-        int keep = ok && eol[-2] == '1';
+        int keep = ok && eol[-2] == '1' && !draining;
         const char *v;
         if (ok && (v = http_header(req, hlen, "Connection", &vlen))) {
             if (vlen == 5 && !strncasecmp(v, "close", 5))
                 keep = 0;
-            else if (vlen == 10 && !strncasecmp(v, "keep-alive", 10))
+            else if (vlen == 10 && !strncasecmp(v, "keep-alive", 10) && !draining)
                 keep = 1;
         }
         if (ok && http_header(req, hlen, "Transfer-Encoding", &vlen))
