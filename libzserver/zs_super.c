@@ -323,7 +323,7 @@ static void spawn_slot(zs_slot *sl)
     g->spawned++;
     if (pid < 0) {
         zerror("%s: cannot start a process: %s", g->svc->id, strerror(errno));
-        slot_after_exit(sl, 0, 1, 0);
+        slot_after_exit(sl, 0, 1, W_EXITCODE(127, 0)); /* a failure, also for server-restart on-failure */
         return;
     }
     zs_proc *p = zs_xcalloc(1, sizeof(*p));
@@ -357,8 +357,10 @@ static void stop_proc(zs_proc *p, int for_exit)
     }
     proc_leave_slot(p);
     p->stopping = 1;
+    /* A program that never spoke is stopped the systemd way: SIGTERM to its whole process
+     * group, so helpers it forked leave with it (it may have left its group: then just it). */
     if (!p->spoke || p->chan < 0 || zs_status_send(p->chan, ZS_ST_SOFTSTOP, p->g->gen, 0) < 0) {
-        if (kill(p->pid, SIGTERM) < 0 && errno != ESRCH)
+        if (kill(-p->pid, SIGTERM) < 0 && kill(p->pid, SIGTERM) < 0 && errno != ESRCH)
             zerror("%s: kill %ld: %s", p->g->svc->id, (long)p->pid, strerror(errno));
     }
     proc_arm(p, grace);

@@ -18,6 +18,7 @@
  *     serve            the above (default)
  *     exit CODE        exit at once with CODE (a crash-looping service)
  *     stubborn         like serve, but ignores SIGTERM and forks a grandchild that sleeps
+ *     forker           like serve, and forks a grandchild that sleeps (default dispositions)
  *     sleep-then-exit MS   serve, and exit 0 after MS milliseconds
  */
 #include <dirent.h>
@@ -114,6 +115,10 @@ int main(int argc, char **argv)
             for (;;)
                 pause();
         }
+    }
+    if (!strcmp(mode, "forker") && fork() == 0) {
+        for (;;)
+            pause();
     }
     if (!strcmp(mode, "sleep-then-exit"))
         deadline = now_ms() + (argc > 2 ? atof(argv[2]) : 1000);
