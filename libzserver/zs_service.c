@@ -153,7 +153,8 @@ static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
         else if (!strcmp(v, "never") || !strcmp(v, "default"))
             s->restart = ZS_RESTART_NEVER;
         else
-            zs_errs_add(errs, "%s: server-restart: '%s': expected always, on-failure or never", w, v);
+            zs_errs_add(errs, "%s: server-restart: '%s': expected always (or keepalive), on-failure, or never "
+                        "(or default)", w, v);
     }
     if ((kv = zs_config_find(cf, "server-unix-mode"))) {
         where(kv, w, sizeof(w));
@@ -185,6 +186,23 @@ static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
             s->user = zs_xstrdup(kv->value);
             s->uid = pw->pw_uid;
             s->gid = pw->pw_gid;
+        }
+    }
+}
+
+/* The same address twice in one service could never be bound; masterd also checks across
+ * services, with the same message. */
+static void check_duplicates(const zs_service *s, zs_errs *errs)
+{
+    for (int i = 0; i < s->nlisten; i++) {
+        const zs_listen *a = &s->listen[i];
+        for (int j = 0; j < i; j++) {
+            const zs_listen *b = &s->listen[j];
+            if (strcmp(a->key, b->key))
+                continue;
+            zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')",
+                        a->where ? a->where : "server-service", a->text, b->where ? b->where : "?", b->text);
+            break;
         }
     }
 }
@@ -231,6 +249,7 @@ int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, c
         where(kv, w, sizeof(w));
         zs_listen_parse_list(kv->value, id, w, &s->listen, &s->nlisten, errs);
     }
+    check_duplicates(s, errs);
     if (errs->n != before) {
         zs_service_free(s);
         return -1;
