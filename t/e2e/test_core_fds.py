@@ -180,6 +180,18 @@ class CoreFds(lib.MasterTest):
                 (p, lib.proc_status(p)["Uid"]) for p in kids if lib.alive(p)])) from None
         self.assertLess(time.monotonic() - t0, 1.0)
 
+    def test_log_file_is_the_childs_stdout(self):
+        m = self.master({"lf.cf": "server-command = %s\n" % FD})
+        target = m.path("file.log")
+        m.args += ["-log", "file," + target]
+        m.start(wait_ready=False)
+        lib.wait_until(lambda: os.path.exists(target) and "started" in open(target).read(), 5,
+                       what="masterd to log to its file")
+        (kid,) = m.wait_children(1)
+        fds = lib.fd_links(kid)
+        self.assertEqual((fds[0], fds[1], fds[2]), ("/dev/null", target, target))
+        self.assertEqual(sorted(fds), [0, 1, 2, 3])
+
     def test_idle_master_does_not_wake_up(self):
         port = lib.free_port()
         m = self.master({"idle.cf": "server-command = %s\nserver-service = 127.0.0.1:%d\n" % (FD, port)},

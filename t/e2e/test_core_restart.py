@@ -45,6 +45,7 @@ class CoreRestart(lib.MasterTest):
             return int(re.search(r" %s: started pid (\d+)" % sid, log()).group(1))
 
         nk, ok = pid_of("neverkill"), pid_of("onfkill")
+        fds_before = lib.fd_count(m.pid)
         os.kill(nk, signal.SIGKILL)
         os.kill(ok, signal.SIGKILL)
 
@@ -61,6 +62,9 @@ class CoreRestart(lib.MasterTest):
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
         text = log()
+        # A dozen children came and went: their status channels must not pile up in masterd.
+        fds_after = lib.fd_count(m.pid)
+        self.assertLessEqual(fds_after, fds_before + 2, "masterd fds %d -> %d" % (fds_before, fds_after))
         self.assertEqual(failures, [], "healthy service failed %d of %d polls" % (len(failures), polls))
         self.assertGreater(polls, 20)
         self.assertEqual(started(text, "healthy"), 1, "healthy service was restarted")
