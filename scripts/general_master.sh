@@ -163,6 +163,10 @@ do_start() {
         err "working directory $WORK_DIR: no such directory"
         return 1
     fi
+    if ! (: >>"$LOG") 2>/dev/null; then
+        err "cannot write the log file $LOG"
+        return 1
+    fi
     # Only this start's lines of the log are shown if it fails.
     size=0
     [ -f "$LOG" ] && size=$(wc -c <"$LOG" | tr -d ' ')

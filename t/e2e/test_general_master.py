@@ -220,6 +220,13 @@ class GeneralMaster(MasterTest):
         r = self.script("status", MASTERD=os.path.join(self.m.dir, "no-such-masterd"))
         self.assert_ok(r, 1)
         self.assertIn("no-such-masterd: no such program", r.stderr)
+        # An unwritable log is refused before anything starts (and the script itself survives
+        # the failed redirection: in sh a redirection error on a special built-in exits).
+        r = self.script("start", LOG=os.path.join(self.m.dir, "no", "such", "dir", "masterd.log"))
+        self.assert_ok(r, 1)
+        self.assertIn("cannot write the log file", r.stderr)
+        self.assertFalse(self.lock_held())
+        self.assertEqual(self.masterds(), [])
 
     def test_is_posix_sh(self):
         for sh in ("sh", "dash"):
