@@ -36,7 +36,7 @@
 #
 # Whether a master runs is only ever asked of the pid-file lock (`masterd --try-lock`), never of
 # a pid that may have been reused.  Every wait polls with a bounded number of short steps.
-# POSIX sh: runs under dash, busybox sh and bash.
+# POSIX sh (checked with dash, bash and shellcheck); Linux (reads /proc to tell a zombie).
 
 : "${MASTERD:=/usr/local/sbin/masterd}"
 : "${CONFIG_DIR:=/etc/masterd}"
