@@ -29,6 +29,8 @@ class CoreRestart(lib.MasterTest):
             "onfbad": ("exit 3", "on-failure"),     # failure: restarted with backoff
             "neverkill": ("serve", "never"),        # killed: not restarted
             "onfkill": ("serve", "on-failure"),     # killed by a signal is a failure: restarted
+            "keepalive": ("exit 0", "keepalive"),   # Melon's word for always
+            "melondefault": ("exit 3", "default"),  # Melon's word for never
         }
         files = {"healthy.cf": "server-command = %s serve\nserver-service = 127.0.0.1:%d\n" % (FD, port)}
         for sid, (args, policy) in services.items():
@@ -76,7 +78,8 @@ class CoreRestart(lib.MasterTest):
         self.assertGreaterEqual(len(delays), n - 1, text)
         self.assertEqual(delays[:5], [100, 200, 400, 800, 1600][:len(delays[:5])], delays)
 
-        for sid in ("neverok", "neverbad", "onfok"):
+        self.assertGreaterEqual(started(text, "keepalive"), 4)
+        for sid in ("neverok", "neverbad", "onfok", "melondefault"):
             self.assertEqual(started(text, sid), 1, "%s restarted" % sid)
             self.assertIn("%s: slot 1 not restarted" % sid, text)
         self.assertEqual(started(text, "neverkill"), 1)
@@ -96,6 +99,12 @@ class CoreRestart(lib.MasterTest):
         self.assertNotIn(nk, kids)
         for sid in ("neverok", "neverbad", "onfok"):
             self.assertNotIn(pid_of(sid), kids)
+
+        # Slots left empty by the policy and slots waiting in backoff do not hold up a stop.
+        t1 = time.monotonic()
+        self.assertEqual(m.stop(), 0)
+        self.assertLess(time.monotonic() - t1, 3.0)
+        self.assertFalse(os.path.exists(m.pid_file))
 
 
 if __name__ == "__main__":
