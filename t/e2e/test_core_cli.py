@@ -101,6 +101,12 @@ class CoreCli(lib.MasterTest):
             self.assertEqual(f.read(), before)
         self.assertEqual(lib.report(("127.0.0.1", p1))["pid"], kid)
         self.assertEqual(m1.children(), [kid])
+        # -t needs no lock and leaves the running master's pid file alone.
+        r = m2.run("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(m1.pid_file) as f:
+            self.assertEqual(f.read(), before)
+        self.assertEqual(m2.run("--try-lock").returncode, 1)
 
     def test_try_lock(self):
         m = self.master({"a.cf": "server-command = %s\n" % FD})
