@@ -22,6 +22,7 @@
 #include "zs_log.h"
 #include "zs_spawn.h"
 #include "zs_status.h"
+#include "zserver.h"
 
 extern char **environ;
 
@@ -224,6 +225,10 @@ pid_t zs_spawn(const zs_spawn_req *r, int *chan)
         execve(r->svc->exec_path, r->svc->argv, env);
         die(r, r->svc->exec_path, 127);
     }
+    /* Both sides set the group (the shells' idiom), so a kill(-pid) sent right after fork
+     * already reaches the child.  EACCES: it has exec'd, having set it itself. */
+    if (setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
+        zwarning("%s: setpgid(%ld): %s", r->svc->id, (long)pid, strerror(errno));
     close(sv[1]);
     if (env)
         free_env(env, pidbuf);
