@@ -80,6 +80,24 @@ int zcoroutine_go(void *(*fn)(void *), void *ctx, int stack_kb);
 void zcoroutine_yield(void);
 void zcoroutine_sleep_ms(long ms);
 
+/* A mutex and a condition variable for coroutines of one process (FIFO, no spurious wake-ups).
+ * Waiting is only possible inside a coroutine; misuse (unlocking a mutex one does not hold,
+ * locking a held mutex outside a coroutine) logs and aborts. */
+typedef struct zcoroutine_mutex_t zcoroutine_mutex_t;
+zcoroutine_mutex_t *zcoroutine_mutex_create(void);
+void zcoroutine_mutex_free(zcoroutine_mutex_t *mutex);
+void zcoroutine_mutex_lock(zcoroutine_mutex_t *mutex);
+int zcoroutine_mutex_trylock(zcoroutine_mutex_t *mutex); /* 0, or -1 with errno EBUSY */
+void zcoroutine_mutex_unlock(zcoroutine_mutex_t *mutex);
+typedef struct zcoroutine_cond_t zcoroutine_cond_t;
+zcoroutine_cond_t *zcoroutine_cond_create(void);
+void zcoroutine_cond_free(zcoroutine_cond_t *cond);
+void zcoroutine_cond_wait(zcoroutine_cond_t *cond, zcoroutine_mutex_t *mutex);
+/* 0 when signalled, -1 with errno ETIMEDOUT after timeout_ms (< 0: no limit). */
+int zcoroutine_cond_timedwait(zcoroutine_cond_t *cond, zcoroutine_mutex_t *mutex, long timeout_ms);
+void zcoroutine_cond_signal(zcoroutine_cond_t *cond);
+void zcoroutine_cond_broadcast(zcoroutine_cond_t *cond);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,524 @@
+/*
+ * zs_co.c — the coroutine runtime: coroutines and their stacks, the scheduler on libev, and the
+ * waits everything else (hooks, mutex, cond) is built from.  Interface: zs_co.h, zserver.h.
+ *
+ * Model.  Switching is asymmetric: the main context (the one running ev_run) resumes a
+ * coroutine; a coroutine that waits, yields or ends switches back to the main context, which
+ * resumes the next one.  Ready coroutines run from an ev_check watcher, right after libev has
+ * dispatched an iteration's I/O and timer callbacks (which only mark coroutines ready); an
+ * ev_idle watcher is active while any coroutine is ready, so the loop polls without blocking
+ * until the ready queue drains.  Each check runs the queue as it stood when the check began,
+ * so a coroutine that yields in a loop cannot starve I/O.
+ *
+ * Invariants.  A coroutine is in exactly one state: RUNNING (it is zs_co_current), READY (on the
+ * ready queue, exactly once), WAITING (something holds a way to wake it: its timer, an fd waiter
+ * linked in fdw[], a mutex or cond queue), or DEAD (its stack is released by the main context
+ * right after the final switch, never by the coroutine itself).  errno is saved across every
+ * switch, so each coroutine keeps its own.
+ *
+ * Stacks come from mmap with a PROT_NONE guard page below them, so an overflow faults (SIGSEGV)
+ * instead of silently corrupting the neighbour.  Default 128 KiB; finished coroutines keep their
+ * stack on a free list of up to ZS_CO_FREE_MAX for the next zcoroutine_go of the same size.
+ * Under AddressSanitizer every switch is announced with __sanitizer_{start,finish}_switch_fiber.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include "zs_co.h"
+#include "zs_co_ctx.h"
+#include "zserver.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ZS_CO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ZS_CO_ASAN 1
+#endif
+#endif
+#ifdef ZS_CO_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define ZS_CO_FREE_MAX 128
+
+enum { CO_READY = 1, CO_RUNNING, CO_WAITING, CO_DEAD };
+
+struct zs_co {
+    zs_co_ctx ctx;
+    zs_co *next; /* ready queue or free list */
+    void *(*fn)(void *);
+    void *arg;
+    char *map;         /* the mapping: guard page, then the stack */
+    size_t maplen;
+    size_t stack_size; /* usable bytes above the guard page */
+    int state;
+    int wake;          /* why the last wait ended */
+    ev_timer timer;
+#ifdef ZS_CO_ASAN
+    void *asan_fake;
+#endif
+};
+
+__thread zs_co *zs_co_current __attribute__((tls_model("initial-exec")));
+__thread int zs_co_owner_thread __attribute__((tls_model("initial-exec")));
+
+static struct {
+    struct ev_loop *loop;
+    pthread_t owner;
+    ev_check check;
+    ev_idle idle;
+    zs_co *ready_head, *ready_tail;
+    zs_co *free;
+    size_t nfree, live;
+    size_t page;
+    zs_co_ctx main_ctx;
+    zs_co_fdwait **fdw; /* fdw[fd]: coroutines waiting on fd, for close() to wake */
+    size_t nfdw;
+#ifdef ZS_CO_ASAN
+    void *main_fake;
+    const void *main_bottom;
+    size_t main_size;
+#endif
+} R;
+
+static void panic(const char *what)
+{
+    zerror("coroutine runtime: %s", what);
+    abort();
+}
+
+/* ---- AddressSanitizer: tell it which stack we are about to run on ---- */
+
+static inline void asan_start(void **fake, const void *bottom, size_t size)
+{
+#ifdef ZS_CO_ASAN
+    __sanitizer_start_switch_fiber(fake, bottom, size);
+#else
+    (void)fake;
+    (void)bottom;
+    (void)size;
+#endif
+}
+
+static inline void asan_finish(void *fake, const void **bottom, size_t *size)
+{
+#ifdef ZS_CO_ASAN
+    __sanitizer_finish_switch_fiber(fake, bottom, size);
+#else
+    (void)fake;
+    (void)bottom;
+    (void)size;
+#endif
+}
+
+#ifdef ZS_CO_ASAN
+#define MAIN_BOTTOM R.main_bottom
+#define MAIN_SIZE R.main_size
+#define MAIN_BOTTOM_P &R.main_bottom
+#define MAIN_SIZE_P &R.main_size
+#define FAKE(co) (co)->asan_fake
+#define FAKE_P(co) &(co)->asan_fake
+#define MAIN_FAKE R.main_fake
+#define MAIN_FAKE_P &R.main_fake
+#else
+#define MAIN_BOTTOM NULL
+#define MAIN_SIZE 0
+#define MAIN_BOTTOM_P NULL
+#define MAIN_SIZE_P NULL
+#define FAKE(co) NULL
+#define FAKE_P(co) NULL
+#define MAIN_FAKE NULL
+#define MAIN_FAKE_P NULL
+#endif
+
+/* ---- stacks ---- */
+
+static size_t page_size(void)
+{
+    if (!R.page) {
+        long p = sysconf(_SC_PAGESIZE);
+        R.page = p > 0 ? (size_t)p : 4096;
+    }
+    return R.page;
+}
+
+static zs_co *co_alloc(size_t size)
+{
+    for (zs_co **pp = &R.free; *pp; pp = &(*pp)->next) {
+        zs_co *co = *pp;
+        if (co->stack_size == size) {
+            *pp = co->next;
+            R.nfree--;
+#ifdef ZS_CO_ASAN
+            /* The last run never returned from its frames: clear their redzones. */
+            ASAN_UNPOISON_MEMORY_REGION(co->map + page_size(), co->stack_size);
+#endif
+            return co;
+        }
+    }
+    zs_co *co = calloc(1, sizeof(*co));
+    if (!co)
+        return NULL;
+    size_t len = size + page_size();
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED) {
+        free(co);
+        return NULL;
+    }
+    if (mprotect(map, page_size(), PROT_NONE) < 0) {
+        int e = errno;
+        munmap(map, len);
+        free(co);
+        errno = e;
+        return NULL;
+    }
+    co->map = map;
+    co->maplen = len;
+    co->stack_size = size;
+    return co;
+}
+
+static void co_release(zs_co *co)
+{
+    if (R.nfree < ZS_CO_FREE_MAX) {
+        co->next = R.free;
+        R.free = co;
+        R.nfree++;
+        return;
+    }
+    munmap(co->map, co->maplen);
+    free(co);
+}
+
+size_t zs_co_free_stacks(void)
+{
+    return R.nfree;
+}
+
+void *zs_co_guard_page(size_t *len)
+{
+    zs_co *co = zs_co_current;
+    if (len)
+        *len = co ? page_size() : 0;
+    return co ? co->map : NULL;
+}
+
+/* ---- switching ---- */
+
+static void make_ready(zs_co *co)
+{
+    co->state = CO_READY;
+    co->next = NULL;
+    if (R.ready_tail)
+        R.ready_tail->next = co;
+    else
+        R.ready_head = co;
+    R.ready_tail = co;
+    if (!ev_is_active(&R.idle))
+        ev_idle_start(R.loop, &R.idle);
+}
+
+/* Main context: run co until it switches back. */
+static void resume(zs_co *co)
+{
+    co->state = CO_RUNNING;
+    zs_co_current = co;
+    asan_start(MAIN_FAKE_P, co->map + page_size(), co->stack_size);
+    zs_co_ctx_switch(&R.main_ctx, &co->ctx);
+    asan_finish(MAIN_FAKE, NULL, NULL);
+    zs_co_current = NULL;
+    if (co->state == CO_DEAD)
+        co_release(co);
+}
+
+/* Coroutine: back to the main context; returns when resumed. */
+static void park(void)
+{
+    zs_co *co = zs_co_current;
+    int saved = errno;
+    asan_start(FAKE_P(co), MAIN_BOTTOM, MAIN_SIZE);
+    zs_co_ctx_switch(&co->ctx, &R.main_ctx);
+    asan_finish(FAKE(co), MAIN_BOTTOM_P, MAIN_SIZE_P);
+    errno = saved;
+}
+
+static void co_main(void)
+{
+    zs_co *co = zs_co_current;
+    asan_finish(NULL, MAIN_BOTTOM_P, MAIN_SIZE_P);
+    co->fn(co->arg);
+    co->state = CO_DEAD;
+    R.live--;
+    /* NULL: this stack's fake frames die with it. */
+    asan_start(NULL, MAIN_BOTTOM, MAIN_SIZE);
+    zs_co_ctx_switch(&co->ctx, &R.main_ctx);
+    panic("a finished coroutine was resumed");
+}
+
+static void check_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    zs_co *last = R.ready_tail;
+    while (R.ready_head) {
+        zs_co *co = R.ready_head;
+        R.ready_head = co->next;
+        if (!R.ready_head)
+            R.ready_tail = NULL;
+        resume(co);
+        if (co == last)
+            break;
+    }
+    if (!R.ready_head)
+        ev_idle_stop(loop, &R.idle);
+}
+
+static void idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    /* Only here so the loop does not block while coroutines are ready; check_cb runs them. */
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    zs_co_wake((zs_co *)((char *)w - offsetof(zs_co, timer)), ZS_CO_TIMEDOUT);
+}
+
+/* ---- the runtime ---- */
+
+int zs_co_init(struct ev_loop *loop)
+{
+    if (!loop) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (R.loop == loop)
+        return 0;
+    if (R.loop) {
+        ev_ref(R.loop);
+        ev_check_stop(R.loop, &R.check);
+        ev_idle_stop(R.loop, &R.idle);
+    }
+    R.loop = loop;
+    R.owner = pthread_self();
+    zs_co_owner_thread = 1;
+    page_size();
+    ev_check_init(&R.check, check_cb);
+    ev_check_start(loop, &R.check);
+    ev_unref(loop); /* the check alone must not keep ev_run going */
+    ev_idle_init(&R.idle, idle_cb);
+    if (R.ready_head)
+        ev_idle_start(loop, &R.idle);
+    if (zvar_default_aio_base && !zvar_default_aio_base->loop)
+        zvar_default_aio_base->loop = loop;
+    return 0;
+}
+
+struct ev_loop *zs_co_loop(void)
+{
+    return R.loop;
+}
+
+void zs_co_run(void)
+{
+    if (R.loop && !zs_co_current)
+        ev_run(R.loop, 0);
+}
+
+size_t zs_co_live(void)
+{
+    return R.live;
+}
+
+double zs_co_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int zcoroutine_go(void *(*fn)(void *), void *ctx, int stack_kb)
+{
+    if (!fn || stack_kb < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!R.loop && zs_co_init(ev_default_loop(0)) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (!pthread_equal(R.owner, pthread_self())) {
+        errno = EPERM; /* the runtime belongs to the thread that runs its loop */
+        return -1;
+    }
+    size_t size = stack_kb ? (size_t)stack_kb * 1024 : ZS_CO_DEFAULT_STACK;
+    if (size < ZS_CO_MIN_STACK)
+        size = ZS_CO_MIN_STACK;
+    size = (size + page_size() - 1) & ~(page_size() - 1);
+    zs_co *co = co_alloc(size);
+    if (!co) {
+        errno = ENOMEM;
+        return -1;
+    }
+    co->fn = fn;
+    co->arg = ctx;
+    co->wake = 0;
+    ev_init(&co->timer, timer_cb);
+    zs_co_ctx_make(&co->ctx, co->map + page_size(), co->stack_size, co_main);
+    R.live++;
+    make_ready(co);
+    return 0;
+}
+
+void zcoroutine_yield(void)
+{
+    zs_co *co = zs_co_current;
+    if (!co)
+        return;
+    make_ready(co);
+    park();
+}
+
+int zs_co_wait(double timeout_s)
+{
+    zs_co *co = zs_co_current;
+    if (!co)
+        panic("zs_co_wait outside a coroutine");
+    co->state = CO_WAITING;
+    co->wake = 0;
+    if (timeout_s >= 0) {
+        ev_now_update(R.loop); /* the loop's clock is stale after a busy coroutine */
+        ev_timer_set(&co->timer, timeout_s, 0.);
+        ev_timer_start(R.loop, &co->timer);
+    }
+    park();
+    ev_timer_stop(R.loop, &co->timer);
+    return co->wake;
+}
+
+void zs_co_wake(zs_co *co, int why)
+{
+    if (co->state != CO_WAITING)
+        return;
+    co->wake = why;
+    make_ready(co);
+}
+
+void zcoroutine_sleep_ms(long ms)
+{
+    if (!zs_co_current) {
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+        while (ms > 0 && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+        return;
+    }
+    if (ms <= 0)
+        zcoroutine_yield();
+    else
+        zs_co_wait((double)ms / 1000.);
+}
+
+/* ---- waiting on fds ---- */
+
+static void fdw_link(zs_co_fdwait *w)
+{
+    if ((size_t)w->fd >= R.nfdw) {
+        size_t n = R.nfdw ? R.nfdw : 64;
+        while (n <= (size_t)w->fd)
+            n *= 2;
+        zs_co_fdwait **p = realloc(R.fdw, n * sizeof(*p));
+        if (!p)
+            return; /* not linked: close() will not wake it, the I/O error will */
+        memset(p + R.nfdw, 0, (n - R.nfdw) * sizeof(*p));
+        R.fdw = p;
+        R.nfdw = n;
+    }
+    w->prev = NULL;
+    w->next = R.fdw[w->fd];
+    if (w->next)
+        w->next->prev = w;
+    R.fdw[w->fd] = w;
+    w->linked = 1;
+}
+
+static void fdw_unlink(zs_co_fdwait *w)
+{
+    if (!w->linked)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        R.fdw[w->fd] = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->linked = 0;
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    zs_co_fdwait *w = (zs_co_fdwait *)((char *)io - offsetof(zs_co_fdwait, io));
+    w->revents |= revents;
+    ev_io_stop(loop, io);
+    zs_co_wake(w->co, ZS_CO_WOKEN);
+}
+
+int zs_co_wait_fds(zs_co_fdwait *w, int n, double timeout_s)
+{
+    zs_co *co = zs_co_current;
+    if (!co)
+        panic("zs_co_wait_fds outside a coroutine");
+    for (int i = 0; i < n; i++) {
+        w[i].co = co;
+        w[i].revents = 0;
+        w[i].linked = 0;
+        if (w[i].fd < 0)
+            continue;
+        ev_io_init(&w[i].io, io_cb, w[i].fd, w[i].events);
+        ev_io_start(R.loop, &w[i].io);
+        fdw_link(&w[i]);
+    }
+    int why = zs_co_wait(timeout_s);
+    for (int i = 0; i < n; i++) {
+        if (w[i].fd < 0)
+            continue;
+        ev_io_stop(R.loop, &w[i].io);
+        fdw_unlink(&w[i]);
+    }
+    return why;
+}
+
+int zs_co_wait_fd(int fd, int events, double timeout_s)
+{
+    zs_co_fdwait w;
+    w.fd = fd;
+    w.events = events;
+    return zs_co_wait_fds(&w, 1, timeout_s);
+}
+
+void zs_co_fd_closing(int fd)
+{
+    if (!zs_co_owner_thread || fd < 0 || (size_t)fd >= R.nfdw || !R.fdw[fd])
+        return;
+    zs_co_fdwait *w = R.fdw[fd], *next;
+    R.fdw[fd] = NULL;
+    for (; w; w = next) {
+        next = w->next;
+        w->linked = 0;
+        ev_io_stop(R.loop, &w->io); /* before the fd goes: libev must not watch a closed fd */
+        if (w->co->state == CO_WAITING)
+            zs_co_wake(w->co, ZS_CO_CLOSED);
+        else if (w->co->state == CO_READY)
+            w->co->wake = ZS_CO_CLOSED; /* woken by I/O, not yet run: the fd is gone all the same */
+    }
+}
