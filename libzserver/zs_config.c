@@ -204,6 +204,20 @@ static int on_pair(void *user, const char *section, const char *name, const char
     return 1;
 }
 
+int zs_config_load_mem(zs_config *c, const char *name, const char *buf, size_t len, zs_errs *errs)
+{
+    reader r = { .path = name, .p = buf, .end = buf + len, .c = c, .errs = errs };
+    int rc = ini_parse_stream(read_line, &r, on_pair, &r);
+    if (rc > 0 && !r.bad) {
+        zs_errs_add(errs, "%s: syntax error near line %d", name, rc);
+        r.bad = 1;
+    } else if (rc < 0 && !r.bad) {
+        zs_errs_add(errs, "%s: cannot be parsed", name);
+        r.bad = 1;
+    }
+    return r.bad ? -1 : 0;
+}
+
 int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs)
 {
     FILE *f = fopen(path, "re");
@@ -236,17 +250,9 @@ int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs)
         free(buf);
         return -1;
     }
-    reader r = { .path = path, .p = buf, .end = buf + len, .c = c, .errs = errs };
-    int rc = ini_parse_stream(read_line, &r, on_pair, &r);
+    int rc = zs_config_load_mem(c, path, buf, len, errs);
     free(buf);
-    if (rc > 0 && !r.bad) {
-        zs_errs_add(errs, "%s: syntax error near line %d", path, rc);
-        r.bad = 1;
-    } else if (rc < 0 && !r.bad) {
-        zs_errs_add(errs, "%s: cannot be parsed", path);
-        r.bad = 1;
-    }
-    return r.bad ? -1 : 0;
+    return rc;
 }
 
 static int cmp_names(const void *a, const void *b)

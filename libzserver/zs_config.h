@@ -45,6 +45,8 @@ void zs_config_merge(zs_config *c, const zs_config *src);
 /* Reads one file into c.  Syntax errors and over-long lines are added to errs as
  * `path:line: ...`; returns -1 when anything was added (or the file cannot be read), else 0. */
 int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs);
+/* The same reader over len bytes in memory (NULs and all); name stands for the path in messages. */
+int zs_config_load_mem(zs_config *c, const char *name, const char *buf, size_t len, zs_errs *errs);
 /* Reads every DIR/NAME.gcf in sorted order.  Returns -1 on any error. */
 int zs_config_load_gcf_dir(zs_config *c, const char *dir, zs_errs *errs);
 
