@@ -183,7 +183,11 @@ static char *read_line(char *str, int num, void *stream)
         s++;
         len--;
     }
-    const char *why = line_problem(s, len);
+    /* inih skips a byte-order mark at the start of the first line it is handed, after we
+     * checked the key: one that is not the file's first bytes is refused instead. */
+    const char *why = r->line == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)
+                          ? "byte-order mark not at the start of the file"
+                          : line_problem(s, len);
     if (why) {
         zs_errs_add(r->errs, "%s:%d: %s", r->path, r->line, why);
         r->bad = 1;
