@@ -60,6 +60,10 @@ int zs_server_parse_args(int argc, char **argv, zs_config *cfg, const char **com
         const char *a = argv[i];
         if (a[0] == '-' && a[1] == '-' && a[2]) {
             const char *eq = strchr(a + 2, '=');
+            if (eq == a + 2) {
+                snprintf(why, whylen, "argument '%s' has no key", a);
+                return -1;
+            }
             if (eq) {
                 char *k = zs_xasprintf("%.*s", (int)(eq - a - 2), a + 2);
                 zs_config_set(cfg, k, eq + 1, "argv", 0);
