@@ -1,25 +1,40 @@
 /*
  * zs_aio.c — aio mode (zserver.h): the libev loop, the general accept register, timers.
  *
- * The general register accepts until EAGAIN on each readiness event (one wake-up serves a
- * burst).  When the process runs out of fds it does not spin: it keeps one reserve fd, and on
- * EMFILE/ENFILE frees it, accepts and closes the connection at once (the client sees a clean
- * close rather than waiting in a backlog we cannot drain), and takes the reserve back.
+ * Accepting.  N processes share one listening socket.  Watched plainly, every new connection
+ * wakes all N and N-1 of them find nothing (the thundering herd).  Instead each listener gets
+ * a small epoll fd of its own holding just that socket with EPOLLEXCLUSIVE, and libev watches
+ * that epoll fd: the kernel wakes one process per connection.  Exclusive wake-ups favour the
+ * waiter registered first, so after each wake-up the process re-registers (DEL + ADD), moving
+ * itself to the back of the socket's wait queue: idle workers take turns.  A kernel without
+ * EPOLLEXCLUSIVE (before 4.5) gets the plain watcher.  Each wake-up accepts at most
+ * ACCEPT_BATCH connections, so one busy process cannot take a whole burst from the others.
+ *
+ * Out of fds.  The process keeps one reserve fd; on EMFILE/ENFILE it frees it, accepts and
+ * closes the connection (the client sees a clean close rather than waiting in a backlog nobody
+ * drains), and takes the reserve back.  Should even that fail, the listener pauses for 100 ms
+ * instead of spinning.  Such events are logged at most once a second, with a count.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <ev.h>
 #include "zs_err.h"
 #include "zs_server.h"
 #include "zserver.h"
 
+#define ACCEPT_BATCH 64
+
 struct zaio_t {
     zaio_t *next;
     ev_io w;
-    int fd;
+    ev_timer pause;   /* out of fds with no reserve: resume accepting after a pause */
+    int fd;           /* the listening socket */
+    int epfd;         /* its own EPOLLEXCLUSIVE epoll fd, or -1 (plain watcher on fd) */
     void (*callback)(int);
 };
 
@@ -36,7 +51,13 @@ void (*zaio_server_before_service)(void) = 0;
 void (*zaio_server_before_softstop)(void) = 0;
 
 static zaio_t *registered;
+/* Accept statistics, logged when the process stops if ZSERVER_ACCEPT_STATS is set (benchmarks
+ * count wake-ups per accepted connection with them). */
+static unsigned long stat_wakeups, stat_accepted, stat_empty;
+static const char *stat_mode = "none";
 static int reserve_fd = -1;
+static unsigned long shed_count;  /* connections closed unserved since the last report */
+static time_t shed_reported;
 
 static void take_reserve(void)
 {
@@ -44,34 +65,95 @@ static void take_reserve(void)
         reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void report_shed(int fd)
 {
-    (void)loop;
+    time_t now = time(NULL);
+    if (now == shed_reported)
+        return;
+    zwarning("out of file descriptors: %lu connection%s on fd %d closed unserved", shed_count,
+             shed_count == 1 ? "" : "s", fd);
+    shed_count = 0;
+    shed_reported = now;
+}
+
+/* Moves this process to the back of the listener's exclusive wait queue. */
+static void requeue(zaio_t *a)
+{
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = a->fd };
+    struct epoll_event drain[4];
+    (void)epoll_wait(a->epfd, drain, 4, 0); /* level-triggered: re-evaluated on the next wait */
+    if (epoll_ctl(a->epfd, EPOLL_CTL_DEL, a->fd, NULL) < 0 || epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->fd, &ev) < 0)
+        zwarning("accept on fd %d: re-registering: %m", a->fd);
+}
+
+static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
     (void)revents;
-    zaio_t *a = (zaio_t *)((char *)w - offsetof(zaio_t, w));
+    zaio_t *a = (zaio_t *)((char *)t - offsetof(zaio_t, pause));
+    take_reserve();
+    ev_io_start(loop, &a->w);
+}
+
+/* Accepts one connection; 1 when one was handed over (or shed), 0 when there is none now. */
+static int accept_one(struct ev_loop *loop, zaio_t *a)
+{
     for (;;) {
         int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
+            stat_accepted++;
             a->callback(fd);
-            continue;
+            return 1;
         }
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
-        if ((errno == EMFILE || errno == ENFILE) && reserve_fd >= 0) {
-            close(reserve_fd);
-            reserve_fd = -1;
-            fd = accept4(a->fd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd >= 0)
-                close(fd);
-            take_reserve();
-            zwarning("out of file descriptors: a connection on fd %d was closed unserved", a->fd);
-            if (fd >= 0)
-                continue;
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            zwarning("accept on fd %d: %m", a->fd);
+        if (errno == EMFILE || errno == ENFILE) {
+            if (reserve_fd >= 0) {
+                close(reserve_fd);
+                reserve_fd = -1;
+                fd = accept4(a->fd, NULL, NULL, SOCK_CLOEXEC);
+                if (fd >= 0)
+                    close(fd);
+                take_reserve();
+                shed_count++;
+                report_shed(a->fd);
+                if (fd >= 0 && reserve_fd >= 0)
+                    return 1;
+            }
+            ev_io_stop(loop, &a->w);
+            ev_timer_set(&a->pause, 0.1, 0.);
+            ev_timer_start(loop, &a->pause);
+            return 0;
         }
-        return;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            zwarning("accept on fd %d: %m", a->fd);
+        return 0;
     }
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    zaio_t *a = (zaio_t *)((char *)w - offsetof(zaio_t, w));
+    int i = 0;
+    stat_wakeups++;
+    while (i < ACCEPT_BATCH && accept_one(loop, a))
+        i++;
+    if (i == 0)
+        stat_empty++;
+    if (a->epfd >= 0)
+        requeue(a);
+}
+
+/* The exclusive epoll fd for a listener, or -1 when the kernel has no EPOLLEXCLUSIVE. */
+static int exclusive_epfd(int fd)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = fd };
+    if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0)
+        return ep;
+    if (ep >= 0)
+        close(ep);
+    return -1;
 }
 
 zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, void (*callback)(int))
@@ -92,9 +174,12 @@ zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, v
     take_reserve();
     zaio_t *a = zs_xcalloc(1, sizeof(*a));
     a->fd = fd;
+    a->epfd = getenv("ZSERVER_ACCEPT_SHARED") ? -1 : exclusive_epfd(fd);
     a->callback = callback;
-    ev_io_init(&a->w, accept_cb, fd, EV_READ);
+    stat_mode = a->epfd >= 0 ? "exclusive" : "shared";
+    ev_io_init(&a->w, accept_cb, a->epfd >= 0 ? a->epfd : fd, EV_READ);
     ev_io_start(eb->loop, &a->w);
+    ev_init(&a->pause, pause_cb);
     a->next = registered;
     registered = a;
     return a;
@@ -106,6 +191,9 @@ static void aio_close_listener(int fd)
         zaio_t *a = *pp;
         if (a->fd == fd) {
             ev_io_stop(base.loop, &a->w);
+            ev_timer_stop(base.loop, &a->pause);
+            if (a->epfd >= 0)
+                close(a->epfd);
             *pp = a->next;
             free(a);
         } else {
@@ -155,6 +243,9 @@ static int aio_init(struct ev_loop *loop)
 static void aio_run(struct ev_loop *loop)
 {
     ev_run(loop, 0);
+    if (getenv("ZSERVER_ACCEPT_STATS"))
+        zinfo("accept stats: %lu wake-ups, %lu accepted, %lu found nothing (%s)", stat_wakeups, stat_accepted,
+              stat_empty, stat_mode);
 }
 
 static void aio_stop(struct ev_loop *loop)

@@ -211,6 +211,8 @@ void zs_server_detach(void)
 
 static int serve(void)
 {
+    /* A peer that closed must cost a server an EPIPE, never its life (lib-zc does the same). */
+    signal(SIGPIPE, SIG_IGN);
     S.loop = ev_default_loop(EVFLAG_AUTO);
     if (!S.loop)
         zfatal("cannot initialise libev");
@@ -368,9 +370,9 @@ static int alone(const zs_config *args)
         S.names[i] = zs_xstrdup(svc.listen[i].name);
     }
     /* Any -server-proc-count (even 1) asks for a master that restarts what dies. */
-    if (zs_config_find(&zs_server_config, "server-proc-count"))
-        return run_workers(&svc);
-    return serve();
+    int rc = zs_config_find(&zs_server_config, "server-proc-count") ? run_workers(&svc) : serve();
+    zs_service_free(&svc);
+    return rc;
 }
 
 int zs_server_main(const zs_server_mode *mode, int argc, char **argv)
