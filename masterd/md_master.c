@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <ev.h>
 #include "md_master.h"
@@ -175,9 +176,14 @@ static void reload(void)
 {
     zs_errs errs = { 0 };
     md_set next;
-    char err[1024];
+    char err[1024], msg[64];
+    struct timespec now;
 
-    sd_notify_msg("RELOADING=1");
+    /* Type=notify-reload wants the CLOCK_MONOTONIC time of the reload's start with it. */
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000ULL);
+    sd_notify_msg(msg);
     zinfo("reload: reading %s", M.o->config_dir);
     if (md_set_load(M.o->config_dir, &next, &errs) < 0) {
         for (size_t i = 0; i < errs.n; i++)
