@@ -3,6 +3,13 @@
  * backoff, soft-stop with escalation.  The child side of a spawn (fd layout, environment,
  * privileges) is in zs_spawn.c.
  *
+ * Stopped children.  The child watcher also reports stops and continues (ev_child trace): a
+ * child stopped by a signal (SIGSTOP, SIGTSTP...) is logged, and if it is still stopped
+ * server-ready-timeout seconds later its process group is SIGKILLed and the slot refilled at once
+ * (not counted as a failure: the program did nothing wrong).  A child continued in time is
+ * logged and left alone.  A child asked to stop is also sent SIGCONT when it is stopped, so the
+ * SIGTERM or SOFTSTOP reaches it.  (A debugger's ptrace stops go to the debugger, not to us.)
+ *
  * Ownership: a zs_proc is in the supervisor's list from fork until it is reaped (or detached);
  * it sits in a slot of its group while it counts towards `want`, and leaves the slot the moment
  * it is asked to stop.  Slots are allocated one by one because libev holds pointers to the
@@ -41,8 +48,9 @@ struct zs_proc {
     int chan;          /* our end of the status channel, -1 once closed */
     ev_io chan_w;
     ev_timer timer;    /* ready deadline while starting, kill deadline while stopping */
+    ev_timer stopped_w; /* armed while the process is stopped by a signal */
     double started;    /* CLOCK_MONOTONIC seconds */
-    int spoke, ready, stopping, timed_out;
+    int spoke, ready, stopping, timed_out, stopped;
 };
 
 struct zs_slot {
@@ -125,6 +133,7 @@ static void proc_forget(zs_proc *p)
     proc_leave_slot(p);
     proc_close_chan(p);
     ev_timer_stop(s->loop, &p->timer);
+    ev_timer_stop(s->loop, &p->stopped_w);
     for (zs_proc **pp = &s->procs; *pp; pp = &(*pp)->next) {
         if (*pp == p) {
             *pp = p->next;
@@ -165,6 +174,19 @@ static void proc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (kill(-p->pid, SIGKILL) < 0)
             kill(p->pid, SIGKILL);
     }
+}
+
+/* Still stopped server-ready-timeout seconds after a stop signal: kill it (SIGKILL ends a
+ * stopped process too) and let the exit refill the slot. */
+static void stopped_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    zs_proc *p = (zs_proc *)((char *)w - offsetof(zs_proc, stopped_w));
+    zerror("%s: pid %ld still stopped after %d s; killing its process group", p->g->svc->id, (long)p->pid,
+           p->g->svc->ready_timeout);
+    if (kill(-p->pid, SIGKILL) < 0)
+        kill(p->pid, SIGKILL);
 }
 
 static void proc_arm(zs_proc *p, double after)
@@ -272,6 +294,27 @@ static void describe_status(int status, char *buf, size_t len)
         snprintf(buf, len, "status 0x%x", status);
 }
 
+/* A stop or continue of a supervised child (see the top of this file). */
+static void proc_stop_event(zs_proc *p, int status)
+{
+    struct ev_loop *loop = p->g->s->loop;
+    if (WIFSTOPPED(status)) {
+        int sig = WSTOPSIG(status);
+        p->stopped = 1;
+        zwarning("%s: pid %ld stopped by signal %d (%s); killed unless continued within %d s", p->g->svc->id,
+                 (long)p->pid, sig, strsignal(sig), p->g->svc->ready_timeout);
+        ev_timer_stop(loop, &p->stopped_w);
+        ev_timer_set(&p->stopped_w, p->g->svc->ready_timeout, 0.);
+        ev_timer_start(loop, &p->stopped_w);
+        if (p->stopping)
+            kill(-p->pid, SIGCONT); /* it was asked to stop: let it hear that */
+    } else {
+        p->stopped = 0;
+        ev_timer_stop(loop, &p->stopped_w);
+        zinfo("%s: pid %ld continued", p->g->svc->id, (long)p->pid);
+    }
+}
+
 static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
     (void)loop;
@@ -279,6 +322,11 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
     zs_super *s = (zs_super *)((char *)w - offsetof(zs_super, child_w));
     zs_proc *p = proc_find(s, w->rpid);
     char how[160];
+    if (WIFSTOPPED(w->rstatus) || WIFCONTINUED(w->rstatus)) {
+        if (p)
+            proc_stop_event(p, w->rstatus);
+        return;
+    }
     describe_status(w->rstatus, how, sizeof(how));
     if (!p) {
         zdebug("reaped pid %ld (not a service child): %s", (long)w->rpid, how);
@@ -338,6 +386,7 @@ static void spawn_slot(zs_slot *sl)
     ev_io_init(&p->chan_w, chan_cb, chan, EV_READ);
     ev_io_start(s->loop, &p->chan_w);
     ev_init(&p->timer, proc_timer_cb);
+    ev_init(&p->stopped_w, stopped_timer_cb);
     proc_arm(p, PLAIN_READY_AFTER);
     if (g->run)
         zinfo("Start up worker process No.%d (pid %ld)", sl->index + 1, (long)pid);
@@ -363,6 +412,8 @@ static void stop_proc(zs_proc *p, int for_exit)
         if (kill(-p->pid, SIGTERM) < 0 && kill(p->pid, SIGTERM) < 0 && errno != ESRCH)
             zerror("%s: kill %ld: %s", p->g->svc->id, (long)p->pid, strerror(errno));
     }
+    if (p->stopped && kill(-p->pid, SIGCONT) < 0)
+        kill(p->pid, SIGCONT); /* a stopped process would only hear SIGKILL */
     proc_arm(p, grace);
 }
 
@@ -383,7 +434,7 @@ zs_super *zs_super_new(struct ev_loop *loop, const zs_super_hooks *hooks)
     s->loop = loop;
     if (hooks)
         s->hooks = *hooks;
-    ev_child_init(&s->child_w, child_cb, 0, 0);
+    ev_child_init(&s->child_w, child_cb, 0, 1); /* 1: stops and continues too */
     ev_child_start(loop, &s->child_w);
     return s;
 }
@@ -402,6 +453,7 @@ void zs_super_after_fork(zs_super *s)
      * must go: none of those fds, timers or children are the worker's business. */
     for (zs_proc *p = s->procs; p; p = p->next) {
         ev_timer_stop(s->loop, &p->timer);
+        ev_timer_stop(s->loop, &p->stopped_w);
         if (p->chan >= 0) {
             ev_io_stop(s->loop, &p->chan_w);
             close(p->chan);
