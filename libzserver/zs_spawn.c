@@ -92,13 +92,28 @@ static void die(const zs_spawn_req *r, const char *what, int code)
     _exit(code);
 }
 
+/* The kernel's struct for rt_sigaction (no restorer needed for SIG_DFL). */
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask[2];
+};
+
 static void reset_signals(void)
 {
     sigset_t none;
     struct sigaction dfl = { .sa_handler = SIG_DFL };
     sigemptyset(&none);
-    for (int sig = 1; sig < NSIG; sig++)
-        sigaction(sig, &dfl, NULL); /* EINVAL for KILL/STOP and glibc's own is expected */
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, &dfl, NULL) == 0)
+            continue;
+        /* glibc refuses its own signals (32, 33), yet they can arrive ignored: GNU make, for
+         * one, starts its jobs so.  An ignored signal stays ignored across exec; the kernel
+         * lets us put them back. */
+        struct kernel_sigaction k = { SIG_DFL, 0, NULL, { 0, 0 } };
+        (void)syscall(SYS_rt_sigaction, sig, &k, NULL, (size_t)8);
+    }
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
