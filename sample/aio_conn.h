@@ -55,6 +55,31 @@ static void aio_conn_drain(int max_seconds)
     zaio_server_stop_notify(aio_conn_live ? max_seconds : 0);
 }
 
+/* ---- the usual wiring of a sample: accept every listener into on_accept, drain on soft-stop ---- */
+
+static void (*aio_conn_on_accept)(int fd);
+
+static void aio_conn_service_register(const char *service, int fd, int fd_type)
+{
+    if (!zaio_server_general_aio_register(zvar_default_aio_base, fd, fd_type, aio_conn_on_accept))
+        zerror("service %s: not served", service);
+}
+
+/* Drains for server-stop-on-softstop-after seconds, or 3 when it is unset. */
+static void aio_conn_before_softstop(void)
+{
+    long m = zconfig_get_int("server-stop-on-softstop-after", 0);
+    aio_conn_drain(m >= 1 ? (int)m : 3);
+}
+
+static int aio_conn_main(int argc, char **argv, void (*on_accept)(int fd))
+{
+    aio_conn_on_accept = on_accept;
+    zaio_server_service_register = aio_conn_service_register;
+    zaio_server_before_softstop = aio_conn_before_softstop;
+    return zaio_server_main(argc, argv);
+}
+
 static void aio_conn_out(aio_conn *c, const char *s, size_t len)
 {
     if (len > sizeof(c->out) - c->out_len) {

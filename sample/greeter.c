@@ -71,12 +71,6 @@ static void on_accept(int fd)
     aio_conn_start(fd, on_data, s, greeting);
 }
 
-static void service_register(const char *service, int fd, int fd_type)
-{
-    if (!zaio_server_general_aio_register(zvar_default_aio_base, fd, fd_type, on_accept))
-        zerror("service %s: not served", service);
-}
-
 static void before_service(void)
 {
     banner = zconfig_get_str("banner", "220 greeter ready");
@@ -84,17 +78,8 @@ static void before_service(void)
     zinfo("greeter ready: banner '%s'", banner);
 }
 
-/* Soft-stop: answer each session's next line, then close it; leave when the last one is gone. */
-static void before_softstop(void)
-{
-    long m = zconfig_get_int("server-stop-on-softstop-after", 0);
-    aio_conn_drain(m >= 1 ? (int)m : 3);
-}
-
 int main(int argc, char **argv)
 {
-    zaio_server_service_register = service_register;
-    zaio_server_before_softstop = before_softstop;
     zaio_server_before_service = before_service;
-    return zaio_server_main(argc, argv);
+    return aio_conn_main(argc, argv, on_accept);
 }

@@ -25,21 +25,7 @@ static void on_accept(int fd)
     aio_conn_start(fd, on_data, NULL, NULL);
 }
 
-static void service_register(const char *service, int fd, int fd_type)
-{
-    if (!zaio_server_general_aio_register(zvar_default_aio_base, fd, fd_type, on_accept))
-        zerror("service %s: not served", service);
-}
-
-static void before_softstop(void)
-{
-    long m = zconfig_get_int("server-stop-on-softstop-after", 0);
-    aio_conn_drain(m >= 1 ? (int)m : 3);
-}
-
 int main(int argc, char **argv)
 {
-    zaio_server_service_register = service_register;
-    zaio_server_before_softstop = before_softstop;
-    return zaio_server_main(argc, argv);
+    return aio_conn_main(argc, argv, on_accept);
 }

@@ -241,3 +241,47 @@ class Burst(MasterTest):
         print(r.stdout.strip())
         self.assertIn("ok=2000 refused=0 reset=0 timeout=0 bad=0 other=0", r.stdout)
         self.assertEqual(r.returncode, 0)
+
+
+class Greeter(MasterTest):
+    def test_greeter_session_state_and_drain(self):
+        port = free_port()
+        m = self.master({"smtpd.cf": "server-command = %s\nserver-service = 127.0.0.1:%d\nserver-proc-count = 2\n"
+                         "banner = 220 test.example ESMTP\nserver-stop-on-softstop-after = 5\n"
+                         % (sample("greeter"), port)}).start(expect_children=2)
+        from lib import connect
+        s = connect(("127.0.0.1", port))
+        f = s.makefile("rwb")
+        self.assertEqual(f.readline(), b"220 test.example ESMTP\r\n")
+        f.write(b"HELO client.example\r\nnoop\r\n")
+        f.flush()
+        self.assertEqual(f.readline(), b"250 hello client.example (line 1)\r\n")
+        self.assertEqual(f.readline(), b"250 you said: noop (line 2)\r\n")
+        # Soft-stop the process serving us: the session gets its next line answered, then closed,
+        # and the process leaves at once instead of waiting out the 5 s.
+        pids_before = m.children()
+        for k in pids_before:
+            os.kill(k, signal.SIGTERM)
+        t0 = time.monotonic()
+        f.write(b"still there?\r\n")
+        f.flush()
+        self.assertEqual(f.readline(), b"250 you said: still there? (line 3)\r\n")
+        self.assertEqual(f.readline(), b"")  # closed after the answer
+        for k in pids_before:
+            wait_exit(k, 4)
+        self.assertLess(time.monotonic() - t0, 4)
+        s.close()
+        # The replacements answer, QUIT says goodbye with the count.
+        got = fetch(("127.0.0.1", port), send=b"a\r\nQUIT\r\n")
+        self.assertEqual(got, b"220 test.example ESMTP\r\n250 you said: a (line 1)\r\n221 bye after 2 lines\r\n")
+
+
+class SampleConfig(MasterTest):
+    def test_etc_mail_validates(self):
+        from lib import MASTERD, BUILD
+        if BUILD != os.path.join(ROOT, "build"):
+            self.skipTest("etc/mail names ../../build binaries; this run uses %s" % BUILD)
+        r = subprocess.run([MASTERD, "-C", ".", "-t"], cwd=os.path.join(ROOT, "etc", "mail"), capture_output=True,
+                           text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("configuration ok (4 services)", r.stdout)
