@@ -32,7 +32,7 @@ TOOL_SRC  := $(sort $(wildcard t/tools/*.c))
 TOOLS     := $(TOOL_SRC:t/tools/%.c=$(B)/t/tools/%)
 DEPS_STAMP := $(B)/.deps-ok
 
-.PHONY: all deps test unit e2e run install clean bench fuzz
+.PHONY: all deps test unit e2e run install clean bench fuzz fuzz-smoke
 all: $(B)/masterd/masterd $(B)/libzserver.a $(B)/libzserver.so $(B)/libzserver.pc $(SAMPLES) $(TOOLS)
 
 # Install the Debian packages when a header is missing (fresh machine: clone, `make test`).
@@ -88,6 +88,15 @@ run: all
 
 bench: all
 	@sh t/bench/run.sh
+
+# libFuzzer harnesses (t/fuzz/, built with clang into build/fuzz/): `make fuzz` runs each for
+# FUZZ_SECONDS on a corpus kept in build/fuzz/corpus/; `make fuzz-smoke` (part of `make test`)
+# runs each for 10 s from the checked-in seeds.  Non-zero exit on a crash, leak or hang.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@sh t/fuzz/run.sh $(FUZZ_SECONDS)
+fuzz-smoke: deps
+	@sh t/fuzz/smoke.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/masterd
