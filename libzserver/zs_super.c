@@ -10,6 +10,10 @@
  * logged and left alone.  A child asked to stop is also sent SIGCONT when it is stopped, so the
  * SIGTERM or SOFTSTOP reaches it.  (A debugger's ptrace stops go to the debugger, not to us.)
  *
+ * Leftovers.  Once a process masterd asked to stop has exited, whatever is left in its process
+ * group (helpers it forked, even ones ignoring SIGTERM) is SIGKILLed, as systemd's
+ * KillMode=mixed does; a process that exits by itself keeps its helpers.
+ *
  * Ownership: a zs_proc is in the supervisor's list from fork until it is reaped (or detached);
  * it sits in a slot of its group while it counts towards `want`, and leaves the slot the moment
  * it is asked to stop.  Slots are allocated one by one because libev holds pointers to the
@@ -336,6 +340,11 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
     zs_slot *sl = p->slot;
     double lived = mono_now() - p->started;
     int failed_start = p->timed_out;
+    /* A process asked to stop is gone: what it leaves in its process group (helpers it
+     * forked) goes too, as systemd's KillMode=mixed does.  Nobody else can hold that group id
+     * while any member is alive. */
+    if (p->stopping && kill(-p->pid, SIGKILL) == 0)
+        zdebug("%s: killed what pid %ld left in its process group", g->svc->id, (long)p->pid);
     int level = (p->stopping || (WIFEXITED(w->rstatus) && WEXITSTATUS(w->rstatus) == 0)) ? ZLOG_INFO : ZLOG_WARNING;
     zlog_write(level, __FILE__, __func__, __LINE__, "%s: pid %ld %s after %.1f s", g->svc->id,
                (long)p->pid, how, lived);
