@@ -184,6 +184,8 @@ int main(int argc, char **argv)
             zs_errs_free(&errs);
             return 2;
         }
+        for (size_t i = 0; i < set.warn.n; i++)
+            fprintf(stderr, "masterd: warning: %s\n", set.warn.msg[i]);
         printf("configuration ok (%d service%s)\n", set.n, set.n == 1 ? "" : "s");
         md_set_free(&set);
         return 0;
@@ -206,6 +208,7 @@ int main(int argc, char **argv)
             unlink(a.pid_file);
         return 1;
     }
+    md_set_log_warnings(&set, "");
     md_master_opts o = { .config_dir = a.config_dir, .pid_file = a.pid_file, .pid_fd = pid_fd };
     int rc = md_master_run(&set, &o);
     if (a.pid_file)

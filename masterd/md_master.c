@@ -193,6 +193,7 @@ static void reload(void)
         sd_notify_msg("READY=1");
         return;
     }
+    md_set_log_warnings(&next, "reload: ");
     if (md_set_bind(&next, &M.listeners, err, sizeof(err)) < 0 ||
         md_masterlog_sync(M.loop, &next, err, sizeof(err)) < 0) {
         zerror("reload: %s; nothing changed", err);
@@ -273,6 +274,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
         break;
     case SIGUSR1:
         zs_log_reopen();
+        md_masterlog_reopen(M.loop);
         zinfo("log reopened");
         break;
     }

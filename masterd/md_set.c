@@ -45,11 +45,28 @@ static void check_duplicates(md_set *set, zs_errs *errs)
     }
 }
 
-static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf, zs_errs *errs)
+/* masterd started by root runs whatever these files name, as root (before server-user drops
+ * it): a file someone else may write is a way in.  Warned about, not refused. */
+static void check_perms(const char *path, zs_errs *warn)
+{
+    struct stat st;
+    if (geteuid() != 0 || stat(path, &st) < 0)
+        return;
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        zs_errs_add(warn, "%s is writable by %s (mode %04o) and masterd reads it as root", path,
+                    (st.st_mode & S_IWGRP) && (st.st_mode & S_IWOTH) ? "group and others"
+                    : st.st_mode & S_IWGRP ? "its group" : "others",
+                    (unsigned)(st.st_mode & 07777));
+    if (st.st_uid != 0)
+        zs_errs_add(warn, "%s is owned by uid %ld, not root, and masterd reads it as root", path, (long)st.st_uid);
+}
+
+static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf, zs_errs *errs, zs_errs *warn)
 {
     md_svc *m = zs_xcalloc(1, sizeof(*m));
     char *path = zs_xasprintf("%s/%s", dir, name);
     char *id = zs_xstrdup(name);
+    check_perms(path, warn);
     id[strlen(id) - 3] = '\0';
     zs_config_init(&m->cf);
     zs_config_merge(&m->cf, gcf);
@@ -85,12 +102,15 @@ int md_set_load(const char *dir, md_set *out, zs_errs *errs)
     out->dir = zs_xstrdup(dir);
     if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
         zs_errs_add(errs, "%s: %s", dir, stat(dir, &st) < 0 ? strerror(errno) : "not a directory");
+        md_set_free(out);
         return -1;
     }
+    check_perms(dir, &out->warn);
     zs_config_init(&gcf);
     int ngcf = zs_config_list_dir(dir, ".gcf", &gcfs, errs);
     for (int i = 0; i < ngcf; i++) {
         char *p = zs_xasprintf("%s/%s", dir, gcfs[i]);
+        check_perms(p, &out->warn);
         zs_config_load_file(&gcf, p, errs);
         free(p);
     }
@@ -99,7 +119,7 @@ int md_set_load(const char *dir, md_set *out, zs_errs *errs)
     if (ncf > 0)
         out->v = zs_xcalloc((size_t)ncf, sizeof(md_svc *));
     for (int i = 0; i < ncf; i++) {
-        md_svc *m = load_one(dir, cfs[i], &gcf, errs);
+        md_svc *m = load_one(dir, cfs[i], &gcf, errs, &out->warn);
         if (m)
             out->v[out->n++] = m;
     }
@@ -131,7 +151,15 @@ void md_set_free(md_set *set)
         md_svc_free(set->v[i]);
     free(set->v);
     free(set->dir);
+    zs_errs_free(&set->warn);
     memset(set, 0, sizeof(*set));
+}
+
+void md_set_log_warnings(md_set *set, const char *prefix)
+{
+    for (size_t i = 0; i < set->warn.n; i++)
+        zwarning("%s%s", prefix, set->warn.msg[i]);
+    zs_errs_free(&set->warn);
 }
 
 md_svc *md_set_find(const md_set *set, const char *id)

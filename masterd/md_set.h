@@ -35,11 +35,16 @@ typedef struct md_set {
     md_svc **v;
     int n;
     char *dir;
+    zs_errs warn;       /* warnings of the load (unsafe permissions), for the caller to log */
 } md_set;
 
 /* Loads DIR: every *.gcf then each *.cf (sorted), validated, addresses unique across files.
- * Returns 0, or -1 with every problem in errs (out is left empty). */
+ * Returns 0, or -1 with every problem in errs (out is left empty).  Run as root, a config
+ * file or the directory being writable by group or others (or owned by another user) is a
+ * warning in out->warn: masterd runs what they say as root. */
 int md_set_load(const char *dir, md_set *out, zs_errs *errs);
+/* Logs set->warn with zwarning (each line after prefix) and empties it. */
+void md_set_log_warnings(md_set *set, const char *prefix);
 void md_set_free(md_set *set);
 /* Frees one service (its listeners must be unbound). */
 void md_svc_free(md_svc *m);
