@@ -11,5 +11,9 @@ struct ev_loop;
 /* Opens a receiver for every masterlog path set uses (keeping ones already open).
  * Returns 0, or -1 with err. */
 int md_masterlog_sync(struct ev_loop *loop, const md_set *set, char *err, size_t errlen);
+/* Re-creates the socket file of every receiver whose file was removed or replaced (SIGUSR1,
+ * and every reload).  Processes still connected to the old socket keep being read until the
+ * next re-creation, so no line is lost to a rotation. */
+void md_masterlog_reopen(struct ev_loop *loop);
 void md_masterlog_close_all(struct ev_loop *loop);
 #endif
