@@ -14,8 +14,16 @@
  *   probe-log-lines = N         log N numbered lines with zinfo right after start
  *   probe-crash = yes           exit 3 right in before_service (a crash-looping worker)
  *   probe-env = yes             record the ZMASTER_* / LISTEN_* variables still set after start
+ *   probe-hang-before-ready = yes   block in before_service (never says READY), recording
+ *                               `hanging` first: a server stuck in its start-up
+ *   probe-grandchild = yes      fork a helper that sleeps in the same process group, recording
+ *                               `grandchild PID`
+ *   probe-stuck-softstop = yes  on soft-stop, ignore SIGTERM and block for good in the
+ *                               before_softstop hook (recording `stuck`): a server that never
+ *                               finishes stopping
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,9 +63,21 @@ static void service_register(const char *service, int fd, int fd_type)
     zaio_server_general_aio_register(zvar_default_aio_base, fd, fd_type, on_accept);
 }
 
+/* Sleeps in one-second steps for at most an hour: only a signal ends it. */
+static void block_for_good(void)
+{
+    for (int i = 0; i < 3600; i++)
+        sleep(1);
+}
+
 static void before_softstop(void)
 {
     rec("before_softstop", NULL);
+    if (zconfig_get_bool("probe-stuck-softstop", 0)) {
+        signal(SIGTERM, SIG_IGN);
+        rec("stuck", NULL);
+        block_for_good();
+    }
     long s = zconfig_get_int("probe-stop-notify", -1);
     if (s >= 0)
         zaio_server_stop_notify((int)s);
@@ -92,7 +112,18 @@ static void print_keys(void)
 static void before_service(void)
 {
     rec("before_service", zvar_default_aio_base && zvar_default_aio_base->loop ? "loop-ready" : "no-loop");
-    if (zconfig_get_bool("probe-softstop-hook", 0))
+    if (zconfig_get_bool("probe-grandchild", 0)) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            signal(SIGTERM, SIG_IGN); /* only the process group's SIGKILL ends it */
+            block_for_good();
+            _exit(0);
+        }
+        char d[32];
+        snprintf(d, sizeof(d), "%ld", (long)pid);
+        rec("grandchild", d);
+    }
+    if (zconfig_get_bool("probe-softstop-hook", 0) || zconfig_get_bool("probe-stuck-softstop", 0))
         zaio_server_before_softstop = before_softstop;
     long ms = zconfig_get_int("probe-detach-after-ms", -1);
     if (ms >= 0)
@@ -100,6 +131,10 @@ static void before_service(void)
     print_keys();
     if (zconfig_get_bool("probe-crash", 0))
         exit(3);
+    if (zconfig_get_bool("probe-hang-before-ready", 0)) {
+        rec("hanging", NULL);
+        block_for_good();
+    }
     long lines = zconfig_get_int("probe-log-lines", 0);
     for (long i = 0; i < lines; i++)
         zinfo("probe line %ld of %ld from %ld: %s", i, lines, (long)getpid(),
