@@ -14,9 +14,13 @@ import time
 import unittest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.path.join(ROOT, "build")
+BUILD = os.environ.get("ZS_BUILD") or os.path.join(ROOT, "build")  # build-san for SAN=1
 MASTERD = os.path.join(BUILD, "masterd", "masterd")
 FDSERVER = os.path.join(BUILD, "t", "tools", "fdserver")
+# E2E_VALGRIND=1: every masterd runs under valgrind memcheck (see valgrind_prefix); deadlines
+# that include masterd's own start-up stretch by SLOW.
+VALGRIND = bool(os.environ.get("E2E_VALGRIND"))
+SLOW = 4.0 if VALGRIND else 1.0
 
 
 def sample(name):
@@ -197,7 +201,7 @@ class Master:
         os.unlink(os.path.join(self.cf, name))
 
     def cmdline(self, *extra):
-        return [MASTERD, "-C", self.cf, "-pid-file", self.pid_file] + self.args + list(extra)
+        return valgrind_prefix(self.dir) + [MASTERD, "-C", self.cf, "-pid-file", self.pid_file] + self.args + list(extra)
 
     def start(self, wait_ready=True, expect_children=None):
         self.logf = open(self.log_path, "ab")
@@ -206,7 +210,7 @@ class Master:
                                      stderr=subprocess.STDOUT, cwd=self.cwd, env=env)
         self.pid = self.proc.pid
         if wait_ready:
-            wait_until(lambda: os.path.exists(self.pid_file) and "started" in self.log(), 5,
+            wait_until(lambda: os.path.exists(self.pid_file) and "started" in self.log(), 5 * SLOW,
                        what="masterd to start")
         if expect_children is not None:
             self.wait_children(expect_children)
@@ -345,3 +349,63 @@ def socket_info(pid, target):
             if parts[6] == inode:
                 return ("unix", int(parts[4], 16), parts[7] if len(parts) > 7 else "")
     return None
+
+
+# ---- fault suite, sanitizer and valgrind helpers (t/fault/) ----
+
+def valgrind_prefix(fallback_dir):
+    """The valgrind command masterd is wrapped in when E2E_VALGRIND is set (else []).  Logs go
+    to E2E_REPORT_DIR (run.py fails a module whose logs show errors) or fallback_dir.  A memory
+    error or a definite leak also makes masterd exit 99."""
+    if not VALGRIND:
+        return []
+    d = os.environ.get("E2E_REPORT_DIR") or fallback_dir
+    return ["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
+            "--track-fds=no", "--log-file=%s/vg.%%p" % d]
+
+
+def proc_cpu(pid):
+    """utime + stime of pid in seconds (from /proc/PID/stat), or None when gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rindex(")") + 2:].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def can_bind(port, host="127.0.0.1"):
+    """True when a listening socket can be bound on host:port right now (nobody holds it)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if fam == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((host, port))
+        s.listen(1)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def probe_events(path):
+    """{pid: [event lines]} from a t/tools/tlib_probe output file (probe-out)."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                pid, _, ev = line.rstrip("\n").partition(" ")
+                out.setdefault(int(pid), []).append(ev)
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def started_pids(log, sid):
+    """Pids masterd logged as started for service sid, in order."""
+    import re
+    return [int(p) for p in re.findall(r" %s: started pid (\d+)" % re.escape(sid), log)]
