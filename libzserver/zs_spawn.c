@@ -173,7 +173,11 @@ static void place_fds(const zs_spawn_req *r, int chan)
 {
     int n = r->svc->nlisten, top = ZS_LISTEN_FDS_START + n + 1;
     int tmp[n + 1];
-    /* First lift every source above the targets, so no dup2 overwrites a source still needed. */
+    int lf = zs_log_child_fd();
+    /* First lift every source above the targets, so no dup2 overwrites a source still needed:
+     * the log file's fd too, which may well sit where a listener goes (3, 4...). */
+    if (lf != 2 && (lf = fcntl(lf, F_DUPFD_CLOEXEC, top)) < 0)
+        die(r, "fcntl(F_DUPFD) log", 126);
     for (int i = 0; i <= n; i++) {
         tmp[i] = fcntl(i < n ? r->fds[i] : chan, F_DUPFD_CLOEXEC, top);
         if (tmp[i] < 0)
@@ -185,7 +189,6 @@ static void place_fds(const zs_spawn_req *r, int chan)
     int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (nul < 0 || dup2(nul, 0) < 0)
         die(r, "/dev/null", 126);
-    int lf = zs_log_child_fd();
     if (lf != 2 && (dup2(lf, 1) < 0 || dup2(lf, 2) < 0))
         die(r, "dup2 log", 126);
     close_from(top);
