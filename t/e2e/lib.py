@@ -5,6 +5,7 @@ Everything is real: masterd and the servers are the built binaries, traffic goes
 a fixed sleep.
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -108,7 +109,8 @@ def report(addr, timeout=5.0):
             k, _, v = line[4:].partition("=")
             out["env"][k] = v
         elif line.startswith("fds="):
-            for item in line[4:].split():
+            # "3:socket:[1] 1:/x/log (deleted)": a target may contain blanks, an fd never does.
+            for item in re.split(r" (?=\d+:)", line[4:].strip()):
                 fd, _, target = item.partition(":")
                 out["fds"][int(fd)] = target
         elif "=" in line:
