@@ -4,7 +4,9 @@
  * Each line is formatted whole into one buffer and written with one write()/send(), so lines
  * from many processes sharing a file, a pipe or the masterlog socket never interleave.
  * Nothing here blocks: the masterlog socket is sent with MSG_DONTWAIT and a full queue drops
- * the line; a log file removed under us keeps its fd until zs_log_reopen().
+ * the line; a log file removed under us keeps its fd until zs_log_reopen().  syslog is spoken
+ * here too, not through glibc's syslog(), which blocks for good once the daemon stops reading
+ * /dev/log (its queue full) and would hang masterd with it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -114,6 +116,70 @@ static int open_target(int type, const char *path, char *err, size_t errlen)
     return fd;
 }
 
+/* ---- syslog: RFC 3164 datagrams to /dev/log, never blocking ---- */
+
+static struct {
+    int fd;
+    char ident[64];
+    unsigned long dropped;   /* lines lost to a full queue or no daemon, reported with the next */
+} sl = { -1, "", 0 };
+
+static void syslog_close(void)
+{
+    if (sl.fd >= 0)
+        close(sl.fd);
+    sl.fd = -1;
+}
+
+static void syslog_connect(void)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX, .sun_path = "/dev/log" };
+    syslog_close();
+    sl.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (sl.fd >= 0 && connect(sl.fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+        syslog_close();
+}
+
+/* 1 sent, 0 dropped (queue full: the daemon is slow or stuck), -1 no daemon to talk to. */
+static int syslog_send1(const char *buf, size_t len)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (sl.fd < 0)
+            syslog_connect();
+        if (sl.fd < 0)
+            return -1;
+        if (send(sl.fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+            return 1;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR)
+            return 0;
+        syslog_close(); /* the daemon restarted (ECONNREFUSED, ENOTCONN): reconnect once */
+    }
+    return -1;
+}
+
+static void syslog_emit(int prio, const char *line, size_t len)
+{
+    char buf[8400], ts[32];
+    struct tm tm;
+    time_t now = time(NULL);
+    localtime_r(&now, &tm);
+    strftime(ts, sizeof(ts), "%b %e %H:%M:%S", &tm);
+    if (sl.dropped) {
+        int n = snprintf(buf, sizeof(buf), "<%d>%s %s[%ld]: (syslog: %lu line%s dropped: the daemon was busy or gone)",
+                         lg.facility | LOG_WARNING, ts, sl.ident, (long)getpid(), sl.dropped, sl.dropped == 1 ? "" : "s");
+        if (n > 0 && syslog_send1(buf, (size_t)n) == 1)
+            sl.dropped = 0;
+    }
+    int n = snprintf(buf, sizeof(buf), "<%d>%s %s[%ld]: %.*s", lg.facility | prio, ts, sl.ident, (long)getpid(),
+                     (int)len, line);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(buf))
+        n = (int)sizeof(buf) - 1;
+    if (syslog_send1(buf, (size_t)n) != 1)
+        sl.dropped++;
+}
+
 int zs_log_open(const char *target, const char *ident, char *err, size_t errlen)
 {
     const char *arg;
@@ -128,14 +194,15 @@ int zs_log_open(const char *target, const char *ident, char *err, size_t errlen)
     }
     if (lg.type == T_FILE || lg.type == T_MASTERLOG)
         close(lg.fd);
-    if (lg.type == T_SYSLOG)
-        closelog();
+    syslog_close();
     lg.type = type;
     lg.fd = fd;
     lg.facility = fac;
     snprintf(lg.path, sizeof(lg.path), "%s", arg ? arg : "");
-    if (type == T_SYSLOG)
-        openlog(ident, LOG_PID | LOG_NDELAY, fac);
+    if (type == T_SYSLOG) {
+        snprintf(sl.ident, sizeof(sl.ident), "%s", ident ? ident : "zserver");
+        syslog_connect(); /* now, as LOG_NDELAY would: before a chroot or a privilege drop */
+    }
     return 0;
 }
 
@@ -221,7 +288,9 @@ void zs_log_emit(int level, const char *line, size_t len)
     static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT };
     char buf[8192];
     if (lg.type == T_SYSLOG) {
-        syslog(prio[level < 0 || level > ZLOG_FATAL ? ZLOG_ERROR : level], "%.*s", (int)len, line);
+        int saved = errno;
+        syslog_emit(prio[level < 0 || level > ZLOG_FATAL ? ZLOG_ERROR : level], line, len);
+        errno = saved;
         return;
     }
     if (len > sizeof(buf) - 1)
