@@ -16,7 +16,7 @@ for b in "$root/build/masterd/masterd" "$root/build/sample/http_hello"; do
     [ -x "$b" ] || { echo "bench: $b is missing: run make first" >&2; exit 1; }
 done
 mkdir -p "$out"
-for t in tinyserv respawn spawncost; do
+for t in tinyserv respawn spawncost herd; do
     if [ ! -x "$out/$t" ] || [ "$here/$t.c" -nt "$out/$t" ]; then
         $cc -O2 -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -o "$out/$t" "$here/$t.c"
     fi
