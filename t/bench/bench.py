@@ -307,7 +307,7 @@ def bench_respawn():
         except (OSError, ValueError, KeyError, IndexError):
             exec_ms = None
 
-        say("respawn: %d kills per supervisor, round-robin (about %d s)" % (KILLS, KILLS * 1.3))
+        say("respawn: %d kills per supervisor, round-robin (about %d s)" % (KILLS, KILLS * 2.6))
         argv = [RESPAWN, "-n", str(KILLS), "-m", "1200", "-i", "100", "-g", "10000"]
         argv += ["%s=%d" % (n, ports[n]) for n in ("masterd", "supervisord", "runsv", "s6-supervise")]
         argv.append("bare=%d:bare:%s" % (ports["bare"], TINY))
@@ -496,9 +496,12 @@ def http_bench(close):
                     "close" if close else "keepalive", s.name, i + 1, fmt(r["rps"]), fmt(r["p99"]),
                     r["errors"] + r["non2xx"]))
         herd = {}
+        if perf_ok():
+            for s in servers:
+                herd.setdefault(s.name, {})["perf"] = perf_syscalls(s, close, tmp)
         if close:
             for s in servers:
-                herd[s.name] = {"csw": switches_per_conn(s)}
+                herd.setdefault(s.name, {})["csw"] = switches_per_conn(s)
             for s in servers:
                 herd[s.name].update({load: strace_accepts(s, tmp, load) for load in ("wrk", "slow")})
             herd["mechanism"] = {}
@@ -587,6 +590,15 @@ def http_table(num, title, close, servers, runs, herd):
     if not close:
         rows.append(["connections held per worker (mid-run, each round)", ", ".join(a["conns"]),
                      ", ".join(b["conns"]), "", "", ""])
+    pa, pb = herd.get(ours.name, {}).get("perf"), herd.get(nginx.name, {}).get("perf")
+    if pa and pb:
+        def calls(d):
+            return sum(v for k, v in d.items() if k in PERF_CALLS)
+        rows.append(["system calls per request (perf stat, separate 3 s run)", fmt(calls(pa), 2), fmt(calls(pb), 2),
+                     ratio(calls(pa), calls(pb)), "", ""])
+        for k in PERF_CALLS + ("page-faults", "context-switches"):
+            if pa.get(k, 0) >= 0.005 or pb.get(k, 0) >= 0.005:
+                rows.append(["  " + k, fmt(pa.get(k, 0.0), 3), fmt(pb.get(k, 0.0), 3), "", "", ""])
     rows.append(["master CPU s during the runs", fmt(a["master_cpu"], 2), fmt(b["master_cpu"], 2), "", "", ""])
     rows.append(["socket errors + non-2xx", a["errors"], b["errors"], "", "0", verdict(a["errors"] == 0)])
     if close:
@@ -630,6 +642,48 @@ def http_table(num, title, close, servers, runs, herd):
                      " epoll_wait shows only as a context switch, hence the context-switch row.")
     table("%d. HTTP hello, %s: %s" % (num, title, "masterd + http_hello vs nginx"),
           ["figure", "masterd + http_hello", "nginx", "ratio", "goal", ""], rows, notes)
+
+
+PERF_CALLS = ("accept4", "epoll_ctl", "epoll_wait", "read", "recvfrom", "sendto", "writev", "close", "brk")
+
+
+def perf_ok():
+    try:
+        return subprocess.run(["perf", "stat", "-e", "syscalls:sys_enter_getpid", "true"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def perf_syscalls(s, close, tmp):
+    """System calls and page faults per request of s's workers during a 3 s wrk run, counted by
+    `perf stat` on the syscall tracepoints (exact counts, next to no slowdown), or None."""
+    out = os.path.join(tmp, "perf-%d.txt" % s.port)
+    events = ",".join("syscalls:sys_enter_" + c for c in PERF_CALLS) + ",page-faults,context-switches"
+    st = Proc("perf", ["perf", "stat", "-x", ",", "-e", events, "-p", ",".join(str(w) for w in s.workers),
+                       "-o", out, "--", "sleep", "4"], log=tmp + "/perf.log")
+    time.sleep(0.3)
+    argv = ["wrk", "-t1", "-c%d" % CONNS, "-d3s"] + (["-H", "Connection: close"] if close else [])
+    p = subprocess.run(argv + ["http://127.0.0.1:%d/" % s.port], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=40)
+    try:
+        st.p.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        pass
+    st.stop(grace=2)
+    reqs = parse_wrk(p.stdout)["reqs"]
+    counts = {}
+    try:
+        with open(out) as f:
+            for line in f:
+                w = line.strip().split(",")
+                if len(w) >= 3 and w[0].replace(".", "").isdigit():
+                    counts[w[2].replace("syscalls:sys_enter_", "")] = float(w[0])
+    except OSError:
+        return None
+    if not reqs or not counts:
+        return None
+    return {k: v / reqs for k, v in counts.items()}
 
 
 def switches_per_conn(s):
