@@ -9,7 +9,8 @@ in the same invocation, alternating, so drift on the machine falls on both.
 
 Tables go to stdout and, with the machine and date, to build/bench/results.md.
 Environment: BENCH_KILLS (respawn kills per supervisor, 50), BENCH_SECONDS (wrk duration, 5),
-BENCH_ROUNDS (wrk rounds per server, 3), BENCH_SCALE (services x processes, 100x10).
+BENCH_ROUNDS (wrk rounds per server, 3), BENCH_SCALE (services x processes, 100x10),
+BENCH_SUP_LIMIT (seconds supervisord gets to start them, 40).
 """
 import json
 import os
@@ -39,7 +40,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SCALE = os.environ.get("BENCH_SCALE", "100x10")
 WORKERS = 2
 CONNS = 50
-SUP_LIMIT = 40   # seconds supervisord gets to start its 1000 processes
+SUP_LIMIT = int(os.environ.get("BENCH_SUP_LIMIT", "40"))  # seconds supervisord gets to start its processes
 SPAWNCOST = os.path.join(OUT, "spawncost")
 BURST = os.path.join(BUILD, "t", "tools", "burst")
 HERD = os.path.join(OUT, "herd")
@@ -162,6 +163,14 @@ class Proc:
             if self.p.poll() is not None and not any(alive(c) for c in tree):
                 break
             time.sleep(0.02)
+        if self.p.poll() is None:
+            # Still there: freeze it (a supervisor may still be starting children), then take
+            # every descendant it has now, so none is left behind, reparented, once it is gone.
+            try:
+                os.kill(self.pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+            tree = list(dict.fromkeys(tree + descendants(self.pid)))
         for c in tree + [self.pid]:
             if alive(c):
                 try:
