@@ -271,6 +271,7 @@ class Master:
                     pass
             if getattr(self, "logf", None):
                 self.logf.close()
+            sanitizer_reports_in_log(self.log(), self.dir)
             if os.environ.get("E2E_KEEP"):
                 print("kept", self.dir)
             else:
@@ -411,3 +412,21 @@ def started_pids(log, sid):
     """Pids masterd logged as started for service sid, in order."""
     import re
     return [int(p) for p in re.findall(r" %s: started pid (\d+)" % re.escape(sid), log)]
+
+
+SANITIZER_MARKS = ("runtime error: ", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_reports_in_log(text, where):
+    """Copies a sanitizer report found in a log (masterd's and its children's stderr) into
+    E2E_REPORT_DIR, so run.py fails the module.  Needed for UBSan: combined with ASan (GCC) it
+    writes to stderr whatever log_path says."""
+    d = os.environ.get("E2E_REPORT_DIR")
+    hits = [i for i, line in enumerate(text.splitlines()) if any(mk in line for mk in SANITIZER_MARKS)]
+    if not d or not hits:
+        return
+    lines = text.splitlines()
+    fd, path = tempfile.mkstemp(prefix="log-report.", dir=d)
+    with os.fdopen(fd, "w") as f:
+        f.write("in the log of %s:\n" % where)
+        f.write("\n".join(lines[max(0, hits[0] - 5):hits[0] + 40]) + "\n")

@@ -11,7 +11,9 @@ and t/e2e (lib.py) on every module's.
 Sanitizer and valgrind reports: each module gets a report directory (E2E_REPORT_DIR) and
 ASAN_OPTIONS/UBSAN_OPTIONS with log_path inside it, so an AddressSanitizer, LeakSanitizer or
 UBSan report from any process of the module (masterd, a server, a worker, a tool) lands there
-instead of in a log nobody reads; lib.py puts valgrind's logs (E2E_VALGRIND=1) there too.  A
+instead of in a log nobody reads; lib.py puts valgrind's logs (E2E_VALGRIND=1) there too, and
+copies there any report it finds in a masterd log (GCC's UBSan, combined with ASan, ignores
+log_path and writes to stderr, which is masterd's log for masterd and its children).  A
 module with a sanitizer report, or a valgrind log with errors, fails.
 """
 import glob
@@ -27,7 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Searched in this order; the fault modules are long, so they start first.
 DIRS = [os.path.join(os.path.dirname(HERE), "fault"), HERE]
 SAN_OPTS = {
-    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:halt_on_error=1:log_path={d}/asan",
+    # disable_coredump=0: ASan must leave RLIMIT_CORE alone (server-core-size is tested).
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:halt_on_error=1:disable_coredump=0:log_path={d}/asan",
     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:log_path={d}/ubsan",
 }
 

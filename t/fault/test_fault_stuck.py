@@ -80,11 +80,11 @@ class Stuck(lib.MasterTest):
         self.assertGreater(took, 4.5, "killed before the grace period (0 + 5 s) was over")
         self.assertLess(took, 8.0)
         self.assertGreater(polls, 20)
-        log = m.log()
         for sid in ("plain", "lib"):
             child = fam[sid][0]
-            self.assertIn("%s: pid %d did not stop in time; killing its process group" % (sid, child), log)
-            self.assertIn("%s: pid %d killed by signal 9" % (sid, child), log)
+            # Dead is not reaped yet: wait for masterd to log the exit.
+            lib.wait_until(lambda: "%s: pid %d killed by signal 9" % (sid, child) in m.log(), 2)
+            self.assertIn("%s: pid %d did not stop in time; killing its process group" % (sid, child), m.log())
         lib.wait_until(lambda: lib.can_bind(ports[0]) and lib.can_bind(ports[1]), 2,
                        what="the removed services' ports to close")
         self.assertEqual(m.stop(), 0)
