@@ -32,7 +32,7 @@ TOOL_SRC  := $(sort $(wildcard t/tools/*.c))
 TOOLS     := $(TOOL_SRC:t/tools/%.c=$(B)/t/tools/%)
 DEPS_STAMP := $(B)/.deps-ok
 
-.PHONY: all deps test unit e2e run install clean bench fuzz fuzz-smoke
+.PHONY: all deps test unit e2e run install clean bench fuzz valgrind fuzz-smoke
 all: $(B)/masterd/masterd $(B)/libzserver.a $(B)/libzserver.so $(B)/libzserver.pc $(SAMPLES) $(TOOLS)
 
 # Install the Debian packages when a header is missing (fresh machine: clone, `make test`).
@@ -74,6 +74,14 @@ $(B)/t/unit/%: $(B)/t/unit/%.o $(B)/libzserver.a
 $(B)/t/tools/%: t/tools/%.c $(DEPS_STAMP) $(B)/libzserver.a $(wildcard libzserver/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(CFLAGS_W) $(if $(findstring tlib,$*),-Ilibzserver) -o $@ $< $(LDFLAGS) $(if $(findstring tlib,$*),$(LINK_LIB)) -lpthread
+
+# valgrind memcheck on masterd through the masterd-focused end-to-end modules (E2E_VALGRIND=1 in
+# t/e2e/lib.py): a memory error or a definite leak in any masterd fails the run.
+VALGRIND_MODULES := test_core_cli test_core_restart test_core_stop test_notify test_reload \
+	test_fault_stuck test_fault_master_death test_fault_log test_fault_fdleak test_fault_crashloop test_privileges
+valgrind: all
+	@command -v valgrind >/dev/null 2>&1 || sh scripts/install-deps.sh valgrind
+	@E2E_VALGRIND=1 python3 t/e2e/run.py $(VALGRIND_MODULES)
 
 unit: all $(UNITS)
 	@sh t/run-unit.sh $(UNITS)

@@ -118,8 +118,8 @@ class Syslog(lib.MasterTest):
         m.logf = open(m.log_path, "ab")
         m.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=m.logf, stderr=subprocess.STDOUT, cwd=m.dir)
         m.pid = m.proc.pid  # unshare and sh exec: the same process becomes masterd
-        lib.wait_until(lambda: os.path.exists(m.pid_file) and open("/proc/%d/comm" % m.pid).read().strip() ==
-                       "masterd", 5 * lib.SLOW, what="masterd to start in its namespace")
+        lib.wait_until(lambda: open(m.pid_file).read().strip() == str(m.pid), 5 * lib.SLOW,
+                       what="masterd to start in its namespace (its pid file)")
         return m
 
     def exercise(self, m, port, extra_kills=3):
