@@ -99,7 +99,7 @@ bench: all
 
 # libFuzzer harnesses (t/fuzz/, built with clang into build/fuzz/): `make fuzz` runs each for
 # FUZZ_SECONDS on a corpus kept in build/fuzz/corpus/; `make fuzz-smoke` (part of `make test`)
-# runs each for 10 s from the checked-in seeds.  Non-zero exit on a crash, leak or hang.
+# runs each for 9 s from the checked-in seeds.  Non-zero exit on a crash, leak or hang.
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@sh t/fuzz/run.sh $(FUZZ_SECONDS)
