@@ -5,8 +5,8 @@
  *
  * Input: the whole buffer up to its first NUL is the entry text, parsed once as a list and
  * once as a single entry.  Checks: a parsed entry has a name, a canonical key, a sockaddr of
- * the kind it claims, a unix path that fits sun_path; the list parser's count and errors
- * agree with its return value.
+ * the kind it claims, a unix path that fits sun_path, a canonical key that parses back to
+ * itself; the list parser's count and errors agree with its return value.
  */
 #include <netinet/in.h>
 #include <stdint.h>
@@ -46,6 +46,32 @@ static void check_entry(const zs_listen *l)
     }
 }
 
+/* An address's canonical key, parsed as an entry, gives the same key (duplicate detection
+ * relies on it: two spellings of one address must meet in one key).  A unix key may be too
+ * long to be an entry itself; then there is nothing to compare. */
+static void check_canonical(const zs_listen *l)
+{
+    const char *colon = strchr(l->key, ':');
+    char *again = NULL;
+    if (l->kind == ZS_LISTEN_FIFO)
+        again = strdup(l->key);             /* "fifo:/abs" is itself an entry */
+    else
+        again = strdup(colon + 1);
+    zs_listen k;
+    char why[300];
+    if (zs_listen_parse(again, "svc", &k, why, sizeof(why)) == 0) {
+        if (strcmp(k.key, l->key))
+            fprintf(stderr, "fuzz_listen: '%s' -> key '%s' -> key '%s'\n", l->text, l->key, k.key);
+        CHECK(!strcmp(k.key, l->key));
+        zs_listen_free(&k);
+    } else {
+        if (l->kind == ZS_LISTEN_INET || l->kind == ZS_LISTEN_INET6)
+            fprintf(stderr, "fuzz_listen: key '%s' of '%s' refused: %s\n", again, l->text, why);
+        CHECK(l->kind == ZS_LISTEN_UNIX || l->kind == ZS_LISTEN_FIFO);
+    }
+    free(again);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
@@ -70,6 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     why[0] = '\0';
     if (zs_listen_parse(text, "svc", &l, why, sizeof(why)) == 0) {
         check_entry(&l);
+        check_canonical(&l);
         CHECK(!strcmp(l.text, text));
         zs_listen_free(&l);
     } else {
