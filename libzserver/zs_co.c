@@ -4,15 +4,16 @@
  *
  * Model.  Switching is asymmetric: the main context (the one running ev_run) resumes a
  * coroutine; a coroutine that waits, yields or ends switches back to the main context, which
- * resumes the next one.  Ready coroutines run from an ev_check watcher, right after libev has
- * dispatched an iteration's I/O and timer callbacks (which only mark coroutines ready); an
+ * resumes the next one.  Ready coroutines run from an ev_check watcher (lowest priority), right
+ * after libev has dispatched an iteration's I/O and timer callbacks (which only mark coroutines
+ * ready); an
  * ev_idle watcher is active while any coroutine is ready, so the loop polls without blocking
  * until the ready queue drains.  Each check runs the queue as it stood when the check began,
  * so a coroutine that yields in a loop cannot starve I/O.
  *
  * Invariants.  A coroutine is in exactly one state: RUNNING (it is zs_co_current), READY (on the
  * ready queue, exactly once), WAITING (something holds a way to wake it: its timer, an fd waiter
- * linked in fdw[], a mutex or cond queue), or DEAD (its stack is released by the main context
+ * linked in fdw[fd], a mutex or cond queue), or DEAD (its stack is released by the main context
  * right after the final switch, never by the coroutine itself).  errno is saved across every
  * switch, so each coroutine keeps its own.
  *
@@ -79,7 +80,7 @@ static struct {
     size_t nfree, live;
     size_t page;
     zs_co_ctx main_ctx;
-    zs_co_fdwait **fdw; /* fdw[fd]: coroutines waiting on fd, for close() to wake */
+    struct fdent **fdw; /* fdw[fd]: the fd's watchers and waiting coroutines */
     size_t nfdw;
 #ifdef ZS_CO_ASAN
     void *main_fake;
@@ -315,6 +316,9 @@ int zs_co_init(struct ev_loop *loop)
     zs_co_owner_thread = 1;
     page_size();
     ev_check_init(&R.check, check_cb);
+    /* Lowest priority: libev invokes an iteration's pending watchers highest priority first,
+     * so the coroutines that this iteration's I/O and timers made ready run in it too. */
+    ev_set_priority(&R.check, EV_MINPRI);
     ev_check_start(loop, &R.check);
     ev_unref(loop); /* the check alone must not keep ev_run going */
     ev_idle_init(&R.idle, idle_cb);
@@ -429,48 +433,108 @@ void zcoroutine_sleep_ms(long ms)
         zs_co_wait((double)ms / 1000.);
 }
 
-/* ---- waiting on fds ---- */
+/* ---- waiting on fds ----
+ *
+ * Each fd a coroutine waited on has an entry with one ev_io per direction, kept across waits:
+ * a coroutine that reads, waits, wakes, reads and waits again (a request loop) stops and
+ * restarts the same watcher within one loop iteration, which libev turns into no system call
+ * at all.  The watchers are set for the fd (ev_io_set: "this may be a new file") only when the
+ * entry is fresh, i.e. after close() or anything else that makes the number another file
+ * (zs_co_fd_closing), or when the waiter asks for it (poll, on any fd). */
 
-static void fdw_link(zs_co_fdwait *w)
+typedef struct fdent {
+    ev_io io[2];            /* EV_READ, EV_WRITE */
+    zs_co_fdwait *waiters;  /* every coroutine waiting on this fd, either direction */
+    int fd;
+    unsigned char set[2];   /* io[k] was ev_io_set for the file now behind fd */
+} fdent;
+
+static const int dir_events[2] = { EV_READ, EV_WRITE };
+
+static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-    if ((size_t)w->fd >= R.nfdw) {
+    (void)loop;
+    fdent *e = io->data;
+    for (zs_co_fdwait *w = e->waiters; w; w = w->next) {
+        if (w->events & revents) {
+            w->revents |= revents & (EV_READ | EV_WRITE);
+            zs_co_wake(w->co, ZS_CO_WOKEN);
+        } else if (revents & EV_ERROR) { /* libev gave up on the fd (closed behind its back) */
+            zs_co_wake(w->co, ZS_CO_WOKEN);
+        }
+    }
+}
+
+static fdent *fdent_get(int fd)
+{
+    if ((size_t)fd >= R.nfdw) {
         size_t n = R.nfdw ? R.nfdw : 64;
-        while (n <= (size_t)w->fd)
+        while (n <= (size_t)fd)
             n *= 2;
-        zs_co_fdwait **p = realloc(R.fdw, n * sizeof(*p));
+        fdent **p = realloc(R.fdw, n * sizeof(*p));
         if (!p)
-            return; /* not linked: close() will not wake it, the I/O error will */
+            panic("out of memory for the fd table");
         memset(p + R.nfdw, 0, (n - R.nfdw) * sizeof(*p));
         R.fdw = p;
         R.nfdw = n;
     }
+    fdent *e = R.fdw[fd];
+    if (!e) {
+        e = calloc(1, sizeof(*e));
+        if (!e)
+            panic("out of memory for an fd entry");
+        e->fd = fd;
+        for (int k = 0; k < 2; k++) {
+            ev_init(&e->io[k], io_cb);
+            e->io[k].data = e;
+        }
+        R.fdw[fd] = e;
+    }
+    return e;
+}
+
+/* Starts or stops e's watchers to match what its waiters want. */
+static void fdent_arm(fdent *e, int renew)
+{
+    int want = 0;
+    for (zs_co_fdwait *w = e->waiters; w; w = w->next)
+        want |= w->events;
+    for (int k = 0; k < 2; k++) {
+        ev_io *io = &e->io[k];
+        if (!(want & dir_events[k])) {
+            if (ev_is_active(io))
+                ev_io_stop(R.loop, io);
+        } else if (!ev_is_active(io)) {
+            if (!e->set[k] || renew) {
+                ev_io_set(io, e->fd, dir_events[k]);
+                e->set[k] = 1;
+            }
+            ev_io_start(R.loop, io);
+        }
+    }
+}
+
+static void fdent_link(fdent *e, zs_co_fdwait *w)
+{
     w->prev = NULL;
-    w->next = R.fdw[w->fd];
+    w->next = e->waiters;
     if (w->next)
         w->next->prev = w;
-    R.fdw[w->fd] = w;
+    e->waiters = w;
     w->linked = 1;
 }
 
-static void fdw_unlink(zs_co_fdwait *w)
+static void fdent_unlink(fdent *e, zs_co_fdwait *w)
 {
     if (!w->linked)
         return;
     if (w->prev)
         w->prev->next = w->next;
     else
-        R.fdw[w->fd] = w->next;
+        e->waiters = w->next;
     if (w->next)
         w->next->prev = w->prev;
     w->linked = 0;
-}
-
-static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-    zs_co_fdwait *w = (zs_co_fdwait *)((char *)io - offsetof(zs_co_fdwait, io));
-    w->revents |= revents;
-    ev_io_stop(loop, io);
-    zs_co_wake(w->co, ZS_CO_WOKEN);
 }
 
 int zs_co_wait_fds(zs_co_fdwait *w, int n, double timeout_s)
@@ -482,25 +546,26 @@ int zs_co_wait_fds(zs_co_fdwait *w, int n, double timeout_s)
         w[i].co = co;
         w[i].revents = 0;
         w[i].linked = 0;
-        if (w[i].fd < 0)
+        if (w[i].fd < 0 || !(w[i].events & (EV_READ | EV_WRITE)))
             continue;
-        ev_io_init(&w[i].io, io_cb, w[i].fd, w[i].events);
-        ev_io_start(R.loop, &w[i].io);
-        fdw_link(&w[i]);
+        fdent *e = fdent_get(w[i].fd);
+        fdent_link(e, &w[i]);
+        fdent_arm(e, w[i].renew);
     }
     int why = zs_co_wait(timeout_s);
     for (int i = 0; i < n; i++) {
-        if (w[i].fd < 0)
+        if (!w[i].linked)
             continue;
-        ev_io_stop(R.loop, &w[i].io);
-        fdw_unlink(&w[i]);
+        fdent *e = R.fdw[w[i].fd];
+        fdent_unlink(e, &w[i]);
+        fdent_arm(e, 0);
     }
     return why;
 }
 
 int zs_co_wait_fd(int fd, int events, double timeout_s)
 {
-    zs_co_fdwait w;
+    zs_co_fdwait w = { 0 };
     w.fd = fd;
     w.events = events;
     return zs_co_wait_fds(&w, 1, timeout_s);
@@ -510,12 +575,19 @@ void zs_co_fd_closing(int fd)
 {
     if (!zs_co_owner_thread || fd < 0 || (size_t)fd >= R.nfdw || !R.fdw[fd])
         return;
-    zs_co_fdwait *w = R.fdw[fd], *next;
-    R.fdw[fd] = NULL;
+    fdent *e = R.fdw[fd];
+    /* Before the fd goes: libev must not watch a closed fd, and the next file with this
+     * number is another file. */
+    for (int k = 0; k < 2; k++) {
+        if (ev_is_active(&e->io[k]))
+            ev_io_stop(R.loop, &e->io[k]);
+        e->set[k] = 0;
+    }
+    zs_co_fdwait *w = e->waiters, *next;
+    e->waiters = NULL;
     for (; w; w = next) {
         next = w->next;
         w->linked = 0;
-        ev_io_stop(R.loop, &w->io); /* before the fd goes: libev must not watch a closed fd */
         if (w->co->state == CO_WAITING)
             zs_co_wake(w->co, ZS_CO_CLOSED);
         else if (w->co->state == CO_READY)

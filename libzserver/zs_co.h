@@ -44,19 +44,21 @@ int zs_co_wait(double timeout_s);
 /* Makes a parked coroutine ready, recording why; no effect on one that is not parked. */
 void zs_co_wake(zs_co *co, int why);
 
-/* One fd a coroutine waits on (libev EV_READ / EV_WRITE).  Lives on the waiting stack. */
+/* One fd a coroutine waits on.  Lives on the waiting stack. */
 typedef struct zs_co_fdwait {
-    ev_io io;
+    int fd, events; /* in: the fd and EV_READ and/or EV_WRITE (fd < 0 or no events: ignored) */
+    int renew;      /* in: the fd may be another file than the last wait on it saw (poll) */
+    int revents;    /* out: what was ready */
     zs_co *co;
     struct zs_co_fdwait *next, *prev;
-    int fd, events, revents, linked;
+    int linked;
 } zs_co_fdwait;
-/* Waits until one of the n fds is ready (w[i].fd, w[i].events set by the caller; revents
- * filled in), the timeout passes (timeout_s < 0: none) or one of the fds is closed with close().
- * Returns ZS_CO_WOKEN, ZS_CO_TIMEDOUT or ZS_CO_CLOSED. */
+/* Waits until one of the n fds is ready, the timeout passes (timeout_s < 0: none) or one of the
+ * fds is closed with close().  Returns ZS_CO_WOKEN, ZS_CO_TIMEDOUT or ZS_CO_CLOSED. */
 int zs_co_wait_fds(zs_co_fdwait *w, int n, double timeout_s);
 int zs_co_wait_fd(int fd, int events, double timeout_s);
-/* close() is about to close fd: every coroutine waiting on it wakes with ZS_CO_CLOSED. */
+/* fd is about to be closed, or has become another file (a new socket, a dup): every coroutine
+ * waiting on it wakes with ZS_CO_CLOSED, and its watchers forget the old file. */
 void zs_co_fd_closing(int fd);
 
 /* CLOCK_MONOTONIC in seconds. */
