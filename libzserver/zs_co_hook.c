@@ -12,10 +12,11 @@
  *                                              as a blocking send would  (SO_SNDTIMEO honoured)
  *   poll                                       wait on every fd and the timeout
  *   sleep usleep nanosleep                     a timer; the other coroutines run meanwhile
- *   close                                      wakes coroutines waiting on the fd (they get
- *                                              -1/EBADF), then closes it
+ *   close fclose dup2 dup3                     wake coroutines waiting on the fd that goes (they
+ *                                              get -1/EBADF), then close / replace it
  *   __read_chk __recv_chk __recvfrom_chk __poll_chk   the _FORTIFY_SOURCE spellings of the same
- *   socket socketpair setsockopt               bookkeeping only (forget cached fd state)
+ *   socket socketpair dup setsockopt           bookkeeping only: forget or refresh what is
+ *   fcntl fcntl64 ioctl                        cached about the fd (F_SETFL, FIONBIO)
  * The waiting applies to sockets the program has not made non-blocking (O_NONBLOCK,
  * SOCK_NONBLOCK): those still return EAGAIN, as the program asked.  Listening sockets that
  * libzserver itself made non-blocking (the ones masterd hands over) count as blocking.  Timeouts
@@ -25,8 +26,9 @@
  * the one call and put the flags back), and on EAGAIN the coroutine waits for the fd in the
  * loop (ev_io, plus a timer for a timeout) and tries again.  No fd's flags change for good, so
  * the same fd used outside a coroutine still blocks.  Per-fd state (is it a socket, its type,
- * its timeouts) is cached in a table, filled lazily with fstat/getsockopt and forgotten when the
- * fd is closed or re-created through these hooks, or when setsockopt changes a socket option.
+ * its timeouts, O_NONBLOCK) is cached in a table, filled lazily with fstat/getsockopt/fcntl and
+ * forgotten when the fd is closed or re-created through these hooks, or when setsockopt, fcntl
+ * F_SETFL or ioctl FIONBIO change it.
  *
  * Outside a coroutine (the main context, other threads, a program that never starts one) each
  * hook is one thread-local test and a call of libc's function: same result, same errno.
@@ -37,8 +39,9 @@
  * functions), file, pipe and tty I/O (read/write on anything that is not a socket passes
  * through and blocks as usual), stdio on sockets (fread/fgets/fprintf use internal calls),
  * select, pselect, ppoll, epoll_wait, pread/pwrite, sendfile, splice, recvmmsg/sendmmsg,
- * clock_nanosleep, waitpid, flock, lockf, and anything in other threads.  Closing a socket by
- * other means than close() (fclose, dup2 over it) does not wake coroutines waiting on it.
+ * clock_nanosleep, waitpid, flock, lockf, and anything in other threads.  An fd closed by
+ * other means than these hooks (close_range, glibc-internal closes) does not wake coroutines
+ * waiting on it.
  * A statically linked program (-static) cannot use dlsym(RTLD_NEXT) and is not supported.
  */
 #undef _FORTIFY_SOURCE
@@ -47,8 +50,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -78,7 +84,8 @@ extern void __chk_fail(void) __attribute__((noreturn));
 
 static void *real_accept, *real_accept4, *real_connect, *real_read, *real_readv, *real_recv, *real_recvfrom,
     *real_recvmsg, *real_write, *real_writev, *real_send, *real_sendto, *real_sendmsg, *real_poll, *real_sleep,
-    *real_usleep, *real_nanosleep, *real_close, *real_socket, *real_socketpair, *real_setsockopt;
+    *real_usleep, *real_nanosleep, *real_close, *real_fclose, *real_dup, *real_dup2, *real_dup3, *real_socket,
+    *real_socketpair, *real_setsockopt, *real_fcntl, *real_fcntl64, *real_ioctl;
 
 __attribute__((noinline, cold)) static void *resolve(void **slot, const char *name)
 {
@@ -111,6 +118,7 @@ static inline void *real_fn(void **slot, const char *name)
 typedef struct fdst {
     unsigned char sock;         /* 1: a socket, the fields below are valid; 0: not looked at */
     unsigned char stream;       /* SOCK_STREAM: a blocking send writes everything */
+    unsigned char nonblock;     /* O_NONBLOCK is set (the fcntl and ioctl hooks keep it true) */
     unsigned char lib_nonblock; /* a listener libzserver made non-blocking, not the program */
     long long rcv_us, snd_us;   /* SO_RCVTIMEO / SO_SNDTIMEO; 0: none */
 } fdst;
@@ -153,22 +161,27 @@ static fdst *fdst_sock(int fd)
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
         return NULL;
-    int type;
+    int type, fl;
     socklen_t len = sizeof(type);
     fdst *s = fdst_slot(fd);
-    if (!s || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+    if (!s || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || (fl = REAL(fcntl)(fd, F_GETFL)) < 0)
         return NULL;
     s->stream = type == SOCK_STREAM;
+    s->nonblock = (fl & O_NONBLOCK) != 0;
     s->rcv_us = timeo_us(fd, SO_RCVTIMEO);
     s->snd_us = timeo_us(fd, SO_SNDTIMEO);
     s->sock = 1;
     return s;
 }
 
-/* fd was closed or is a new file: nothing cached about it is true any more. */
-static inline void fdst_forget(int fd)
+/* fd is being closed or has become another file: nothing cached about it is true any more,
+ * and coroutines waiting on the old file wake up (-1/EBADF). */
+static inline void fd_gone(int fd)
 {
-    if (zs_co_owner_thread && fd >= 0 && (size_t)fd < nfdt)
+    if (!zs_co_owner_thread || fd < 0)
+        return;
+    zs_co_fd_closing(fd);
+    if ((size_t)fd < nfdt)
         memset(&fdt[fd], 0, sizeof(fdt[fd]));
 }
 
@@ -180,12 +193,9 @@ void zs_co_hook_mark_listener(int fd)
 }
 
 /* After EAGAIN: does the program expect this call to block? */
-static int wants_blocking(int fd, const fdst *s)
+static inline int wants_blocking(const fdst *s)
 {
-    if (s->lib_nonblock)
-        return 1;
-    int fl = fcntl(fd, F_GETFL);
-    return fl >= 0 && !(fl & O_NONBLOCK);
+    return s->lib_nonblock || !s->nonblock;
 }
 
 /* Waits for fd, within timeout_us (0: none) counted from the first wait of this call
@@ -294,11 +304,11 @@ static ssize_t co_recvmsg(int fd, fdst *s, struct msghdr *msg, int flags, int *p
         if (r >= 0)
             break;
         if (errno == ENOTSOCK) {
-            fdst_forget(fd);
+            fd_gone(fd);
             *pass = 1;
             break;
         }
-        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !wants_blocking(fd, s) ||
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !wants_blocking(s) ||
             wait_io(fd, EV_READ, s->rcv_us, &deadline) < 0)
             break;
     }
@@ -341,11 +351,11 @@ static ssize_t co_sendmsg(int fd, fdst *s, const struct msghdr *msg, int flags, 
             continue;
         }
         if (errno == ENOTSOCK) {
-            fdst_forget(fd);
+            fd_gone(fd);
             *pass = 1;
             break;
         }
-        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !wants_blocking(fd, s) ||
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !wants_blocking(s) ||
             wait_io(fd, EV_WRITE, s->snd_us, &deadline) < 0)
             break;
     }
@@ -508,27 +518,27 @@ static int co_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     int saved = errno;
     double deadline = 0;
     for (;;) {
-        int fl = s->lib_nonblock ? O_NONBLOCK : fcntl(fd, F_GETFL);
+        int fl = s->lib_nonblock ? O_NONBLOCK : REAL(fcntl)(fd, F_GETFL);
         int flip = fl >= 0 && !(fl & O_NONBLOCK);
-        if (flip && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        if (flip && REAL(fcntl)(fd, F_SETFL, fl | O_NONBLOCK) < 0)
             flip = 0;
         int r = REAL(accept4)(fd, addr, len, flags);
         if (flip) {
             int e = errno;
-            fcntl(fd, F_SETFL, fl); /* back as the program left it */
+            REAL(fcntl)(fd, F_SETFL, fl); /* back as the program left it */
             errno = e;
         }
         if (r >= 0) {
             /* The new socket has the listener's type; a listener without timeouts gives one
              * without timeouts (TCP copies the listener's, unix sockets start at none), so
              * only then its entry is filled now instead of on its first read. */
+            fd_gone(r);
             fdst *n = fdst_slot(r);
             s = fdst_sock(fd); /* fdst_slot may have moved the table */
             if (n && s && !s->rcv_us && !s->snd_us) {
                 *n = *s;
                 n->lib_nonblock = 0;
-            } else {
-                fdst_forget(r);
+                n->nonblock = (flags & SOCK_NONBLOCK) != 0;
             }
             errno = saved;
             return r;
@@ -549,7 +559,7 @@ int accept(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len)
     if (IN_CO())
         return co_accept4(fd, SA(addr), len, 0);
     int r = REAL(accept)(fd, addr, len);
-    fdst_forget(r);
+    fd_gone(r);
     return r;
 }
 
@@ -558,7 +568,7 @@ int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len, int flags)
     if (IN_CO())
         return co_accept4(fd, SA(addr), len, flags);
     int r = REAL(accept4)(fd, addr, len, flags);
-    fdst_forget(r);
+    fd_gone(r);
     return r;
 }
 
@@ -567,17 +577,17 @@ int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
     fdst *s;
     if (!IN_CO() || !(s = fdst_sock(fd)))
         return REAL(connect)(fd, addr, len);
-    int fl = fcntl(fd, F_GETFL);
+    int fl = REAL(fcntl)(fd, F_GETFL);
     if (fl < 0 || (fl & O_NONBLOCK))
         return REAL(connect)(fd, addr, len); /* the program's non-blocking socket */
     int saved = errno;
     double deadline = 0;
     for (;;) {
-        if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        if (REAL(fcntl)(fd, F_SETFL, fl | O_NONBLOCK) < 0)
             return REAL(connect)(fd, addr, len);
         int r = REAL(connect)(fd, addr, len);
         int e = errno;
-        fcntl(fd, F_SETFL, fl);
+        REAL(fcntl)(fd, F_SETFL, fl);
         errno = e;
         if (r == 0) {
             errno = saved;
@@ -641,6 +651,7 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
                      (fds[i].events & (POLLOUT | POLLWRNORM | POLLWRBAND) ? EV_WRITE : 0);
             w[i].fd = ev ? fds[i].fd : -1; /* events 0: only errors, which poll reports anyway */
             w[i].events = ev;
+            w[i].renew = 1; /* any fd, opened any way: tell libev it may be a new file */
         }
         double left = timeout > 0 ? deadline - zs_co_now() : -1;
         if (timeout > 0 && left <= 0)
@@ -699,15 +710,44 @@ int nanosleep(const struct timespec *req, struct timespec *rem)
 
 int close(int fd)
 {
-    zs_co_fd_closing(fd);
-    fdst_forget(fd);
+    fd_gone(fd);
     return REAL(close)(fd);
+}
+
+int fclose(FILE *f)
+{
+    if (f && zs_co_owner_thread)
+        fd_gone(fileno(f));
+    return REAL(fclose)(f);
+}
+
+int dup(int fd)
+{
+    int r = REAL(dup)(fd);
+    fd_gone(r);
+    return r;
+}
+
+/* newfd is closed and reused by the call itself: its waiters learn it afterwards. */
+int dup2(int fd, int newfd)
+{
+    int r = REAL(dup2)(fd, newfd);
+    if (r >= 0 && fd != newfd)
+        fd_gone(r);
+    return r;
+}
+
+int dup3(int fd, int newfd, int flags)
+{
+    int r = REAL(dup3)(fd, newfd, flags);
+    fd_gone(r);
+    return r;
 }
 
 int socket(int domain, int type, int protocol)
 {
     int r = REAL(socket)(domain, type, protocol);
-    fdst_forget(r);
+    fd_gone(r);
     return r;
 }
 
@@ -715,9 +755,55 @@ int socketpair(int domain, int type, int protocol, int sv[2])
 {
     int r = REAL(socketpair)(domain, type, protocol, sv);
     if (r == 0) {
-        fdst_forget(sv[0]);
-        fdst_forget(sv[1]);
+        fd_gone(sv[0]);
+        fd_gone(sv[1]);
     }
+    return r;
+}
+
+/* F_SETFL and FIONBIO change O_NONBLOCK: read the fd's state again when next needed.  The
+ * optional argument is passed on as glibc's fcntl takes it (one pointer-sized word). */
+static inline void flags_changed(int fd)
+{
+    if (zs_co_owner_thread && fd >= 0 && (size_t)fd < nfdt)
+        fdt[fd].sock = 0;
+}
+
+int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    int r = REAL(fcntl)(fd, cmd, arg);
+    if (cmd == F_SETFL && r != -1)
+        flags_changed(fd);
+    return r;
+}
+
+#if __GLIBC_PREREQ(2, 28)
+int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    int r = REAL(fcntl64)(fd, cmd, arg);
+    if (cmd == F_SETFL && r != -1)
+        flags_changed(fd);
+    return r;
+}
+#endif
+
+int ioctl(int fd, unsigned long req, ...)
+{
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    int r = REAL(ioctl)(fd, req, arg);
+    if (req == FIONBIO && r != -1)
+        flags_changed(fd);
     return r;
 }
 
