@@ -1,0 +1,32 @@
+#!/bin/sh
+# t/bench/coroutine/run.sh — the coroutine benchmarks:
+#   1. switch cost: libzserver's switch vs glibc swapcontext (switch.c, built here against
+#      build/libzserver.a into build/bench/co_switch); goal <= 1/20 of swapcontext;
+#   2. HTTP hello, coroutine mode vs aio mode, same worker count, under wrk (http.py); goal >= 0.9x.
+# `make` first.  Arguments: `switch` or `http` to run one of them.  Environment: BENCH_SECONDS
+# (wrk duration, 5), BENCH_ROUNDS (rounds per server, 3), BENCH_WORKERS (2), BENCH_CONNS (50).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+out="$root/build/bench"
+cc=${CC:-cc}
+what=${1:-all}
+
+[ -f "$root/build/libzserver.a" ] || { echo "bench: build/libzserver.a is missing: run make first" >&2; exit 1; }
+mkdir -p "$out"
+
+status=0
+if [ "$what" = all ] || [ "$what" = switch ]; then
+    $cc -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -I"$root/libzserver" -o "$out/co_switch" "$here/switch.c" \
+        -Wl,--whole-archive "$root/build/libzserver.a" -Wl,--no-whole-archive -linih -lev -ldl -lm -lpthread
+    echo "== context switch (build/bench/co_switch)"
+    "$out/co_switch" || status=1
+fi
+if [ "$what" = all ] || [ "$what" = http ]; then
+    command -v wrk >/dev/null 2>&1 || {
+        echo "bench: installing wrk"; apt-get install -y wrk >/dev/null || { echo "bench: cannot install wrk" >&2; exit 1; }
+    }
+    echo "== HTTP hello: coroutine mode vs aio mode (t/bench/coroutine/http.py)"
+    python3 "$here/http.py" || status=1
+fi
+exit $status
