@@ -45,6 +45,7 @@
 #ifdef ZS_CO_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 
 #define ZS_CO_FREE_MAX 128
@@ -235,8 +236,12 @@ static void resume(zs_co *co)
     zs_co_ctx_switch(&R.main_ctx, &co->ctx);
     asan_finish(MAIN_FAKE, NULL, NULL);
     zs_co_current = NULL;
-    if (co->state == CO_DEAD)
+    if (co->state == CO_DEAD) {
+#ifdef ZS_CO_ASAN
+        __lsan_unregister_root_region(co->map + page_size(), co->stack_size);
+#endif
         co_release(co);
+    }
 }
 
 /* Coroutine: back to the main context; returns when resumed. */
@@ -380,6 +385,11 @@ int zcoroutine_go(void *(*fn)(void *), void *ctx, int stack_kb)
     co->wake = 0;
     ev_init(&co->timer, timer_cb);
     zs_co_ctx_make(&co->ctx, co->map + page_size(), co->stack_size, co_main);
+#ifdef ZS_CO_ASAN
+    /* LeakSanitizer does not scan mmap'ed memory: what only a live coroutine's stack points to
+     * (its connection, its zs_co) is not a leak when the process exits with it suspended. */
+    __lsan_register_root_region(co->map + page_size(), co->stack_size);
+#endif
     R.live++;
     make_ready(co);
     return 0;
