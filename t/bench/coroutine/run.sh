@@ -1,7 +1,8 @@
 #!/bin/sh
 # t/bench/coroutine/run.sh — the coroutine benchmarks:
-#   1. switch cost: libzserver's switch vs glibc swapcontext (switch.c, built here against
-#      build/libzserver.a into build/bench/co_switch); goal <= 1/20 of swapcontext;
+#   1. the switch: what it keeps (cross.sh: ctx_check.c natively and, when a cross compiler and
+#      qemu-user are installed, on aarch64), then its cost against glibc swapcontext (switch.c,
+#      built here against build/libzserver.a into build/bench/co_switch); goal <= 1/20;
 #   2. HTTP hello, coroutine mode vs aio mode, same worker count, under wrk (http.py); goal >= 0.9x.
 # `make` first.  Arguments: `switch` or `http` to run one of them.  Environment: BENCH_SECONDS
 # (wrk duration, 5), BENCH_ROUNDS (rounds per server, 3), BENCH_WORKERS (2), BENCH_CONNS (50).
@@ -19,7 +20,9 @@ status=0
 if [ "$what" = all ] || [ "$what" = switch ]; then
     $cc -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -I"$root/libzserver" -o "$out/co_switch" "$here/switch.c" \
         -Wl,--whole-archive "$root/build/libzserver.a" -Wl,--no-whole-archive -linih -lev -ldl -lm -lpthread
-    echo "== context switch (build/bench/co_switch)"
+    echo "== context switch: correctness (t/bench/coroutine/cross.sh: native, and aarch64 under qemu if installed)"
+    sh "$here/cross.sh" || status=1
+    echo "== context switch: cost (build/bench/co_switch)"
     "$out/co_switch" || status=1
 fi
 if [ "$what" = all ] || [ "$what" = http ]; then
