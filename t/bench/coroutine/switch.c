@@ -153,13 +153,20 @@ int main(int argc, char **argv)
         g = y < g ? y : g;
     }
     double s = best(scheduler, rounds / 4);
-    double hc = best(hooked_close, rounds / 4), rc = best(raw_close, rounds / 4);
+    /* A system call costs ~1 us on some VMs and varies a lot: many short alternating batches,
+     * the fastest of each side. */
+    double hc = 1e30, rc = 1e30;
+    for (int i = 0; i < 300; i++) {
+        double x = hooked_close(500), y = raw_close(500);
+        hc = x < hc ? x : hc;
+        rc = y < rc ? y : rc;
+    }
 
     printf("switch (%s):      %7.2f ns/switch\n", zs_co_ctx_kind(), a);
     printf("glibc swapcontext:      %7.2f ns/switch\n", g);
     printf("ratio ours/swapcontext: %7.4f  (1/%.0f; goal <= 1/20: %s)\n", a / g, g / a, a * 20 <= g ? "met" : "NOT met");
     printf("zcoroutine_yield:       %7.2f ns/yield (scheduler round: ready queue, 2 switches)\n", s);
-    printf("hooked close(-1) outside a coroutine: %.2f ns/call; raw syscall: %.2f ns/call (hook: %+.2f ns)\n", hc, rc,
+    printf("close(-1) outside a coroutine: hooked %.1f ns/call, raw syscall %.1f ns/call (hook: %+.1f ns)\n", hc, rc,
            hc - rc);
     return a * 20 <= g ? 0 : 1;
 }
