@@ -31,7 +31,8 @@
  * F_SETFL or ioctl FIONBIO change it.
  *
  * Outside a coroutine (the main context, other threads, a program that never starts one) each
- * hook is one thread-local test and a call of libc's function: same result, same errno.
+ * hook is a thread-local test and a call of libc's function: same result, same errno (on the
+ * thread that runs coroutines, the fd hooks also do the bookkeeping above).
  * Inside a coroutine errno is left untouched on success, too.
  *
  * NOT hooked — these block the whole process when called inside a coroutine: DNS resolution

@@ -208,6 +208,36 @@ START_TEST(sleep_does_not_stall_others)
 }
 END_TEST
 
+/* ---- the aio timers work on the coroutine runtime's loop ---- */
+
+static int timer_fired;
+static double t_timer;
+static void on_timer(void *ctx)
+{
+    timer_fired = *(int *)ctx;
+    t_timer = now();
+}
+static void *outlast_timer(void *ctx)
+{
+    (void)ctx;
+    zcoroutine_sleep_ms(120);
+    return NULL;
+}
+
+START_TEST(aio_timers_run_on_the_coroutine_loop)
+{
+    static int seven = 7;
+    ck_assert_int_eq(zs_co_init(ev_default_loop(0)), 0);
+    ck_assert_ptr_eq(zvar_default_aio_base->loop, ev_default_loop(0));
+    double t0 = now();
+    ck_assert_ptr_nonnull(zaio_timer_set(50, on_timer, &seven));
+    zcoroutine_go(outlast_timer, NULL, 0);
+    run();
+    ck_assert_int_eq(timer_fired, 7);
+    ck_assert_msg(t_timer - t0 >= 0.049 && t_timer - t0 < 2, "timer fired after %.3f s", t_timer - t0);
+}
+END_TEST
+
 /* ---- stack overflow hits the guard page ---- */
 
 static char *guard_lo;
@@ -666,6 +696,7 @@ static Suite *suite(void)
     tcase_add_test(tc, ten_thousand_cycles_reuse_stacks);
     tcase_add_test(tc, stack_size_argument);
     tcase_add_test(tc, sleep_does_not_stall_others);
+    tcase_add_test(tc, aio_timers_run_on_the_coroutine_loop);
     tcase_add_test(tc, stack_overflow_faults_on_guard_page);
     tcase_add_test(tc, errno_and_fp_state_per_coroutine);
     tcase_add_test(tc, mutex_excludes_and_hands_over_in_order);
