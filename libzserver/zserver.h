@@ -75,9 +75,16 @@ int zcoroutine_server_main(int argc, char **argv);
 void zcoroutine_server_stop_notify(int stop_after_second);
 void zcoroutine_server_detach_from_master(void);
 
-/* Starts fn(ctx) in a new coroutine with a stack of stack_kb KiB (0: 128 KiB). */
+/* Starts fn(ctx) in a new coroutine with a stack of stack_kb KiB (0: 128 KiB, at least 16),
+ * below a guard page; it first runs when the loop does.  0, or -1 with errno (EINVAL, ENOMEM,
+ * EPERM from another thread than the one running the coroutines).  Start coroutines from the
+ * hooks (service_register, before_service) or from other coroutines, not before
+ * zcoroutine_server_main.  Inside a coroutine, blocking socket calls, poll and the sleeps yield
+ * to the others (see libzserver/zs_co_hook.c for the list and what is not covered). */
 int zcoroutine_go(void *(*fn)(void *), void *ctx, int stack_kb);
+/* Lets the other ready coroutines run; no-op outside a coroutine. */
 void zcoroutine_yield(void);
+/* Sleeps ms milliseconds; inside a coroutine only that coroutine sleeps. */
 void zcoroutine_sleep_ms(long ms);
 
 /* A mutex and a condition variable for coroutines of one process (FIFO, no spurious wake-ups).
