@@ -18,7 +18,9 @@ LDFLAGS   := $(if $(filter 1,$(SAN)),$(SAN_FLAGS)) $(EXTRA_LDFLAGS)
 LIBS      := -linih -lev -ldl -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
-B         := build
+# A sanitizer build lives beside the normal one, so both can exist (and run) at once.
+B         := $(if $(filter 1,$(SAN)),build-san,build)
+export ZS_BUILD := $(abspath $(B))
 LIB_SRC   := $(sort $(wildcard libzserver/*.c))
 LIB_ASM   := $(sort $(wildcard libzserver/*.S))
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_ASM:%.S=$(B)/%.o)

@@ -18,10 +18,15 @@ BASE="-g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Ilibzserver -DMASTE
 LIB_CFLAGS="$BASE -fsanitize=fuzzer-no-link $SAN -w"
 HARNESS_CFLAGS="$BASE -fsanitize=fuzzer $SAN -Wall -Wextra -Werror"
 
+# Links a probe into a temp file: a linker writing to /dev/null as root replaces the device.
 have_fuzzer() {
     command -v "$CLANG" >/dev/null 2>&1 || return 1
+    probe=$(mktemp) || return 1
     printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' |
-        "$CLANG" -fsanitize=fuzzer,address,undefined -x c -o /dev/null - >/dev/null 2>&1
+        "$CLANG" -fsanitize=fuzzer,address,undefined -x c -o "$probe" - >/dev/null 2>&1
+    rc=$?
+    rm -f "$probe"
+    return $rc
 }
 if ! have_fuzzer; then
     echo "fuzz: clang with libFuzzer not found; installing clang and libclang-rt-14-dev" >&2

@@ -256,6 +256,8 @@ int main(int argc, char **argv)
             }
         }
     }
+    free(live);
+    close(ep);
     printf("ok=%ld refused=%ld reset=%ld timeout=%ld bad=%ld other=%ld pids=%d\n", counts[0], counts[1],
            counts[2], counts[3], counts[4], counts[5], npids);
     return counts[0] == total ? 0 : 1;
