@@ -1,14 +1,14 @@
 /*
  * zs_aio.c — aio mode (zserver.h): the libev loop, the general accept register, timers.
  *
- * Accepting.  N processes share one listening socket.  Watched plainly, every new connection
- * wakes all N and N-1 of them find nothing (the thundering herd).  Instead each listener gets
- * a small epoll fd of its own holding just that socket with EPOLLEXCLUSIVE, and libev watches
- * that epoll fd: the kernel wakes one process per connection.  Exclusive wake-ups favour the
- * waiter registered first, so after each wake-up the process re-registers (DEL + ADD), moving
- * itself to the back of the socket's wait queue: idle workers take turns.  A kernel without
- * EPOLLEXCLUSIVE (before 4.5) gets the plain watcher.  Each wake-up accepts at most
- * ACCEPT_BATCH connections, so one busy process cannot take a whole burst from the others.
+ * Accepting.  N processes share one listening socket, each watching it with libev (level-
+ * triggered).  Each wake-up accepts at most ACCEPT_BATCH connections, so one busy process cannot
+ * take a whole burst from the others.  We measured an EPOLLEXCLUSIVE registration in a private
+ * epoll fd watched by libev: the kernel only counts an exclusive wake-up as delivered when a
+ * process sleeps in epoll_wait on that very fd, so every worker was still woken (2.02 context
+ * switches per connection with 2 idle workers, as plain) while it cost 3 more syscalls per
+ * wake-up; it was removed.  Most extra wake-ups end inside the kernel: epoll re-checks a
+ * level-triggered listener and puts the loser back to sleep before it returns to user space.
  *
  * Out of fds.  The process keeps one reserve fd; on EMFILE/ENFILE it frees it, accepts and
  * closes the connection (the client sees a clean close rather than waiting in a backlog nobody
@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +33,6 @@ struct zaio_t {
     ev_io w;
     ev_timer pause;   /* out of fds with no reserve: resume accepting after a pause */
     int fd;           /* the listening socket */
-    int epfd;         /* its own EPOLLEXCLUSIVE epoll fd, or -1 (plain watcher on fd) */
     void (*callback)(int);
 };
 
@@ -54,7 +52,6 @@ static zaio_t *registered;
 /* Accept statistics, logged when the process stops if ZSERVER_ACCEPT_STATS is set (benchmarks
  * count wake-ups per accepted connection with them). */
 static unsigned long stat_wakeups, stat_accepted, stat_empty;
-static const char *stat_mode = "none";
 static int reserve_fd = -1;
 static unsigned long shed_count;  /* connections closed unserved since the last report */
 static time_t shed_reported;
@@ -74,16 +71,6 @@ static void report_shed(int fd)
              shed_count == 1 ? "" : "s", fd);
     shed_count = 0;
     shed_reported = now;
-}
-
-/* Moves this process to the back of the listener's exclusive wait queue. */
-static void requeue(zaio_t *a)
-{
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = a->fd };
-    struct epoll_event drain[4];
-    (void)epoll_wait(a->epfd, drain, 4, 0); /* level-triggered: re-evaluated on the next wait */
-    if (epoll_ctl(a->epfd, EPOLL_CTL_DEL, a->fd, NULL) < 0 || epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->fd, &ev) < 0)
-        zwarning("accept on fd %d: re-registering: %m", a->fd);
 }
 
 static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -140,20 +127,6 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         i++;
     if (i == 0)
         stat_empty++;
-    if (a->epfd >= 0)
-        requeue(a);
-}
-
-/* The exclusive epoll fd for a listener, or -1 when the kernel has no EPOLLEXCLUSIVE. */
-static int exclusive_epfd(int fd)
-{
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = fd };
-    if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0)
-        return ep;
-    if (ep >= 0)
-        close(ep);
-    return -1;
 }
 
 zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, void (*callback)(int))
@@ -174,10 +147,8 @@ zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, v
     take_reserve();
     zaio_t *a = zs_xcalloc(1, sizeof(*a));
     a->fd = fd;
-    a->epfd = getenv("ZSERVER_ACCEPT_SHARED") ? -1 : exclusive_epfd(fd);
     a->callback = callback;
-    stat_mode = a->epfd >= 0 ? "exclusive" : "shared";
-    ev_io_init(&a->w, accept_cb, a->epfd >= 0 ? a->epfd : fd, EV_READ);
+    ev_io_init(&a->w, accept_cb, fd, EV_READ);
     ev_io_start(eb->loop, &a->w);
     ev_init(&a->pause, pause_cb);
     a->next = registered;
@@ -192,8 +163,6 @@ static void aio_close_listener(int fd)
         if (a->fd == fd) {
             ev_io_stop(base.loop, &a->w);
             ev_timer_stop(base.loop, &a->pause);
-            if (a->epfd >= 0)
-                close(a->epfd);
             *pp = a->next;
             free(a);
         } else {
@@ -244,8 +213,8 @@ static void aio_run(struct ev_loop *loop)
 {
     ev_run(loop, 0);
     if (getenv("ZSERVER_ACCEPT_STATS"))
-        zinfo("accept stats: %lu wake-ups, %lu accepted, %lu found nothing (%s)", stat_wakeups, stat_accepted,
-              stat_empty, stat_mode);
+        zinfo("accept stats: %lu wake-ups, %lu accepted, %lu found nothing", stat_wakeups, stat_accepted,
+              stat_empty);
 }
 
 static void aio_stop(struct ev_loop *loop)

@@ -42,7 +42,7 @@ static struct {
     ev_signal sigterm, sigint;
 } S = { .status_fd = -1 };
 
-static void usage_exit(const char *prog)
+static __attribute__((noreturn)) void usage_exit(const char *prog)
 {
     fprintf(stderr,
             "%s is a server run by masterd (see `man 8 masterd`): list it as server-command in a .cf file.\n"

@@ -27,6 +27,7 @@ typedef size_t (*aio_conn_data_fn)(aio_conn *c, const char *in, size_t len);
 
 struct aio_conn {
     ev_io w;
+    aio_conn *prev, *next;    /* every live connection, for draining */
     int fd;
     int closing;              /* close once the output is written */
     aio_conn_data_fn on_data;
@@ -36,6 +37,7 @@ struct aio_conn {
     char out[AIO_CONN_OUT];
 };
 
+static aio_conn *aio_conn_list;
 static long aio_conn_live;     /* connections open in this process */
 static int aio_conn_draining;  /* soft-stopping: close each connection after its next answer */
 
@@ -43,16 +45,37 @@ static void aio_conn_free(aio_conn *c)
 {
     ev_io_stop(zvar_default_aio_base->loop, &c->w);
     close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        aio_conn_list = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     free(c->user);
     free(c);
     if (--aio_conn_live == 0 && aio_conn_draining)
         zaio_server_stop_notify(0);
 }
 
+/* goodbye (may be NULL): said to every idle connection (nothing unread, nothing unsent), which
+ * is then closed at once, as an SMTP server says 421 on shutdown; without it idle connections
+ * are closed after their next answer (HTTP keep-alive: the client's next request is answered). */
+static const char *aio_conn_goodbye;
+
 static void aio_conn_drain(int max_seconds)
 {
     aio_conn_draining = 1;
-    zaio_server_stop_notify(aio_conn_live ? max_seconds : 0);
+    for (aio_conn *c = aio_conn_list, *next; c && aio_conn_goodbye; c = next) {
+        next = c->next;
+        if (c->in_len || c->out_len)
+            continue;
+        (void)!send(c->fd, aio_conn_goodbye, strlen(aio_conn_goodbye), MSG_NOSIGNAL | MSG_DONTWAIT);
+        aio_conn_free(c); /* may call zaio_server_stop_notify(0) when it was the last */
+    }
+    if (aio_conn_live)
+        zaio_server_stop_notify(max_seconds);
+    else
+        zaio_server_stop_notify(0);
 }
 
 /* ---- the usual wiring of a sample: accept every listener into on_accept, drain on soft-stop ---- */
@@ -114,7 +137,8 @@ static void aio_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     /* Read only while nothing is waiting to be written: a slow reader slows its own writer. */
     while (!c->out_len && !c->closing && c->in_len < sizeof(c->in)) {
-        ssize_t n = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+        size_t room = sizeof(c->in) - c->in_len;
+        ssize_t n = read(c->fd, c->in + c->in_len, room);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
             aio_conn_free(c);
             return;
@@ -131,6 +155,8 @@ static void aio_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
             aio_conn_free(c);
             return;
         }
+        if ((size_t)n < room)
+            break; /* a short read drained the socket: skip the read that would say EAGAIN */
     }
     if (c->out_len && aio_conn_flush(c) < 0) {
         aio_conn_free(c);
@@ -178,6 +204,11 @@ static aio_conn *aio_conn_start(int fd, aio_conn_data_fn on_data, void *user, co
             ev_io_set(&c->w, fd, EV_WRITE);
     }
     ev_io_start(zvar_default_aio_base->loop, &c->w);
+    c->prev = NULL;
+    c->next = aio_conn_list;
+    if (aio_conn_list)
+        aio_conn_list->prev = c;
+    aio_conn_list = c;
     aio_conn_live++;
     return c;
 }

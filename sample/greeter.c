@@ -4,7 +4,8 @@
  *
  * Config keys (a .cf file, a .gcf, or -key value): banner (default "220 greeter ready"),
  * max-lines (default 1000: a connection is closed after that many lines).
- * On soft-stop each session gets its next line answered and is closed; the process leaves when the
+ * On soft-stop an idle session is told `421 closing: server going down` and closed; a session in
+ * the middle of a line gets it answered and is closed; the process leaves when the
  * last session is gone, or after server-stop-on-softstop-after seconds (3 when unset).
  */
 #include <stdio.h>
@@ -81,5 +82,6 @@ static void before_service(void)
 int main(int argc, char **argv)
 {
     zaio_server_before_service = before_service;
+    aio_conn_goodbye = "421 closing: server going down\r\n";
     return aio_conn_main(argc, argv, on_accept);
 }

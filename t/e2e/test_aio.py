@@ -263,10 +263,21 @@ class Greeter(MasterTest):
         for k in pids_before:
             os.kill(k, signal.SIGTERM)
         t0 = time.monotonic()
-        f.write(b"still there?\r\n")
-        f.flush()
-        self.assertEqual(f.readline(), b"250 you said: still there? (line 3)\r\n")
-        self.assertEqual(f.readline(), b"")  # closed after the answer
+        try:
+            f.write(b"still there?\r\n")
+            f.flush()
+        except OSError:
+            pass  # the server may already have said goodbye and closed
+        # Either our line arrived before the soft-stop (answered, then closed) or the idle session
+        # was told 421 and closed: never left hanging.
+        rest = []
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            rest.append(line)
+        ok, bye = b"250 you said: still there? (line 3)\r\n", b"421 closing: server going down\r\n"
+        self.assertIn(rest, ([ok], [bye], [ok, bye]))
         for k in pids_before:
             wait_exit(k, 4)
         self.assertLess(time.monotonic() - t0, 4)
