@@ -16,20 +16,9 @@ FD = lib.FDSERVER
 TOUCH = "/usr/bin/touch"
 
 
+
 def can_bind(host, port):
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if fam == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        s.bind((host, port))
-        s.listen(1)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
+    return lib.can_bind(port, host)
 
 
 def detector(sid, listen=""):
