@@ -45,13 +45,16 @@ class CoreFds(lib.MasterTest):
 
     def children_by_service(self, m, total):
         """{service id: [pids]} from the 'started pid' lines of the children now alive."""
-        kids = m.wait_children(total)
-        out = {}
-        for pid in kids:
-            env, _ = env_of(pid)
-            sid = os.path.basename(env.get("ZMASTER_CONFIG", "?"))[:-3]
-            out.setdefault(sid, []).append(pid)
-        return out
+        def grouped():
+            kids = m.wait_children(total)
+            out = {}
+            for pid in kids:
+                env, _ = env_of(pid)
+                if "ZMASTER_CONFIG" not in env:
+                    return None  # forked but not exec'd yet: still masterd's environment
+                out.setdefault(os.path.basename(env["ZMASTER_CONFIG"])[:-3], []).append(pid)
+            return out
+        return lib.wait_until(grouped, 5, what="every child exec'd")
 
     def test_fd_contract_env_pgrp_sigmask(self):
         port = lib.free_port()
