@@ -86,12 +86,3 @@ void zs_errs_free(zs_errs *e)
     memset(e, 0, sizeof(*e));
 }
 
-void zs_errs_take(zs_errs *dst, zs_errs *src)
-{
-    for (size_t i = 0; i < src->n; i++) {
-        zs_errs_add(dst, "%s", src->msg[i]);
-        free(src->msg[i]);
-    }
-    free(src->msg);
-    memset(src, 0, sizeof(*src));
-}

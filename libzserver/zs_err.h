@@ -13,8 +13,6 @@ typedef struct zs_errs {
 
 void zs_errs_add(zs_errs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void zs_errs_free(zs_errs *e);
-/* Moves every line of src to the end of dst. */
-void zs_errs_take(zs_errs *dst, zs_errs *src);
 
 /* Small allocation helpers that abort loudly on out-of-memory: a supervisor that cannot
  * allocate a few bytes cannot keep any promise, so it stops instead of limping. */

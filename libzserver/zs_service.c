@@ -271,23 +271,3 @@ void zs_service_free(zs_service *s)
     memset(s, 0, sizeof(*s));
 }
 
-static int same_str(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && !strcmp(a, b));
-}
-
-int zs_service_same_but_count(const zs_service *a, const zs_service *b)
-{
-    if (a->argc != b->argc || a->nlisten != b->nlisten || !same_str(a->exec_path, b->exec_path) ||
-        !same_str(a->log, b->log) || a->softstop_after != b->softstop_after || a->restart != b->restart ||
-        !same_str(a->user, b->user) || a->unix_mode != b->unix_mode || a->backlog != b->backlog ||
-        a->max_nofile != b->max_nofile || a->core_size != b->core_size || a->ready_timeout != b->ready_timeout)
-        return 0;
-    for (int i = 0; i < a->argc; i++)
-        if (strcmp(a->argv[i], b->argv[i]))
-            return 0;
-    for (int i = 0; i < a->nlisten; i++)
-        if (strcmp(a->listen[i].key, b->listen[i].key) || strcmp(a->listen[i].name, b->listen[i].name))
-            return 0;
-    return 1;
-}

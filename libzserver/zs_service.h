@@ -39,6 +39,4 @@ typedef struct zs_service {
 int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, const zs_config *cf,
                            int need_command, zs_errs *errs);
 void zs_service_free(zs_service *s);
-/* True when every key but server-proc-count is the same (a scale-only change). */
-int zs_service_same_but_count(const zs_service *a, const zs_service *b);
 #endif

@@ -78,7 +78,6 @@ struct zs_group {
     int nslots, want;
     int stopping, stop_for_exit, empty_fired;
     int nready;
-    unsigned long spawned;
     void *user;
 };
 
@@ -377,7 +376,6 @@ static void spawn_slot(zs_slot *sl)
     req.after_fork = g->run ? after_fork_cb : NULL;
     req.after_fork_ctx = s;
     pid = zs_spawn(&req, &chan);
-    g->spawned++;
     if (pid < 0) {
         zerror("%s: cannot start a process: %s", g->svc->id, strerror(errno));
         slot_after_exit(sl, 0, 1, W_EXITCODE(127, 0)); /* a failure, also for server-restart on-failure */
@@ -563,12 +561,10 @@ void zs_group_free(zs_group *g)
 }
 
 const zs_service *zs_group_service(const zs_group *g) { return g->svc; }
-unsigned zs_group_generation(const zs_group *g) { return g->gen; }
 int zs_group_ready_count(const zs_group *g) { return g->nready; }
 int zs_group_want(const zs_group *g) { return g->want; }
 void *zs_group_user(const zs_group *g) { return g->user; }
 void zs_group_set_user(zs_group *g, void *user) { g->user = user; }
-unsigned long zs_group_spawn_count(const zs_group *g) { return g->spawned; }
 
 int zs_group_running_count(const zs_group *g)
 {

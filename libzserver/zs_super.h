@@ -55,14 +55,11 @@ void zs_group_stop(zs_group *g, int for_exit);
 void zs_group_free(zs_group *g);
 
 const zs_service *zs_group_service(const zs_group *g);
-unsigned zs_group_generation(const zs_group *g);
 int zs_group_ready_count(const zs_group *g);
 int zs_group_want(const zs_group *g);
 int zs_group_running_count(const zs_group *g);   /* processes alive (slots + stopping) */
 void *zs_group_user(const zs_group *g);
 void zs_group_set_user(zs_group *g, void *user);
-/* Total processes this group has spawned (for tests and status). */
-unsigned long zs_group_spawn_count(const zs_group *g);
 
 /* Call in a freshly forked child (fork mode) before anything else: forgets every proc and
  * closes every channel fd the parent held, so the worker starts clean. */

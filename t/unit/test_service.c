@@ -630,40 +630,6 @@ END_TEST
 
 /* ---- reload's scale-only comparison ---- */
 
-START_TEST(test_same_but_count)
-{
-    zs_service a, b;
-    validate_ok("server-command = /bin/true x\nserver-service = 0:25\nserver-proc-count = 2\n", &a);
-    validate_ok("server-command = /bin/true x\nserver-service = :25\nserver-proc-count = 9\n", &b);
-    ck_assert_int_eq(zs_service_same_but_count(&a, &b), 1);
-    zs_service_free(&b);
-    const char *differ[] = {
-        "server-command = /bin/true y\nserver-service = 0:25\n",
-        "server-command = /bin/true x y\nserver-service = 0:25\n",
-        "server-command = /bin/echo x\nserver-service = 0:25\n",
-        "server-command = /bin/true x\nserver-service = 0:26\n",
-        "server-command = /bin/true x\nserver-service = other://0:25\n",
-        "server-command = /bin/true x\nserver-service = 0:25, 0:26\n",
-        "server-command = /bin/true x\nserver-service = 0:25\nserver-listen-backlog = 5\n",
-        "server-command = /bin/true x\nserver-service = 0:25\nserver-restart = never\n",
-        "server-command = /bin/true x\nserver-service = 0:25\nserver-unix-mode = 0600\n",
-        "server-command = /bin/true x\nserver-service = 0:25\nserver-core-size = 0\n",
-        "server-command = /bin/true x\nserver-service = 0:25\nserver-max-nofile = 1024\n",
-        "server-command = /bin/true x\nserver-service = 0:25\nserver-ready-timeout = 3\n",
-        "server-command = /bin/true x\nserver-service = 0:25\nserver-stop-on-softstop-after = 3\n",
-        "server-command = /bin/true x\nserver-service = 0:25\nserver-log = syslog,mail\n",
-        "server-command = /bin/true x\nserver-service = 0:25\nserver-user = root\n",
-    };
-    for (size_t i = 0; i < sizeof(differ) / sizeof(*differ); i++) {
-        validate_ok(differ[i], &b);
-        ck_assert_msg(zs_service_same_but_count(&a, &b) == 0, "same: %s", differ[i]);
-        ck_assert_msg(zs_service_same_but_count(&b, &a) == 0, "same: %s", differ[i]);
-        zs_service_free(&b);
-    }
-    zs_service_free(&a);
-}
-END_TEST
-
 static Suite *suite(void)
 {
     Suite *s = suite_create("service");
@@ -686,7 +652,6 @@ static Suite *suite(void)
     tcase_add_test(tc, test_duplicate_address);
     tcase_add_test(tc, test_every_error_reported);
     tcase_add_test(tc, test_errors_appended);
-    tcase_add_test(tc, test_same_but_count);
     suite_add_tcase(s, tc);
     return s;
 }
