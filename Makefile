@@ -46,7 +46,7 @@ $(DEPS_STAMP):
 	@mkdir -p $(B) && touch $@
 deps: $(DEPS_STAMP)
 
-$(B)/%.o: %.c $(DEPS_STAMP) $(wildcard libzserver/*.h masterd/*.h sample/*.h)
+$(B)/%.o: %.c $(DEPS_STAMP) $(wildcard libzserver/*.h masterd/*.h sample/*.h t/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 $(B)/%.o: %.S $(DEPS_STAMP)

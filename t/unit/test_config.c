@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "zs_config.h"
 #include "zs_err.h"
+#include "check_run.h"
 
 static char tmp[64];
 
@@ -659,9 +660,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(suite());
 }

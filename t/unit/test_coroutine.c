@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include "zs_co.h"
 #include "zserver.h"
+#include "check_run.h"
 
 static double now(void)
 {
@@ -708,9 +709,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run(suite());
 }
