@@ -85,7 +85,10 @@ class CoreFds(lib.MasterTest):
             self.assertEqual(r["sigign"], "0" * 16, "ignored signals not reset (%s)" % (addr,))
 
         for pid in svc["a"]:
-            fds = lib.fd_links(pid)
+            # fdserver lists its own /proc/self/fd once at start-up; a slow (sanitizer) build may
+            # still hold that directory open: wait until it has finished looking at itself.
+            fds = lib.wait_until(lambda: (lambda f: f if "/proc/%d/fd" % pid not in f.values() else None)(
+                lib.fd_links(pid)), 5, what="fdserver %d done reading its own fds" % pid)
             self.assertEqual(sorted(fds), [0, 1, 2, 3, 4, 5, 6], fds)
             self.assertEqual(fds[0], "/dev/null")
             self.assertEqual(fds[1], master_fds[1])
