@@ -13,6 +13,7 @@
 #define SAMPLE_AIO_CONN_H
 #include <errno.h>
 #include <ev.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,6 +28,7 @@ typedef size_t (*aio_conn_data_fn)(aio_conn *c, const char *in, size_t len);
 
 struct aio_conn {
     ev_io w;
+    ev_timer linger;          /* bounds a lingering close */
     aio_conn *prev, *next;    /* every live connection, for draining */
     int fd;
     int closing;              /* close once the output is written */
@@ -44,6 +46,7 @@ static int aio_conn_draining;  /* soft-stopping: close each connection after its
 static void aio_conn_free(aio_conn *c)
 {
     ev_io_stop(zvar_default_aio_base->loop, &c->w);
+    ev_timer_stop(zvar_default_aio_base->loop, &c->linger);
     close(c->fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -55,6 +58,48 @@ static void aio_conn_free(aio_conn *c)
     free(c);
     if (--aio_conn_live == 0 && aio_conn_draining)
         zaio_server_stop_notify(0);
+}
+
+/* A close the server decides on is lingering (as nginx's lingering_close): shut down our
+ * side, then read and discard what the peer still sends until it closes too (at most 2 s).
+ * Closing a socket with unread input would send a reset, and the peer could lose the last
+ * answer we wrote. */
+static void aio_conn_linger_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+    aio_conn *c = (aio_conn *)((char *)w - offsetof(aio_conn, w));
+    char sink[4096];
+    (void)loop;
+    (void)revents;
+    for (;;) {
+        ssize_t n = read(c->fd, sink, sizeof(sink));
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        aio_conn_free(c);
+        return;
+    }
+}
+
+static void aio_conn_linger_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    aio_conn_free((aio_conn *)((char *)t - offsetof(aio_conn, linger)));
+}
+
+static void aio_conn_close(aio_conn *c)
+{
+    struct ev_loop *loop = zvar_default_aio_base->loop;
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        aio_conn_free(c);
+        return;
+    }
+    ev_io_stop(loop, &c->w);
+    ev_io_init(&c->w, aio_conn_linger_read, c->fd, EV_READ);
+    ev_io_start(loop, &c->w);
+    ev_timer_init(&c->linger, aio_conn_linger_timeout, 2., 0.);
+    ev_timer_start(loop, &c->linger);
 }
 
 /* goodbye (may be NULL): said to every idle connection (nothing unread, nothing unsent), which
@@ -69,8 +114,10 @@ static void aio_conn_drain(int max_seconds)
         next = c->next;
         if (c->in_len || c->out_len)
             continue;
+        if (ev_is_active(&c->linger))
+            continue; /* already closing */
         (void)!send(c->fd, aio_conn_goodbye, strlen(aio_conn_goodbye), MSG_NOSIGNAL | MSG_DONTWAIT);
-        aio_conn_free(c); /* may call zaio_server_stop_notify(0) when it was the last */
+        aio_conn_close(c);
     }
     if (aio_conn_live)
         zaio_server_stop_notify(max_seconds);
@@ -166,7 +213,7 @@ static void aio_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
         c->closing = 1; /* a request that does not fit is not one we serve */
     }
     if (c->closing && !c->out_len) {
-        aio_conn_free(c);
+        aio_conn_close(c);
         return;
     }
     int want = c->out_len ? EV_WRITE : EV_READ;
@@ -192,6 +239,7 @@ static aio_conn *aio_conn_start(int fd, aio_conn_data_fn on_data, void *user, co
     c->user = user;
     c->in_len = c->out_off = c->out_len = 0;
     ev_io_init(&c->w, aio_conn_cb, fd, EV_READ);
+    ev_init(&c->linger, aio_conn_linger_timeout);
     if (greeting) {
         aio_conn_out(c, greeting, strlen(greeting));
         if (aio_conn_flush(c) < 0) {
