@@ -1,38 +1,72 @@
 /*
  * zs_aio.c — aio mode (zserver.h): the libev loop, the general accept register, timers.
  *
- * Accepting.  N processes share one listening socket, each watching it with libev (level-
- * triggered).  Each wake-up accepts at most ACCEPT_BATCH connections, so one busy process cannot
- * take a whole burst from the others.  We measured an EPOLLEXCLUSIVE registration in a private
- * epoll fd watched by libev: the kernel only counts an exclusive wake-up as delivered when a
- * process sleeps in epoll_wait on that very fd, so every worker was still woken (2.02 context
- * switches per connection with 2 idle workers, as plain) while it cost 3 more syscalls per
- * wake-up; it was removed.  Most extra wake-ups end inside the kernel: epoll re-checks a
- * level-triggered listener and puts the loser back to sleep before it returns to user space.
+ * Accepting without a thundering herd.  N processes share one listening socket.  Registered
+ * plainly, every idle process is woken for every new connection and all but one find nothing.
+ * Linux (>= 4.5) wakes just one when the listener sits in each process's epoll set with
+ * EPOLLEXCLUSIVE, but only in the very epoll set the process sleeps in: an exclusive
+ * registration in a private epoll fd watched by libev wakes everyone (measured: 2.02 context
+ * switches per connection with 2 idle workers, the same as plain).  libev cannot set the flag,
+ * so we do it in libev's own epoll set: once libev has added the listener (it does so in the
+ * loop iteration after ev_io_start), the release callback that libev calls just before it
+ * sleeps reads libev's registration for the fd from /proc/self/fdinfo (the data word libev
+ * matches events with) and replaces it with the same data plus EPOLLEXCLUSIVE.  libev keeps
+ * believing the fd is registered as it left it, and dispatches its events as usual.  Where
+ * that cannot be done (another backend, an old kernel, no /proc, ZSERVER_ACCEPT=plain) the
+ * registration stays plain: correct, only herd-prone.  We take the entry out ourselves before
+ * the watcher stops (EMFILE pause, soft-stop close), because a listener stays in an epoll set
+ * after close() while other processes hold it, and an exclusive entry nobody serves would
+ * swallow wake-ups; libev re-adds it plainly on restart and we upgrade it again.  When libev
+ * rebuilds its epoll set (after fork, or on a stale event) an ev_fork watcher notices.
+ *
+ * Taking turns.  The kernel wakes the first sleeping process in the socket's wait queue, so
+ * a worker that is always back asleep first would take every connection.  After every
+ * ROTATE_EVERY accepts a worker with siblings moves its entry to the tail of the queue (delete
+ * and add again: two epoll_ctl calls per ROTATE_EVERY connections), so idle workers take turns
+ * and long-lived connections (IMAP, chat) spread over them.  This does not balance a burst on
+ * a saturated machine: a sibling that is woken but gets no CPU cannot accept, and the running
+ * worker takes the burst (nginx does the same; measured in the README).  A pause after a run of
+ * accepts (so the worker sleeps and the sibling runs) did spread such bursts, but it also
+ * fired on connection-per-request loads, which look the same from inside one worker, and cost
+ * them 10-20 % of requests/s and p99: removed.  An exclusive worker accepts one connection
+ * per event, as nginx without multi_accept: the level-triggered listener is reported again by
+ * the next epoll_wait while connections wait, along with the connections' own events, and no
+ * accept4 is spent on EAGAIN.  A plain registration accepts up to ACCEPT_BATCH per wake-up.
  *
  * Out of fds.  The process keeps one reserve fd; on EMFILE/ENFILE it frees it, accepts and
  * closes the connection (the client sees a clean close rather than waiting in a backlog nobody
  * drains), and takes the reserve back.  Should even that fail, the listener pauses for 100 ms
  * instead of spinning.  Such events are logged at most once a second, with a count.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <ev.h>
+#include "zs_aio.h"
 #include "zs_err.h"
 #include "zs_server.h"
 #include "zserver.h"
 
 #define ACCEPT_BATCH 64
+#define ROTATE_EVERY 4
 
 struct zaio_t {
     zaio_t *next;
     ev_io w;
     ev_timer pause;   /* out of fds with no reserve: resume accepting after a pause */
     int fd;           /* the listening socket */
+    int excl;         /* our EPOLLEXCLUSIVE entry for fd is in libev's epoll set excl_epfd */
+    int excl_epfd;
+    uint64_t excl_data;  /* libev's data word for fd */
+    unsigned since_rotate;  /* accepts since the entry last went to the tail of the queue */
     void (*callback)(int);
 };
 
@@ -51,10 +85,16 @@ void (*zaio_server_before_softstop)(void) = 0;
 static zaio_t *registered;
 /* Accept statistics, logged when the process stops if ZSERVER_ACCEPT_STATS is set (benchmarks
  * count wake-ups per accepted connection with them). */
-static unsigned long stat_wakeups, stat_accepted, stat_empty;
+static unsigned long stat_wakeups, stat_accepted, stat_empty, stat_rotations;
+static int has_siblings;  /* server-proc-count > 1: other workers share the listeners */
 static int reserve_fd = -1;
 static unsigned long shed_count;  /* connections closed unserved since the last report */
 static time_t shed_reported;
+
+/* 1: exclusive registrations work here; 0: not tried yet; -1: plain only (and why, once). */
+static int excl_state;
+static int excl_pending;   /* some listener waits for its exclusive registration */
+static ev_fork excl_fork;
 
 static void take_reserve(void)
 {
@@ -73,12 +113,188 @@ static void report_shed(int fd)
     shed_reported = now;
 }
 
+/* ---- exclusive registration in libev's epoll set ---- */
+
+static void excl_give_up(const char *why)
+{
+    if (excl_state >= 0)
+        zdebug("accept: plain listener registration (%s)", why);
+    excl_state = -1;
+}
+
+/* Finds fd's registration in the epoll set epfd (/proc/self/fdinfo/EPFD, lines
+ * "tfd: FD events: HEX data: HEX ...", read a chunk at a time: a set holding thousands of
+ * connections lists them all): 0 with its events and data word, -1 if absent. */
+int zs_aio_epoll_entry(int epfd, int fd, uint32_t *events, uint64_t *data)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", epfd);
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return -1;
+    size_t len = 0;
+    int found = -1;
+    for (;;) {
+        ssize_t n = read(f, buf + len, sizeof(buf) - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = 0;
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            int tfd;
+            unsigned ev;
+            unsigned long long d;
+            *nl = 0;
+            if (sscanf(line, "tfd: %d events: %x data: %llx", &tfd, &ev, &d) == 3 && tfd == fd) {
+                *events = ev;
+                *data = d;
+                found = 0;
+                break;
+            }
+            line = nl + 1;
+        }
+        if (found == 0)
+            break;
+        len -= (size_t)(line - buf); /* keep the unfinished line */
+        memmove(buf, line, len);
+        if (len == sizeof(buf) - 1)
+            len = 0; /* a line this long is none of ours */
+    }
+    close(f);
+    return found;
+}
+
+/* Replaces libev's plain registration of a->fd by the same one with EPOLLEXCLUSIVE (or puts
+ * the entry at the tail of the socket's wait queue again, when it is ours already). */
+static int excl_add(zaio_t *a)
+{
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = a->excl_data };
+    if (epoll_ctl(a->excl_epfd, EPOLL_CTL_DEL, a->fd, NULL) < 0)
+        return -1;
+    if (epoll_ctl(a->excl_epfd, EPOLL_CTL_ADD, a->fd, &ev) == 0)
+        return 0;
+    int saved = errno;
+    ev.events = EPOLLIN; /* put libev's own registration back */
+    if (epoll_ctl(a->excl_epfd, EPOLL_CTL_ADD, a->fd, &ev) < 0)
+        zerror("accept: fd %d lost from the epoll set: %m", a->fd);
+    errno = saved;
+    return -1;
+}
+
+/* libev does not tell which fd is its epoll set: it is the one epoll fd of ours whose entry for
+ * fd carries libev's data word (fd in the low 32 bits).  -1 when none or more than one does. */
+static int libev_epoll_fd(int fd, uint64_t *data)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int found = -1, count = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[300], target[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        if (n < 0)
+            continue;
+        target[n] = 0;
+        if (strcmp(target, "anon_inode:[eventpoll]"))
+            continue;
+        int epfd = atoi(e->d_name);
+        uint32_t events;
+        uint64_t dw;
+        if (epfd == dirfd(d) || zs_aio_epoll_entry(epfd, fd, &events, &dw) < 0)
+            continue;
+        if ((events & ~(uint32_t)(EPOLLERR | EPOLLHUP)) == EPOLLIN && (uint32_t)dw == (uint32_t)fd) {
+            found = epfd;
+            *data = dw;
+            count++;
+        }
+    }
+    closedir(d);
+    return count == 1 ? found : -1;
+}
+
+static void excl_apply(struct ev_loop *loop, zaio_t *a)
+{
+    if (ev_backend(loop) != EVBACKEND_EPOLL) {
+        excl_give_up("libev does not use epoll");
+        return;
+    }
+    a->excl_epfd = libev_epoll_fd(a->fd, &a->excl_data);
+    if (a->excl_epfd < 0) {
+        excl_give_up("libev's registration of the listener is not found in /proc/self/fdinfo");
+        return;
+    }
+    if (excl_add(a) < 0) {
+        excl_give_up(errno == EINVAL ? "the kernel has no EPOLLEXCLUSIVE" : "epoll_ctl failed");
+        return;
+    }
+    excl_state = 1;
+    a->excl = 1;
+    a->since_rotate = 0;
+}
+
+/* Called by libev just before it sleeps, after it has made its own epoll_ctl calls. */
+static void excl_release_cb(struct ev_loop *loop) EV_NOEXCEPT
+{
+    if (!excl_pending)
+        return;
+    excl_pending = 0;
+    for (zaio_t *a = registered; a && excl_state >= 0; a = a->next)
+        if (ev_is_active(&a->w) && !a->excl)
+            excl_apply(loop, a);
+}
+
+static void excl_acquire_cb(struct ev_loop *loop) EV_NOEXCEPT
+{
+    (void)loop;
+}
+
+/* libev is rebuilding its epoll set: our entries go with the old one. */
+static void excl_fork_cb(struct ev_loop *loop, ev_fork *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    for (zaio_t *a = registered; a; a = a->next)
+        a->excl = 0;
+    excl_pending = 1;
+}
+
+/* Takes our entry out before the watcher stops (see the top of the file). */
+static void excl_drop(zaio_t *a)
+{
+    if (!a->excl)
+        return;
+    if (epoll_ctl(a->excl_epfd, EPOLL_CTL_DEL, a->fd, NULL) < 0)
+        zwarning("accept: fd %d: epoll_ctl(DEL): %m", a->fd);
+    a->excl = 0;
+}
+
+static void listener_start(struct ev_loop *loop, zaio_t *a)
+{
+    ev_io_start(loop, &a->w);
+    if (excl_state >= 0)
+        excl_pending = 1;
+}
+
+static void listener_stop(struct ev_loop *loop, zaio_t *a)
+{
+    excl_drop(a);
+    ev_io_stop(loop, &a->w);
+}
+
+/* ---- accepting ---- */
+
 static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
     zaio_t *a = (zaio_t *)((char *)t - offsetof(zaio_t, pause));
     take_reserve();
-    ev_io_start(loop, &a->w);
+    listener_start(loop, a);
 }
 
 /* Accepts one connection; 1 when one was handed over (or shed), 0 when there is none now. */
@@ -106,7 +322,7 @@ static int accept_one(struct ev_loop *loop, zaio_t *a)
                 if (fd >= 0 && reserve_fd >= 0)
                     return 1;
             }
-            ev_io_stop(loop, &a->w);
+            listener_stop(loop, a);
             ev_timer_set(&a->pause, 0.1, 0.);
             ev_timer_start(loop, &a->pause);
             return 0;
@@ -117,13 +333,34 @@ static int accept_one(struct ev_loop *loop, zaio_t *a)
     }
 }
 
+/* Moves our entry to the tail of the socket's wait queue, so the next connection wakes another
+ * idle worker first. */
+static void rotate(zaio_t *a)
+{
+    a->since_rotate = 0;
+    if (!has_siblings)
+        return;
+    stat_rotations++;
+    if (excl_add(a) < 0) {
+        a->excl = 0;
+        excl_give_up("epoll_ctl failed");
+    }
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
     zaio_t *a = (zaio_t *)((char *)w - offsetof(zaio_t, w));
-    int i = 0;
     stat_wakeups++;
-    while (i < ACCEPT_BATCH && accept_one(loop, a))
+    if (a->excl) {
+        if (!accept_one(loop, a))
+            stat_empty++;
+        else if (a->excl && ++a->since_rotate >= ROTATE_EVERY) /* the callback may have closed the listener */
+            rotate(a);
+        return;
+    }
+    int i = 0;
+    while (i < ACCEPT_BATCH && ev_is_active(&a->w) && accept_one(loop, a))
         i++;
     if (i == 0)
         stat_empty++;
@@ -149,10 +386,10 @@ zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, v
     a->fd = fd;
     a->callback = callback;
     ev_io_init(&a->w, accept_cb, fd, EV_READ);
-    ev_io_start(eb->loop, &a->w);
     ev_init(&a->pause, pause_cb);
     a->next = registered;
     registered = a;
+    listener_start(eb->loop, a);
     return a;
 }
 
@@ -161,7 +398,7 @@ static void aio_close_listener(int fd)
     for (zaio_t **pp = &registered; *pp;) {
         zaio_t *a = *pp;
         if (a->fd == fd) {
-            ev_io_stop(base.loop, &a->w);
+            listener_stop(base.loop, a);
             ev_timer_stop(base.loop, &a->pause);
             *pp = a->next;
             free(a);
@@ -206,6 +443,16 @@ void zaio_timer_cancel(zaio_timer_t *t)
 static int aio_init(struct ev_loop *loop)
 {
     base.loop = loop;
+    const char *how = getenv("ZSERVER_ACCEPT");
+    has_siblings = zconfig_get_int("server-proc-count", 1) > 1;
+    if (how && !strcmp(how, "plain")) {
+        excl_give_up("ZSERVER_ACCEPT=plain");
+    } else {
+        ev_set_loop_release_cb(loop, excl_release_cb, excl_acquire_cb);
+        ev_fork_init(&excl_fork, excl_fork_cb);
+        ev_fork_start(loop, &excl_fork);
+        ev_unref(loop); /* the fork watcher alone must not keep the loop running */
+    }
     return 0;
 }
 
@@ -213,8 +460,8 @@ static void aio_run(struct ev_loop *loop)
 {
     ev_run(loop, 0);
     if (getenv("ZSERVER_ACCEPT_STATS"))
-        zinfo("accept stats: %lu wake-ups, %lu accepted, %lu found nothing", stat_wakeups, stat_accepted,
-              stat_empty);
+        zinfo("accept stats: %lu wake-ups, %lu accepted, %lu found nothing (%s), %lu rotations", stat_wakeups,
+              stat_accepted, stat_empty, excl_state > 0 ? "exclusive" : "plain", stat_rotations);
 }
 
 static void aio_stop(struct ev_loop *loop)

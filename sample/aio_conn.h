@@ -32,6 +32,7 @@ struct aio_conn {
     aio_conn *prev, *next;    /* every live connection, for draining */
     int fd;
     int closing;              /* close once the output is written */
+    int drained;              /* the last read emptied the socket (it returned less than asked) */
     aio_conn_data_fn on_data;
     void *user;               /* the protocol's per-connection state */
     size_t in_len, out_off, out_len;
@@ -60,10 +61,11 @@ static void aio_conn_free(aio_conn *c)
         zaio_server_stop_notify(0);
 }
 
-/* A close the server decides on is lingering (as nginx's lingering_close): shut down our
- * side, then read and discard what the peer still sends until it closes too (at most 2 s).
- * Closing a socket with unread input would send a reset, and the peer could lose the last
- * answer we wrote. */
+/* A close the server decides on while the peer may still be sending is lingering (as nginx's
+ * lingering_close): shut down our side, then read and discard what the peer still sends until
+ * it closes too (at most 2 s).  Closing a socket with unread input sends a reset, and the peer
+ * could lose the last answer we wrote.  When everything the peer sent was read and answered
+ * (a request with `Connection: close`), the socket is simply closed, as nginx does. */
 static void aio_conn_linger_read(struct ev_loop *loop, ev_io *w, int revents)
 {
     aio_conn *c = (aio_conn *)((char *)w - offsetof(aio_conn, w));
@@ -88,9 +90,13 @@ static void aio_conn_linger_timeout(struct ev_loop *loop, ev_timer *t, int reven
     aio_conn_free((aio_conn *)((char *)t - offsetof(aio_conn, linger)));
 }
 
-static void aio_conn_close(aio_conn *c)
+static void aio_conn_close(aio_conn *c, int linger)
 {
     struct ev_loop *loop = zvar_default_aio_base->loop;
+    if (!linger && !c->in_len && c->drained) {
+        aio_conn_free(c);
+        return;
+    }
     if (shutdown(c->fd, SHUT_WR) < 0) {
         aio_conn_free(c);
         return;
@@ -117,7 +123,7 @@ static void aio_conn_drain(int max_seconds)
         if (ev_is_active(&c->linger))
             continue; /* already closing */
         (void)!send(c->fd, aio_conn_goodbye, strlen(aio_conn_goodbye), MSG_NOSIGNAL | MSG_DONTWAIT);
-        aio_conn_close(c);
+        aio_conn_close(c, 1); /* the peer may be sending a line right now */
     }
     if (aio_conn_live)
         zaio_server_stop_notify(max_seconds);
@@ -190,8 +196,11 @@ static void aio_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
             aio_conn_free(c);
             return;
         }
-        if (n < 0)
+        if (n < 0) {
+            c->drained = 1;
             break;
+        }
+        c->drained = (size_t)n < room;
         c->in_len += (size_t)n;
         size_t used = c->on_data(c, c->in, c->in_len);
         memmove(c->in, c->in + used, c->in_len - used);
@@ -213,7 +222,7 @@ static void aio_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
         c->closing = 1; /* a request that does not fit is not one we serve */
     }
     if (c->closing && !c->out_len) {
-        aio_conn_close(c);
+        aio_conn_close(c, 0);
         return;
     }
     int want = c->out_len ? EV_WRITE : EV_READ;
@@ -235,6 +244,7 @@ static aio_conn *aio_conn_start(int fd, aio_conn_data_fn on_data, void *user, co
     }
     c->fd = fd;
     c->closing = 0;
+    c->drained = 0;
     c->on_data = on_data;
     c->user = user;
     c->in_len = c->out_off = c->out_len = 0;

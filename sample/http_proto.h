@@ -8,6 +8,8 @@
  * With `draining` set (the server is soft-stopping) every response says `Connection: close`, so a
  * keep-alive client finishes its request and knows to go to the new generation for the next.
  * Request bodies announced with Content-Length are skipped; chunked bodies are refused (400).
+ * What follows the request that closes the connection (or a malformed one) is left unconsumed:
+ * the caller then knows the peer sent more than was answered, and closes lingering.
  */
 #ifndef SAMPLE_HTTP_PROTO_H
 #define SAMPLE_HTTP_PROTO_H
@@ -24,32 +26,45 @@ typedef struct http_out {
     size_t len, cap;
 } http_out;
 
-/* "Date: ..." changes once a second; format it once a second. */
-static const char *http_date(void)
+/* The four responses this server gives (200 or 400, keep-alive or close), whole, rebuilt once a
+ * second when the Date header changes: answering is then one memcpy, no formatting. */
+enum { HTTP_RESP_OK_KEEP, HTTP_RESP_OK_CLOSE, HTTP_RESP_BAD_KEEP, HTTP_RESP_BAD_CLOSE, HTTP_RESP_N };
+static struct {
+    time_t at;
+    size_t len[HTTP_RESP_N];
+    char text[HTTP_RESP_N][256];
+} http_resp = { (time_t)-1, { 0 }, { { 0 } } };
+
+static void http_resp_build(time_t now)
 {
-    static char date[64];
-    static time_t last;
-    time_t now = time(NULL);
-    if (now != last) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        last = now;
+    char date[64];
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    for (int i = 0; i < HTTP_RESP_N; i++) {
+        int ok = i == HTTP_RESP_OK_KEEP || i == HTTP_RESP_OK_CLOSE;
+        int keep = i == HTTP_RESP_OK_KEEP || i == HTTP_RESP_BAD_KEEP;
+        const char *body = ok ? HTTP_HELLO_BODY : "bad request\n";
+        int n = snprintf(http_resp.text[i], sizeof(http_resp.text[i]),
+                         "HTTP/1.1 %s\r\nServer: zserver\r\nDate: %s\r\nContent-Type: text/plain\r\n"
+                         "Content-Length: %zu\r\nConnection: %s\r\n\r\n%s",
+                         ok ? "200 OK" : "400 Bad Request", date, strlen(body), keep ? "keep-alive" : "close", body);
+        http_resp.len[i] = n > 0 && (size_t)n < sizeof(http_resp.text[i]) ? (size_t)n : 0;
     }
-    return date;
+    http_resp.at = now;
 }
 
 static int http_append_response(http_out *o, int status, int keep)
 {
-    const char *reason = status == 200 ? "OK" : "Bad Request";
-    const char *body = status == 200 ? HTTP_HELLO_BODY : "bad request\n";
-    int n = snprintf(o->buf + o->len, o->cap - o->len,
-                     "HTTP/1.1 %d %s\r\nServer: zserver\r\nDate: %s\r\nContent-Type: text/plain\r\n"
-                     "Content-Length: %zu\r\nConnection: %s\r\n\r\n%s",
-                     status, reason, http_date(), strlen(body), keep ? "keep-alive" : "close", body);
-    if (n < 0 || (size_t)n >= o->cap - o->len)
+    time_t now = time(NULL);
+    if (now != http_resp.at)
+        http_resp_build(now);
+    int i = status == 200 ? (keep ? HTTP_RESP_OK_KEEP : HTTP_RESP_OK_CLOSE) : (keep ? HTTP_RESP_BAD_KEEP : HTTP_RESP_BAD_CLOSE);
+    size_t n = http_resp.len[i];
+    if (!n || n > o->cap - o->len)
         return -1;
-    o->len += (size_t)n;
+    memcpy(o->buf + o->len, http_resp.text[i], n);
+    o->len += n;
     return 0;
 }
 
@@ -92,7 +107,7 @@ static size_t http_hello_feed(const char *buf, size_t len, http_out *out, int dr
             if (left > HTTP_MAX_HEADER) {
                 http_append_response(out, 400, 0);
                 *close_after = 1;
-                return len;
+                return used;
             }
             break;
         }
@@ -121,13 +136,13 @@ static size_t http_hello_feed(const char *buf, size_t len, http_out *out, int dr
         if (!ok) {
             http_append_response(out, 400, 0);
             *close_after = 1;
-            return len;
+            return used;
         }
         http_append_response(out, 200, keep);
         used += hlen + body;
         if (!keep) {
             *close_after = 1;
-            return len;
+            return used;
         }
     }
     return used;

@@ -1,0 +1,179 @@
+"""How aio-mode workers share a listener (libzserver/zs_aio.c): one worker woken per connection
+(EPOLLEXCLUSIVE in libev's own epoll set), idle workers taking turns, and a worker that stopped
+accepting never swallowing a wake-up meant for the others.  Each figure is compared with the
+same run under ZSERVER_ACCEPT=plain (the plain registration, every idle worker woken)."""
+import os
+import re
+import signal
+import socket
+import time
+
+from lib import MasterTest, free_port, proc_status, sample, wait_until
+
+HTTP = sample("http_hello")
+REQ_CLOSE = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+REQ_KEEP = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def http_cf(port, count, extra=""):
+    return ("server-command = %s\nserver-service = 127.0.0.1:%d\nserver-proc-count = %d\n%s"
+            % (HTTP, port, count, extra))
+
+
+def get(port, req=REQ_CLOSE, timeout=5.0):
+    """One request on a new connection; returns (socket, response head).  With REQ_CLOSE the
+    socket is closed already."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(req)
+    buf = b""
+    while b"hello" not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    if req is REQ_CLOSE:
+        s.close()
+    return s, buf
+
+
+def switches(pids):
+    total = 0
+    for p in pids:
+        st = proc_status(p) or {}
+        total += int(st.get("voluntary_ctxt_switches", "0").split()[0])
+        total += int(st.get("nonvoluntary_ctxt_switches", "0").split()[0])
+    return total
+
+
+def socket_inodes(pid):
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:"):
+            out.add(t)
+    return out
+
+
+def epoll_listener_flags(pid, port_fd=3):
+    """The event masks of fd port_fd in the epoll sets of pid (from /proc/PID/fdinfo)."""
+    masks = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != "anon_inode:[eventpoll]":
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                for line in f:
+                    m = re.match(r"tfd:\s+(\d+)\s+events:\s+([0-9a-f]+)", line)
+                    if m and int(m.group(1)) == port_fd:
+                        masks.append(int(m.group(2), 16))
+        except OSError:
+            pass
+    return masks
+
+
+EPOLLEXCLUSIVE = 1 << 28
+
+
+class Accept(MasterTest):
+    def start(self, count, plain=False, extra=""):
+        port = free_port()
+        env = dict(os.environ, ZSERVER_ACCEPT_STATS="1")
+        if plain:
+            env["ZSERVER_ACCEPT"] = "plain"
+        else:
+            env.pop("ZSERVER_ACCEPT", None)
+        m = self.master({"http.cf": http_cf(port, count, extra)}, env=env)
+        m.start(expect_children=count)
+        kids = m.children()
+        # every worker serves (and has had its first loop iteration, where the upgrade happens)
+        wait_until(lambda: get(port)[1].startswith(b"HTTP/1.1 200") and all(epoll_listener_flags(k) for k in kids),
+                   10, what="workers to serve")
+        return m, port, kids
+
+    def switches_per_connection(self, plain, workers=4, n=120):
+        m, port, kids = self.start(workers, plain=plain)
+        if not plain:
+            wait_until(lambda: all(any(f & EPOLLEXCLUSIVE for f in epoll_listener_flags(k)) for k in kids), 5,
+                       what="exclusive registrations")
+        time.sleep(0.2)  # let start-up settle (no fixed wait for a result: only quiet before counting)
+        before = switches(kids)
+        for _ in range(n):
+            _, head = get(port)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            time.sleep(0.003)  # one connection at a time, every worker idle when it arrives
+        after = switches(kids)
+        self.assertEqual(m.stop(), 0)
+        stats = re.findall(r"accept stats: (\d+) wake-ups, (\d+) accepted, (\d+) found nothing \((\w+)\)", m.log())
+        self.assertEqual(len(stats), workers, m.log()[-3000:])
+        return (after - before) / n, stats
+
+    def test_one_worker_woken_per_connection(self):
+        excl, stats = self.switches_per_connection(plain=False)
+        plain, pstats = self.switches_per_connection(plain=True)
+        self.assertEqual({s[3] for s in stats}, {"exclusive"})
+        self.assertEqual({s[3] for s in pstats}, {"plain"})
+        accepted = sum(int(s[1]) for s in stats)
+        empty = sum(int(s[2]) for s in stats)
+        self.assertGreaterEqual(accepted, 120)
+        # exclusive: no worker reaches accept4 for nothing; plain: the losers of each race do
+        self.assertLessEqual(empty, accepted * 0.05, stats)
+        # 4 idle workers: plain wakes all four per connection, exclusive one
+        self.assertLess(excl, 2.5, "context switches per connection, exclusive")
+        self.assertGreater(plain - excl, 1.5, "plain %.2f vs exclusive %.2f per connection" % (plain, excl))
+
+    def hold_keepalive(self, port, kids, n):
+        """Opens n keep-alive connections one at a time; returns them and the count each worker holds."""
+        base = {k: socket_inodes(k) for k in kids}
+        held = []
+        for _ in range(n):
+            s, head = get(port, REQ_KEEP)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            held.append(s)
+            time.sleep(0.003)
+        per = {k: len(socket_inodes(k) - base[k]) for k in kids}
+        return held, per
+
+    def test_idle_workers_take_turns(self):
+        m, port, kids = self.start(3)
+        held, per = self.hold_keepalive(port, kids, 24)
+        try:
+            self.assertEqual(sum(per.values()), 24, per)
+            # rotation every 4 accepts: 8/8/8 when all idle; without it one worker takes all 24
+            self.assertGreaterEqual(min(per.values()), 4, per)
+        finally:
+            for s in held:
+                s.close()
+        self.assertEqual(m.stop(), 0)
+
+    def test_stopped_worker_swallows_no_wakeup(self):
+        # Old workers keep running (draining a keep-alive connection each) after a restart
+        # closed their listeners; connections made one at a time must all reach the new ones.
+        m, port, kids = self.start(2, extra="server-stop-on-softstop-after = 20\n")
+        held, per = self.hold_keepalive(port, kids, 8)
+        self.assertTrue(all(per.values()), per)
+        m.signal(signal.SIGUSR2)
+        new = wait_until(lambda: (lambda k: k if len(k) == 2 else None)(
+            [c for c in m.children() if c not in kids]), 10, what="the new generation")
+        wait_until(lambda: all(epoll_listener_flags(k) for k in new), 10, what="new workers to listen")
+        self.assertTrue(all(os.path.exists("/proc/%d" % k) for k in kids), "old workers still drain")
+        # the old workers' epoll sets no longer hold the listener
+        self.assertEqual([epoll_listener_flags(k) for k in kids], [[], []])
+        t0 = time.monotonic()
+        for _ in range(60):
+            _, head = get(port, timeout=3.0)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        self.assertLess(time.monotonic() - t0, 30)
+        for s in held:
+            s.close()
+        self.assertEqual(m.stop(), 0)
+
+    def test_plain_fallback_serves(self):
+        m, port, kids = self.start(2, plain=True)
+        self.assertTrue(all(not any(f & EPOLLEXCLUSIVE for f in epoll_listener_flags(k)) for k in kids))
+        for _ in range(20):
+            self.assertTrue(get(port)[1].startswith(b"HTTP/1.1 200"))
+        self.assertEqual(m.stop(), 0)
+
