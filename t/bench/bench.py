@@ -530,12 +530,14 @@ def http_bench(close):
 
 def accept_stats(log):
     """Sums libzserver's per-worker accept counters (ZSERVER_ACCEPT_STATS) from masterd's log."""
-    tot = {"wakeups": 0, "accepted": 0, "empty": 0, "workers": 0, "mode": "?"}
+    tot = {"wakeups": 0, "accepted": 0, "empty": 0, "rotations": 0, "workers": 0, "mode": "?"}
     try:
         with open(log, errors="replace") as f:
             for line in f:
-                m = re.search(r"accept stats: (\d+) wake-ups, (\d+) accepted, (\d+) found nothing \((\w+)\)", line)
+                m = re.search(r"accept stats: (\d+) wake-ups, (\d+) accepted, (\d+) found nothing \((\w+)\)"
+                              r"(?:, (\d+) rotations)?", line)
                 if m:
+                    tot["rotations"] += int(m.group(5) or 0)
                     tot["wakeups"] += int(m.group(1))
                     tot["accepted"] += int(m.group(2))
                     tot["empty"] += int(m.group(3))
@@ -629,9 +631,9 @@ def http_table(num, title, close, servers, runs, herd):
                          "%s / %s" % (hy.get("accepted", "-"), hy.get("calls", "-")), "", "", ""])
     st = herd.get("stats", {})
     if st.get("accepted"):
-        rows.append(["libzserver counters, all runs: wake-ups / accepted / empty wake-ups (%s, %d workers)"
+        rows.append(["libzserver counters, all runs: wake-ups / accepted / empty wake-ups / rotations (%s, %d workers)"
                      % (st["mode"], st["workers"]),
-                     "%d / %d / %d" % (st["wakeups"], st["accepted"], st["empty"]), "", "", "", ""])
+                     "%d / %d / %d / %d" % (st["wakeups"], st["accepted"], st["empty"], st["rotations"]), "", "", "", ""])
         rows.append(["  empty wake-ups per accepted connection", fmt(st["empty"] / st["accepted"], 4), "",
                      "", "", ""])
     notes = ["wrk -t1 -c%d -d%ds --latency%s, %d rounds each, alternating, after a 1 s warm-up;"

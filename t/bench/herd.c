@@ -3,9 +3,10 @@
  * ways N workers can wait on one shared listening socket:
  *
  *   plain   the listener in each worker's epoll                     (the thundering herd)
- *   direct  the listener in each worker's epoll with EPOLLEXCLUSIVE  (nginx on Linux >= 4.5)
+ *   direct  the listener in each worker's epoll with EPOLLEXCLUSIVE  (nginx on Linux >= 4.5, and
+ *           libzserver's zs_aio.c, in libev's own epoll set)
  *   nested  the listener with EPOLLEXCLUSIVE in a small epoll fd of its own, and that epoll
- *           fd in the worker's main epoll (what libzserver's zs_aio.c does under libev)
+ *           fd in the worker's main epoll (what zs_aio.c tried first: it wakes everyone)
  *
  *   herd [-w WORKERS] [-n CONNECTIONS] plain|direct|nested
  *
