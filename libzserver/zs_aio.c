@@ -185,12 +185,13 @@ static int excl_add(zaio_t *a)
 }
 
 /* libev does not tell which fd is its epoll set: it is the one epoll fd of ours whose entry for
- * fd carries libev's data word (fd in the low 32 bits).  -1 when none or more than one does. */
+ * fd carries libev's data word (fd in the low 32 bits).  -1 when none or more than one does;
+ * -2 when the process is out of fds to look with (try again later). */
 static int libev_epoll_fd(int fd, uint64_t *data)
 {
     DIR *d = opendir("/proc/self/fd");
     if (!d)
-        return -1;
+        return errno == EMFILE || errno == ENFILE ? -2 : -1;
     int found = -1, count = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -205,8 +206,16 @@ static int libev_epoll_fd(int fd, uint64_t *data)
         int epfd = atoi(e->d_name);
         uint32_t events;
         uint64_t dw;
-        if (epfd == dirfd(d) || zs_aio_epoll_entry(epfd, fd, &events, &dw) < 0)
+        if (epfd == dirfd(d))
             continue;
+        errno = 0;
+        if (zs_aio_epoll_entry(epfd, fd, &events, &dw) < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                closedir(d);
+                return -2;
+            }
+            continue;
+        }
         if ((events & ~(uint32_t)(EPOLLERR | EPOLLHUP)) == EPOLLIN && (uint32_t)dw == (uint32_t)fd) {
             found = epfd;
             *data = dw;
@@ -224,6 +233,10 @@ static void excl_apply(struct ev_loop *loop, zaio_t *a)
         return;
     }
     a->excl_epfd = libev_epoll_fd(a->fd, &a->excl_data);
+    if (a->excl_epfd == -2) {
+        excl_pending = 1; /* out of fds right now: the next loop iteration tries again */
+        return;
+    }
     if (a->excl_epfd < 0) {
         excl_give_up("libev's registration of the listener is not found in /proc/self/fdinfo");
         return;
