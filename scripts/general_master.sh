@@ -152,6 +152,11 @@ check_config() {
     return 0
 }
 
+# The log has masterd's "started" line after byte offset $1.
+started_logged() {
+    tail -c +$(($1 + 1)) "$LOG" 2>/dev/null | grep -q 'masterd .* started (pid [0-9]*)'
+}
+
 do_start() {
     if running; then
         pid=$(read_pid) || pid=unknown
@@ -182,7 +187,10 @@ do_start() {
     i=0
     limit=$((START_TIMEOUT * STEPS_PER_SEC))
     while [ "$i" -le "$limit" ]; do
-        if running; then
+        # masterd takes the lock before it binds, so the lock alone does not mean it started:
+        # wait for its "started" line too (written once every socket is bound), unless
+        # MASTERD_ARGS sends its log elsewhere.
+        if running && { started_logged "$size" || case " $MASTERD_ARGS " in *" -log "*) true ;; *) false ;; esac; }; then
             pid=$(read_pid) || pid=unknown
             say "masterd started (pid $pid)"
             return 0
