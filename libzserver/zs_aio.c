@@ -22,16 +22,19 @@
  * Taking turns.  The kernel wakes the first sleeping process in the socket's wait queue, so
  * a worker that is always back asleep first would take every connection.  After every
  * ROTATE_EVERY accepts a worker with siblings moves its entry to the tail of the queue (delete
- * and add again: two epoll_ctl calls per ROTATE_EVERY connections), so idle workers take turns
- * and long-lived connections (IMAP, chat) spread over them.  This does not balance a burst on
- * a saturated machine: a sibling that is woken but gets no CPU cannot accept, and the running
- * worker takes the burst (nginx does the same; measured in the README).  A pause after a run of
- * accepts (so the worker sleeps and the sibling runs) did spread such bursts, but it also
- * fired on connection-per-request loads, which look the same from inside one worker, and cost
- * them 10-20 % of requests/s and p99: removed.  An exclusive worker accepts one connection
- * per event, as nginx without multi_accept: the level-triggered listener is reported again by
- * the next epoll_wait while connections wait, along with the connections' own events, and no
- * accept4 is spent on EAGAIN.  A plain registration accepts up to ACCEPT_BATCH per wake-up.
+ * and add again), so idle workers take turns.  That does not spread a burst on a busy machine:
+ * a sibling that is woken but gets no CPU cannot accept, and the running worker takes the whole
+ * burst (nginx does the same: 100 %/0 % on keep-alive benchmarks).  So workers publish the
+ * connections they hold on the group's scoreboard (zs_board.h; the close hooks count them
+ * down), and a worker holding clearly more than its least-loaded sibling steps back: it takes
+ * its entry out, sleeps, and the sibling gets the CPU and the next connections.  It comes back
+ * when it is no longer ahead (checked each time its loop is about to sleep) or after FAIR_PAUSE.
+ * A pause judged from inside one worker alone (a run of accepts piling up fds) was tried first:
+ * connection-per-request loads look the same from inside and it cost them 10-20 % of req/s.
+ * An exclusive worker accepts one connection per event, as nginx without multi_accept: the
+ * level-triggered listener is reported again by the next epoll_wait while connections wait,
+ * along with the connections' own events, and no accept4 is spent on EAGAIN.  A plain
+ * registration accepts up to ACCEPT_BATCH per wake-up.
  *
  * Out of fds.  The process keeps one reserve fd; on EMFILE/ENFILE it frees it, accepts and
  * closes the connection (the client sees a clean close rather than waiting in a backlog nobody
@@ -45,18 +48,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <ev.h>
 #include "zs_aio.h"
+#include "zs_board.h"
 #include "zs_err.h"
 #include "zs_server.h"
 #include "zserver.h"
 
 #define ACCEPT_BATCH 64
 #define ROTATE_EVERY 4
+#define FAIR_SLACK 2     /* see fair_ahead */
+#define FAIR_PAUSE 0.001 /* s */
 
 struct zaio_t {
     zaio_t *next;
@@ -67,6 +75,7 @@ struct zaio_t {
     int excl_epfd;
     uint64_t excl_data;  /* libev's data word for fd */
     unsigned since_rotate;  /* accepts since the entry last went to the tail of the queue */
+    ev_timer fair;    /* stepped back (entry out) for fairness: add it again when this fires */
     void (*callback)(int);
 };
 
@@ -85,8 +94,11 @@ void (*zaio_server_before_softstop)(void) = 0;
 static zaio_t *registered;
 /* Accept statistics, logged when the process stops if ZSERVER_ACCEPT_STATS is set (benchmarks
  * count wake-ups per accepted connection with them). */
-static unsigned long stat_wakeups, stat_accepted, stat_empty, stat_rotations;
+static unsigned long stat_wakeups, stat_accepted, stat_empty, stat_rotations, stat_stepbacks;
 static int has_siblings;  /* server-proc-count > 1: other workers share the listeners */
+/* The connections this process accepted and has not closed, one bit an fd (zs_aio.h). */
+unsigned char *zs_aio_conn_bits;
+size_t zs_aio_conn_nbits;
 static int reserve_fd = -1;
 static unsigned long shed_count;  /* connections closed unserved since the last report */
 static time_t shed_reported;
@@ -94,6 +106,7 @@ static time_t shed_reported;
 /* 1: exclusive registrations work here; 0: not tried yet; -1: plain only (and why, once). */
 static int excl_state;
 static int excl_pending;   /* some listener waits for its exclusive registration */
+static int fair_out;       /* listeners stepped back for fairness (their fair timer runs) */
 static ev_fork excl_fork;
 
 static void take_reserve(void)
@@ -113,7 +126,36 @@ static void report_shed(int fd)
     shed_reported = now;
 }
 
+/* ---- connections held (published on the accept scoreboard, zs_board.h) ---- */
+
+static void conn_track(int fd)
+{
+    if ((size_t)fd >= zs_aio_conn_nbits) {
+        size_t n = zs_aio_conn_nbits ? zs_aio_conn_nbits : 1024;
+        while (n <= (size_t)fd)
+            n *= 2;
+        unsigned char *b = realloc(zs_aio_conn_bits, n / 8);
+        if (!b)
+            return; /* untracked: the board undercounts, which only makes us less fair */
+        memset(b + zs_aio_conn_nbits / 8, 0, (n - zs_aio_conn_nbits) / 8);
+        zs_aio_conn_bits = b;
+        zs_aio_conn_nbits = n;
+    }
+    zs_aio_conn_bits[fd / 8] |= (unsigned char)(1u << (fd % 8));
+    zs_board_add_live(1);
+}
+
+void zs_aio_conn_gone(int fd)
+{
+    unsigned char bit = (unsigned char)(1u << (fd % 8));
+    if (__atomic_fetch_and(&zs_aio_conn_bits[fd / 8], (unsigned char)~bit, __ATOMIC_RELAXED) & bit)
+        zs_board_add_live(-1);
+}
+
 /* ---- exclusive registration in libev's epoll set ---- */
+
+static void fair_release(struct ev_loop *loop);
+static void fair_cancel(struct ev_loop *loop, zaio_t *a);
 
 static void excl_give_up(const char *why)
 {
@@ -253,6 +295,8 @@ static void excl_apply(struct ev_loop *loop, zaio_t *a)
 /* Called by libev just before it sleeps, after it has made its own epoll_ctl calls. */
 static void excl_release_cb(struct ev_loop *loop) EV_NOEXCEPT
 {
+    if (fair_out)
+        fair_release(loop);
     if (!excl_pending)
         return;
     excl_pending = 0;
@@ -269,11 +313,12 @@ static void excl_acquire_cb(struct ev_loop *loop) EV_NOEXCEPT
 /* libev is rebuilding its epoll set: our entries go with the old one. */
 static void excl_fork_cb(struct ev_loop *loop, ev_fork *w, int revents)
 {
-    (void)loop;
     (void)w;
     (void)revents;
-    for (zaio_t *a = registered; a; a = a->next)
+    for (zaio_t *a = registered; a; a = a->next) {
         a->excl = 0;
+        fair_cancel(loop, a); /* libev adds the listener back itself; we upgrade it */
+    }
     excl_pending = 1;
 }
 
@@ -296,6 +341,7 @@ static void listener_start(struct ev_loop *loop, zaio_t *a)
 
 static void listener_stop(struct ev_loop *loop, zaio_t *a)
 {
+    fair_cancel(loop, a);
     excl_drop(a);
     ev_io_stop(loop, &a->w);
 }
@@ -317,6 +363,7 @@ static int accept_one(struct ev_loop *loop, zaio_t *a)
         int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             stat_accepted++;
+            conn_track(fd);
             a->callback(fd);
             return 1;
         }
@@ -351,13 +398,98 @@ static int accept_one(struct ev_loop *loop, zaio_t *a)
 static void rotate(zaio_t *a)
 {
     a->since_rotate = 0;
-    if (!has_siblings)
-        return;
     stat_rotations++;
     if (excl_add(a) < 0) {
         a->excl = 0;
         excl_give_up("epoll_ctl failed");
     }
+}
+
+/* ---- fairness across workers (zs_board.h) ---- */
+
+/* The listen queue is filling: every worker is behind, throughput first. */
+static int queue_filling(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 || len < offsetof(struct tcp_info, tcpi_sacked) + 4)
+        return 0; /* not TCP (a unix socket): no queue figure */
+    /* for a listening socket: tcpi_unacked = connections queued, tcpi_sacked = the backlog */
+    return ti.tcpi_unacked * 2 >= ti.tcpi_sacked;
+}
+
+/* Puts a stepped-back listener's entry back (at the tail of the socket's wait queue). */
+static void fair_readd(struct ev_loop *loop, zaio_t *a)
+{
+    ev_timer_stop(loop, &a->fair);
+    fair_out--;
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = a->excl_data };
+    if (epoll_ctl(a->excl_epfd, EPOLL_CTL_ADD, a->fd, &ev) == 0) {
+        a->excl = 1;
+        a->since_rotate = 0;
+        return;
+    }
+    /* short of ENOMEM this cannot happen; libev still believes in its registration: restore it */
+    zwarning("accept: fd %d: epoll_ctl(ADD): %m; back to a plain registration", a->fd);
+    ev.events = EPOLLIN;
+    if (epoll_ctl(a->excl_epfd, EPOLL_CTL_ADD, a->fd, &ev) < 0)
+        zerror("accept: fd %d lost from the epoll set: %m", a->fd);
+    excl_give_up("epoll_ctl failed");
+}
+
+/* Forgets a step-back whose entry is gone anyway (listener stopped, epoll set rebuilt). */
+static void fair_cancel(struct ev_loop *loop, zaio_t *a)
+{
+    if (!ev_is_active(&a->fair))
+        return;
+    ev_timer_stop(loop, &a->fair);
+    fair_out--;
+}
+
+static void fair_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    fair_readd(loop, (zaio_t *)((char *)t - offsetof(zaio_t, fair)));
+}
+
+/* This worker holds more than its share: over 1.5 times the connections of the least-loaded
+ * accepting sibling on the scoreboard, plus FAIR_SLACK (no board or no sibling: never).  The
+ * ratio keeps a connection-per-request load, where counts wobble, from stepping back often. */
+static int fair_ahead(void)
+{
+    int fewest = zs_board_fewest_others();
+    return fewest >= 0 && zs_board_add_live(0) > fewest + fewest / 2 + FAIR_SLACK;
+}
+
+/* Before the loop sleeps: a worker that stepped back and is no longer ahead (it closed
+ * connections, or a sibling caught up) takes its entry back at once, without waiting out the
+ * pause: the pause is only there for a worker that has nothing else to do. */
+static void fair_release(struct ev_loop *loop)
+{
+    if (fair_ahead())
+        return;
+    for (zaio_t *a = registered; a; a = a->next)
+        if (ev_is_active(&a->fair))
+            fair_readd(loop, a);
+}
+
+/* After an accept: ahead of the siblings (fair_ahead), take the entry out for FAIR_PAUSE at
+ * most, so that this worker sleeps and a sibling gets the CPU and the next connections (unless
+ * the listen queue is filling); otherwise every ROTATE_EVERY accepts go to the tail. */
+static void after_accept(struct ev_loop *loop, zaio_t *a)
+{
+    if (!has_siblings)
+        return;
+    if (fair_ahead() && !queue_filling(a->fd)) {
+        excl_drop(a);
+        stat_stepbacks++;
+        ev_timer_set(&a->fair, FAIR_PAUSE, 0.);
+        ev_timer_start(loop, &a->fair);
+        fair_out++;
+        return;
+    }
+    if (++a->since_rotate >= ROTATE_EVERY)
+        rotate(a);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -368,8 +500,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     if (a->excl) {
         if (!accept_one(loop, a))
             stat_empty++;
-        else if (a->excl && ++a->since_rotate >= ROTATE_EVERY) /* the callback may have closed the listener */
-            rotate(a);
+        else if (a->excl) /* the callback may have closed the listener */
+            after_accept(loop, a);
         return;
     }
     int i = 0;
@@ -400,6 +532,7 @@ zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, v
     a->callback = callback;
     ev_io_init(&a->w, accept_cb, fd, EV_READ);
     ev_init(&a->pause, pause_cb);
+    ev_init(&a->fair, fair_cb);
     a->next = registered;
     registered = a;
     listener_start(eb->loop, a);
@@ -473,8 +606,8 @@ static void aio_run(struct ev_loop *loop)
 {
     ev_run(loop, 0);
     if (getenv("ZSERVER_ACCEPT_STATS"))
-        zinfo("accept stats: %lu wake-ups, %lu accepted, %lu found nothing (%s), %lu rotations", stat_wakeups,
-              stat_accepted, stat_empty, excl_state > 0 ? "exclusive" : "plain", stat_rotations);
+        zinfo("accept stats: %lu wake-ups, %lu accepted, %lu found nothing (%s), %lu rotations, %lu step-backs", stat_wakeups,
+              stat_accepted, stat_empty, excl_state > 0 ? "exclusive" : "plain", stat_rotations, stat_stepbacks);
 }
 
 static void aio_stop(struct ev_loop *loop)

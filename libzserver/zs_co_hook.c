@@ -63,6 +63,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include "zs_aio.h"
 #include "zs_co.h"
 #include "zserver.h"
 
@@ -179,7 +180,10 @@ static fdst *fdst_sock(int fd)
  * and coroutines waiting on the old file wake up (-1/EBADF). */
 static inline void fd_gone(int fd)
 {
-    if (!zs_co_owner_thread || fd < 0)
+    if (fd < 0)
+        return;
+    zs_aio_fd_gone(fd); /* a connection aio mode counts on the accept scoreboard */
+    if (!zs_co_owner_thread)
         return;
     zs_co_fd_closing(fd);
     if ((size_t)fd < nfdt)
@@ -717,7 +721,7 @@ int close(int fd)
 
 int fclose(FILE *f)
 {
-    if (f && zs_co_owner_thread)
+    if (f)
         fd_gone(fileno(f));
     return REAL(fclose)(f);
 }

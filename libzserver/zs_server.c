@@ -20,6 +20,7 @@
 #include <ev.h>
 #include "zs_listen.h"
 #include "zs_log.h"
+#include "zs_board.h"
 #include "zs_server.h"
 #include "zs_service.h"
 #include "zs_status.h"
@@ -138,6 +139,7 @@ static void softstop(int secs)
             arm_exit(secs);
     } else {
         S.softstopping = 1;
+        zs_board_accepting(0);
         for (int i = 0; i < S.nfds; i++) {
             if (S.fds[i] >= 0)
                 S.mode->close_listener(S.fds[i]);
@@ -170,10 +172,18 @@ static void status_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)w;
     (void)revents;
     zs_status_rec r;
-    int rc;
-    while ((rc = zs_status_recv(S.status_fd, &r)) == 1)
+    int rc, passed;
+    while ((rc = zs_status_recv_fd(S.status_fd, &r, &passed)) == 1) {
         if (r.type == ZS_ST_SOFTSTOP)
             softstop(-1);
+        else if (r.type == ZS_ST_BOARD && passed >= 0) {
+            if (zs_board_attach(passed, r.value) == 0)
+                zs_board_accepting(!S.softstopping);
+            passed = -1; /* attach took it */
+        }
+        if (passed >= 0)
+            close(passed);
+    }
     if (rc == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
         /* The master is gone: nobody will replace us or take our sockets, leave now. */
         close_status();

@@ -29,6 +29,8 @@ enum zs_status_type {
     ZS_ST_AVAIL = 5,   /* value = free client slots */
     /* master -> child */
     ZS_ST_SOFTSTOP = 100,
+    ZS_ST_BOARD = 101,    /* value = the child's slot; carries the group's scoreboard fd
+                             (SCM_RIGHTS, zs_board.h); a receiver that ignores it loses nothing */
 };
 
 typedef struct zs_status_rec {
@@ -40,7 +42,13 @@ typedef struct zs_status_rec {
 
 /* Sends one record without blocking; returns 0 or -1 (errno set). */
 int zs_status_send(int fd, uint32_t type, uint32_t generation, int32_t value);
+/* The same, passing passed_fd along (SCM_RIGHTS). */
+int zs_status_send_fd(int fd, uint32_t type, uint32_t generation, int32_t value, int passed_fd);
 /* Reads one record.  Returns 1 with *rec filled, 0 on EOF, -1 on error (EAGAIN included);
- * a packet of the wrong size or magic is -1 with errno EPROTO. */
+ * a packet of the wrong size or magic is -1 with errno EPROTO.  A descriptor that came with the
+ * record is closed. */
 int zs_status_recv(int fd, zs_status_rec *rec);
+/* The same, handing a descriptor that came with the record to *passed_fd (-1 when none; it is
+ * close-on-exec and the caller owns it). */
+int zs_status_recv_fd(int fd, zs_status_rec *rec, int *passed_fd);
 #endif

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <ev.h>
+#include "zs_board.h"
 #include "zs_spawn.h"
 #include "zs_status.h"
 #include "zs_super.h"
@@ -55,6 +56,7 @@ struct zs_proc {
     ev_timer stopped_w; /* armed while the process is stopped by a signal */
     double started;    /* CLOCK_MONOTONIC seconds */
     int spoke, ready, stopping, timed_out, stopped;
+    int board_slot;    /* its slot on the group's scoreboard, -1 before HELLO */
 };
 
 struct zs_slot {
@@ -78,6 +80,7 @@ struct zs_group {
     int nslots, want;
     int stopping, stop_for_exit, empty_fired;
     int nready;
+    int board_fd;      /* the accept scoreboard (zs_board.h), -1 until a child says HELLO */
     void *user;
 };
 
@@ -133,6 +136,8 @@ static void proc_leave_slot(zs_proc *p)
 static void proc_forget(zs_proc *p)
 {
     zs_super *s = p->g->s;
+    if (p->board_slot >= 0)
+        zs_board_clear(p->g->board_fd, p->board_slot, p->pid);
     proc_leave_slot(p);
     proc_close_chan(p);
     ev_timer_stop(s->loop, &p->timer);
@@ -199,6 +204,22 @@ static void proc_arm(zs_proc *p, double after)
     ev_timer_start(p->g->s->loop, &p->timer);
 }
 
+/* Hands a child that said HELLO its slot on the group's accept scoreboard (zs_board.h).  A
+ * group that cannot have one runs without: the board only makes accepting fairer. */
+static void board_offer(zs_proc *p)
+{
+    zs_group *g = p->g;
+    if (!p->slot || p->board_slot >= 0 || p->chan < 0)
+        return;
+    if (g->board_fd < 0 && (g->board_fd = zs_board_create()) < 0) {
+        zwarning("%s: no accept scoreboard: %m", g->svc->id);
+        return;
+    }
+    zs_board_publish(g->board_fd, g->nslots);
+    if (zs_status_send_fd(p->chan, ZS_ST_BOARD, g->gen, p->slot->index, g->board_fd) == 0)
+        p->board_slot = p->slot->index;
+}
+
 static void chan_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
@@ -214,6 +235,7 @@ static void chan_cb(struct ev_loop *loop, ev_io *w, int revents)
             p->spoke = 1;
             if (!p->ready && !p->stopping)
                 proc_arm(p, p->g->svc->ready_timeout);
+            board_offer(p);
             break;
         case ZS_ST_READY:
             p->spoke = 1;
@@ -386,6 +408,7 @@ static void spawn_slot(zs_slot *sl)
     p->pid = pid;
     p->slot = sl;
     p->chan = chan;
+    p->board_slot = -1;
     p->started = mono_now();
     p->next = s->procs;
     s->procs = p;
@@ -484,6 +507,7 @@ zs_group *zs_group_new(zs_super *s, const zs_service *svc, const int *fds, unsig
     if (svc->nlisten)
         memcpy(g->fds, fds, (size_t)svc->nlisten * sizeof(int));
     g->gen = gen;
+    g->board_fd = -1;
     g->config_dir = config_dir ? zs_xstrdup(config_dir) : NULL;
     g->run = run;
     g->run_ctx = run_ctx;
@@ -554,6 +578,8 @@ void zs_group_free(zs_group *g)
             break;
         }
     }
+    if (g->board_fd >= 0)
+        close(g->board_fd);
     free(g->slots);
     free(g->fds);
     free(g->config_dir);

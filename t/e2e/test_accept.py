@@ -77,7 +77,9 @@ def epoll_listener_flags(pid, port_fd=3):
 EPOLLEXCLUSIVE = 1 << 28
 
 
-class Accept(MasterTest):
+class AcceptCase(MasterTest):
+    """Helpers: masterd with http_hello workers, switch counts, held keep-alive connections."""
+
     def start(self, count, plain=False, extra=""):
         port = free_port()
         env = dict(os.environ, ZSERVER_ACCEPT_STATS="1")
@@ -110,6 +112,20 @@ class Accept(MasterTest):
         self.assertEqual(len(stats), workers, m.log()[-3000:])
         return (after - before) / n, stats
 
+    def hold_keepalive(self, port, kids, n):
+        """Opens n keep-alive connections one at a time; returns them and the count each worker holds."""
+        base = {k: socket_inodes(k) for k in kids}
+        held = []
+        for _ in range(n):
+            s, head = get(port, REQ_KEEP)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            held.append(s)
+            time.sleep(0.003)
+        per = {k: len(socket_inodes(k) - base[k]) for k in kids}
+        return held, per
+
+
+class Accept(AcceptCase):
     def test_one_worker_woken_per_connection(self):
         excl, stats = self.switches_per_connection(plain=False)
         plain, pstats = self.switches_per_connection(plain=True)
@@ -123,18 +139,6 @@ class Accept(MasterTest):
         # 4 idle workers: plain wakes all four per connection, exclusive one
         self.assertLess(excl, 2.5, "context switches per connection, exclusive")
         self.assertGreater(plain - excl, 1.5, "plain %.2f vs exclusive %.2f per connection" % (plain, excl))
-
-    def hold_keepalive(self, port, kids, n):
-        """Opens n keep-alive connections one at a time; returns them and the count each worker holds."""
-        base = {k: socket_inodes(k) for k in kids}
-        held = []
-        for _ in range(n):
-            s, head = get(port, REQ_KEEP)
-            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
-            held.append(s)
-            time.sleep(0.003)
-        per = {k: len(socket_inodes(k) - base[k]) for k in kids}
-        return held, per
 
     def test_idle_workers_take_turns(self):
         m, port, kids = self.start(3)
@@ -177,3 +181,69 @@ class Accept(MasterTest):
             self.assertTrue(get(port)[1].startswith(b"HTTP/1.1 200"))
         self.assertEqual(m.stop(), 0)
 
+
+
+def board_slots(master_pid):
+    """The accept scoreboard(s) masterd holds (zs_board.h): [[(pid, accepting, live), ...], ...]."""
+    import struct
+    boards = []
+    for fd in os.listdir("/proc/%d/fd" % master_pid):
+        try:
+            if not os.readlink("/proc/%d/fd/%s" % (master_pid, fd)).startswith("/memfd:zserver-board"):
+                continue
+            with open("/proc/%d/fd/%s" % (master_pid, fd), "rb") as f:
+                head = f.read(64)
+                magic, n = struct.unpack_from("<II", head)
+                if magic != 0x7a626431:
+                    continue
+                body = f.read(64 * n)
+            boards.append([struct.unpack_from("<iii", body, 64 * i) for i in range(n)])
+        except OSError:
+            pass
+    return boards
+
+
+class Board(AcceptCase):
+    def test_board_counts_connections_and_frees_slots(self):
+        m, port, kids = self.start(2)
+
+        def live():
+            b = board_slots(m.pid)
+            if len(b) != 1:
+                return None
+            return {pid: (acc, n) for pid, acc, n in b[0] if pid}
+
+        wait_until(lambda: (lambda v: v and set(v) == set(kids))(live()), 5, what="both workers on the board")
+        held, per = self.hold_keepalive(port, kids, 6)
+        # each worker's published count is what it holds (6 in all), and both accept
+        wait_until(lambda: live() == {k: (1, per[k]) for k in kids}, 5, what="board = held %r (have %r)" % (per, live()))
+        for s in held:
+            s.close()
+        wait_until(lambda: live() == {k: (1, 0) for k in kids}, 5, what="counts back to 0 (have %r)" % live())
+        # a worker killed: its slot goes to the replacement, the dead pid leaves the board
+        os.kill(kids[0], signal.SIGKILL)
+        new = wait_until(lambda: (lambda k: k if len(k) == 2 and kids[0] not in k else None)(m.children()), 5,
+                         what="a replacement")
+        wait_until(lambda: (lambda v: v and set(v) == set(new))(live()), 5, what="board = %r (have %r)" % (new, live()))
+        self.assertEqual(m.stop(), 0)
+
+    def test_burst_spreads_over_workers(self):
+        m, port, kids = self.start(2)
+        base = {k: socket_inodes(k) for k in kids}
+        socks = []
+        for _ in range(40):  # as fast as Python connects: a burst, like a client's reconnect storm
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            socks.append(s)
+        for s in socks:
+            s.setblocking(True)
+            s.settimeout(5)
+            s.sendall(REQ_KEEP)
+            self.assertIn(b"HTTP/1.1 200", s.recv(4096))
+        per = {k: len(socket_inodes(k) - base[k]) for k in kids}
+        self.assertEqual(sum(per.values()), 40, per)
+        self.assertGreaterEqual(min(per.values()), 12, per)  # at most 70 % on one worker
+        for s in socks:
+            s.close()
+        self.assertEqual(m.stop(), 0)
