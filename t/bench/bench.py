@@ -9,7 +9,7 @@ in the same invocation, alternating, so drift on the machine falls on both.
 
 Tables go to stdout and, with the machine and date, to build/bench/results.md.
 Environment: BENCH_KILLS (respawn kills per supervisor, 50), BENCH_SECONDS (wrk duration, 5),
-BENCH_ROUNDS (wrk rounds per server, 3), BENCH_SCALE (services x processes, 100x10),
+BENCH_ROUNDS (wrk rounds per server, 5), BENCH_SCALE (services x processes, 100x10),
 BENCH_SUP_LIMIT (seconds supervisord gets to start them, 40).
 """
 import json
@@ -36,7 +36,7 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 KILLS = int(os.environ.get("BENCH_KILLS", "50"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SCALE = os.environ.get("BENCH_SCALE", "100x10")
 WORKERS = 2
 CONNS = 50
