@@ -128,20 +128,24 @@ static void report_shed(int fd)
 
 /* ---- connections held (published on the accept scoreboard, zs_board.h) ---- */
 
+/* The bitmap only grows, and an outgrown one is never freed: another thread's close() may be
+ * reading it (zs_aio_fd_gone) while the loop thread grows it.  It holds one bit per fd, so all
+ * the outgrown maps together are smaller than the last. */
 static void conn_track(int fd)
 {
     if ((size_t)fd >= zs_aio_conn_nbits) {
         size_t n = zs_aio_conn_nbits ? zs_aio_conn_nbits : 1024;
         while (n <= (size_t)fd)
             n *= 2;
-        unsigned char *b = realloc(zs_aio_conn_bits, n / 8);
+        unsigned char *b = calloc(n / 8, 1);
         if (!b)
             return; /* untracked: the board undercounts, which only makes us less fair */
-        memset(b + zs_aio_conn_nbits / 8, 0, (n - zs_aio_conn_nbits) / 8);
-        zs_aio_conn_bits = b;
-        zs_aio_conn_nbits = n;
+        if (zs_aio_conn_bits)
+            memcpy(b, zs_aio_conn_bits, zs_aio_conn_nbits / 8);
+        __atomic_store_n(&zs_aio_conn_bits, b, __ATOMIC_RELEASE);
+        __atomic_store_n(&zs_aio_conn_nbits, n, __ATOMIC_RELEASE);
     }
-    zs_aio_conn_bits[fd / 8] |= (unsigned char)(1u << (fd % 8));
+    __atomic_fetch_or(&zs_aio_conn_bits[fd / 8], (unsigned char)(1u << (fd % 8)), __ATOMIC_RELAXED);
     zs_board_add_live(1);
 }
 

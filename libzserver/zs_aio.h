@@ -18,7 +18,8 @@ extern size_t zs_aio_conn_nbits;
 void zs_aio_conn_gone(int fd);
 static inline void zs_aio_fd_gone(int fd)
 {
-    if ((size_t)fd < zs_aio_conn_nbits && (zs_aio_conn_bits[fd / 8] & (1u << (fd % 8))))
+    if ((size_t)fd < __atomic_load_n(&zs_aio_conn_nbits, __ATOMIC_ACQUIRE) &&
+        (__atomic_load_n(&zs_aio_conn_bits, __ATOMIC_ACQUIRE)[fd / 8] & (1u << (fd % 8))))
         zs_aio_conn_gone(fd);
 }
 #endif
