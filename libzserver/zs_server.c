@@ -314,6 +314,9 @@ static int worker_main(void *ctx, int slot, int status_fd)
         ev_signal_stop(loop, &parent_sigs[i]);
     ev_loop_fork(loop);
     S.status_fd = status_fd;
+    /* As under masterd: the supervisor then expects READY in time, and answers with the group's
+     * accept scoreboard. */
+    zs_status_send(S.status_fd, ZS_ST_HELLO, S.gen, (int32_t)getpid());
     return serve();
 }
 

@@ -489,9 +489,12 @@ void zs_super_after_fork(zs_super *s)
             close(p->chan);
         }
     }
-    for (zs_group *g = s->groups; g; g = g->next)
+    for (zs_group *g = s->groups; g; g = g->next) {
         for (int i = 0; i < g->nslots; i++)
             ev_timer_stop(s->loop, &g->slots[i]->backoff);
+        if (g->board_fd >= 0) /* the worker gets its board over its channel, like any child */
+            close(g->board_fd);
+    }
     ev_child_stop(s->loop, &s->child_w);
     s->procs = NULL;
     s->groups = NULL;

@@ -3,12 +3,13 @@
 accepting never swallowing a wake-up meant for the others.  Each figure is compared with the
 same run under ZSERVER_ACCEPT=plain (the plain registration, every idle worker woken)."""
 import os
+import subprocess
 import re
 import signal
 import socket
 import time
 
-from lib import MasterTest, free_port, proc_status, sample, wait_until
+from lib import MasterTest, children, free_port, proc_status, sample, wait_until
 
 HTTP = sample("http_hello")
 REQ_CLOSE = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
@@ -247,3 +248,27 @@ class Board(AcceptCase):
         for s in socks:
             s.close()
         self.assertEqual(m.stop(), 0)
+
+    def test_board_in_alone_mode(self):
+        # The self-hosted multi-process mode runs the same supervision core: same scoreboard.
+
+        port = free_port()
+        p = subprocess.Popen([HTTP, "alone", "-server-service", "127.0.0.1:%d" % port, "-server-proc-count", "2"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+
+            kids = wait_until(lambda: (lambda k: k if len(k) == 2 else None)(children(p.pid)), 5, what="2 workers")
+            wait_until(lambda: get(port)[1].startswith(b"HTTP/1.1 200"), 5, what="workers to serve")
+
+            def live():
+                b = board_slots(p.pid)
+                return {pid: (acc, n) for pid, acc, n in b[0] if pid} if len(b) == 1 else None
+
+            wait_until(lambda: (lambda v: v and set(v) == set(kids))(live()), 5, what="both workers on the board")
+            held, per = self.hold_keepalive(port, kids, 4)
+            wait_until(lambda: live() == {k: (1, per[k]) for k in kids}, 5, what="board = held %r (have %r)" % (per, live()))
+            for s in held:
+                s.close()
+        finally:
+            p.terminate()
+            p.wait(timeout=15)
