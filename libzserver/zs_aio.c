@@ -44,7 +44,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,21 +212,29 @@ int zs_aio_epoll_entry(int epfd, int fd, uint32_t *events, uint64_t *data)
     return found;
 }
 
-/* Replaces libev's plain registration of a->fd by the same one with EPOLLEXCLUSIVE (or puts
- * the entry at the tail of the socket's wait queue again, when it is ours already). */
-static int excl_add(zaio_t *a)
+/* Adds a->fd to libev's epoll set with libev's data word and EPOLLEXCLUSIVE, at the tail of
+ * the socket's wait queue; when that fails, adds libev's own plain registration back instead
+ * and returns -1 (errno from the exclusive attempt). */
+static int excl_insert(zaio_t *a)
 {
     struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = a->excl_data };
-    if (epoll_ctl(a->excl_epfd, EPOLL_CTL_DEL, a->fd, NULL) < 0)
-        return -1;
     if (epoll_ctl(a->excl_epfd, EPOLL_CTL_ADD, a->fd, &ev) == 0)
         return 0;
     int saved = errno;
-    ev.events = EPOLLIN; /* put libev's own registration back */
+    ev.events = EPOLLIN;
     if (epoll_ctl(a->excl_epfd, EPOLL_CTL_ADD, a->fd, &ev) < 0)
         zerror("accept: fd %d lost from the epoll set: %m", a->fd);
     errno = saved;
     return -1;
+}
+
+/* Replaces the registration of a->fd (libev's plain one, or our exclusive one: then it only
+ * moves to the tail of the wait queue) by the exclusive one. */
+static int excl_add(zaio_t *a)
+{
+    if (epoll_ctl(a->excl_epfd, EPOLL_CTL_DEL, a->fd, NULL) < 0)
+        return -1;
+    return excl_insert(a);
 }
 
 /* libev does not tell which fd is its epoll set: it is the one epoll fd of ours whose entry for
@@ -427,17 +434,13 @@ static void fair_readd(struct ev_loop *loop, zaio_t *a)
 {
     ev_timer_stop(loop, &a->fair);
     fair_out--;
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = a->excl_data };
-    if (epoll_ctl(a->excl_epfd, EPOLL_CTL_ADD, a->fd, &ev) == 0) {
+    if (excl_insert(a) == 0) {
         a->excl = 1;
         a->since_rotate = 0;
         return;
     }
-    /* short of ENOMEM this cannot happen; libev still believes in its registration: restore it */
+    /* short of ENOMEM this cannot happen; libev's own registration is back */
     zwarning("accept: fd %d: epoll_ctl(ADD): %m; back to a plain registration", a->fd);
-    ev.events = EPOLLIN;
-    if (epoll_ctl(a->excl_epfd, EPOLL_CTL_ADD, a->fd, &ev) < 0)
-        zerror("accept: fd %d lost from the epoll set: %m", a->fd);
     excl_give_up("epoll_ctl failed");
 }
 
@@ -462,7 +465,7 @@ static void fair_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static int fair_ahead(void)
 {
     int fewest = zs_board_fewest_others();
-    return fewest >= 0 && zs_board_add_live(0) > fewest + fewest / 2 + FAIR_SLACK;
+    return fewest >= 0 && zs_board_live() > fewest + fewest / 2 + FAIR_SLACK;
 }
 
 /* Before the loop sleeps: a worker that stepped back and is no longer ahead (it closed

@@ -94,6 +94,12 @@ int zs_board_add_live(int delta)
     return __atomic_add_fetch(&s->live, delta, __ATOMIC_RELAXED);
 }
 
+int zs_board_live(void)
+{
+    zs_board_slot *s = own();
+    return s ? __atomic_load_n(&s->live, __ATOMIC_RELAXED) : 0;
+}
+
 int zs_board_fewest_others(void)
 {
     if (!own())

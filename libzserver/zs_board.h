@@ -49,6 +49,9 @@ int zs_board_attach(int bfd, int i);
 void zs_board_accepting(int on);
 /* This worker's connection count changes by delta; returns the new count (0 without a board). */
 int zs_board_add_live(int delta);
+/* This worker's connection count (0 without a board): a plain load, no atomic read-modify-write
+ * on the shared line, for the check after every accept. */
+int zs_board_live(void);
 /* The fewest connections any other accepting worker of the group holds, or -1 when there is
  * no board or no such worker. */
 int zs_board_fewest_others(void);

@@ -152,9 +152,14 @@ check_config() {
     return 0
 }
 
+# What masterd logged after byte offset $1 (this start's lines).
+log_since() {
+    tail -c +$(($1 + 1)) "$LOG" 2>/dev/null
+}
+
 # The log has masterd's "started" line after byte offset $1.
 started_logged() {
-    tail -c +$(($1 + 1)) "$LOG" 2>/dev/null | grep -q 'masterd .* started (pid [0-9]*)'
+    log_since "$1" | grep -q 'masterd .* started (pid [0-9]*)'
 }
 
 do_start() {
@@ -201,7 +206,7 @@ do_start() {
             # Status 0 before the lock: a wrapper that forked; keep polling for the lock.
             if [ "$rc" -ne 0 ]; then
                 err "masterd did not start (exit $rc); $LOG says:"
-                tail -c +$((size + 1)) "$LOG" | tail -n 20 >&2
+                log_since "$size" | tail -n 20 >&2
                 [ "$rc" -eq 2 ] && return 2
                 return 1
             fi
@@ -210,7 +215,7 @@ do_start() {
         sleep "$STEP"
     done
     err "masterd (pid $child) did not take the lock on $PID_FILE within $START_TIMEOUT s; $LOG says:"
-    tail -c +$((size + 1)) "$LOG" | tail -n 20 >&2
+    log_since "$size" | tail -n 20 >&2
     return 1
 }
 

@@ -53,6 +53,7 @@ START_TEST(test_board_roundtrip)
     zs_board_accepting(1);
     ck_assert_int_eq(zs_board_add_live(5), 5);
     ck_assert_int_eq(zs_board_add_live(-2), 3);
+    ck_assert_int_eq(zs_board_live(), 3);
     me = slot_at(bfd, 1);
     ck_assert_int_eq(me.accepting, 1);
     ck_assert_int_eq(me.live, 3);
@@ -67,6 +68,7 @@ START_TEST(test_board_roundtrip)
     /* our slot handed to a replacement: we stop writing it and lose the view */
     put_slot(bfd, 1, 5555, 1, 0);
     ck_assert_int_eq(zs_board_add_live(1), 0);
+    ck_assert_int_eq(zs_board_live(), 0);
     ck_assert_int_eq(slot_at(bfd, 1).live, 0);
     ck_assert_int_eq(zs_board_fewest_others(), -1);
     close(bfd);
