@@ -128,6 +128,12 @@ static void arm_exit(int secs)
     ev_timer_start(S.loop, &S.exit_timer);
 }
 
+static int softstop_after(void)
+{
+    int m = (int)zconfig_get_int("server-stop-on-softstop-after", 0);
+    return m < 0 ? 0 : m;
+}
+
 /* Stop accepting (the listeners are closed in this process, so new connections go to the
  * processes that still listen), run the hook, and return from main M seconds later; secs >= 0
  * replaces M (master gone: 0, detach: 3600, stop_notify: the program's choice).  Once stopping,
@@ -145,7 +151,7 @@ static void softstop(int secs)
                 S.mode->close_listener(S.fds[i]);
             S.fds[i] = -1;
         }
-        int m = (int)zconfig_get_int("server-stop-on-softstop-after", 0);
+        int m = softstop_after();
         if (*S.mode->before_softstop) {
             (*S.mode->before_softstop)();
             if (m < 1)
@@ -162,6 +168,13 @@ static void close_status(void)
     if (S.status_fd < 0)
         return;
     ev_io_stop(S.loop, &S.status_w);
+    /* Read what the master sent first: closing a socket with unread records resets the
+     * connection, and the master would see the reset before our last records (a DETACH). */
+    zs_status_rec r;
+    int passed;
+    for (int n = 0; n < 64 && zs_status_recv_fd(S.status_fd, &r, &passed) == 1; n++)
+        if (passed >= 0)
+            close(passed);
     close(S.status_fd);
     S.status_fd = -1;
 }
@@ -191,12 +204,14 @@ static void status_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+/* SIGTERM is a soft-stop; for a detached process (already soft-stopping, with the detach's long
+ * deadline) it is the end: the usual server-stop-on-softstop-after from now. */
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;
     (void)revents;
     (void)w;
-    softstop(-1);
+    softstop(S.detached ? softstop_after() : -1);
 }
 
 void zs_server_stop_notify(int secs)
@@ -301,6 +316,8 @@ static int under_master(const char *status_env, const zs_config *args)
 /* ---- alone, and its self-hosted multi-process mode ---- */
 
 static zs_group *workers;
+static zs_super *workers_super;
+static int stopping_workers;
 static ev_signal parent_sigs[2];
 
 static int worker_main(void *ctx, int slot, int status_fd)
@@ -331,8 +348,14 @@ static void parent_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     (void)loop;
     (void)revents;
     int n = zs_group_running_count(workers);
+    if (stopping_workers) {
+        zinfo("signal %d again: %d worker%s killed in 5 s unless they stop first", w->signum, n, n == 1 ? "" : "s");
+        zs_super_hurry(workers_super);
+        return;
+    }
+    stopping_workers = 1;
     zinfo("signal %d: stopping %d worker%s", w->signum, n, n == 1 ? "" : "s");
-    zs_group_stop(workers, 1);
+    zs_group_stop(workers);
 }
 
 /* Self-hosted multi-process mode (CONTRACT §9): this process becomes the master of
@@ -343,7 +366,7 @@ static int run_workers(zs_service *svc)
     zs_super_hooks hooks = { NULL, workers_empty, loop };
     static const int sigs[2] = { SIGTERM, SIGINT };
     signal(SIGPIPE, SIG_IGN);
-    zs_super *super = zs_super_new(loop, &hooks);
+    zs_super *super = workers_super = zs_super_new(loop, &hooks);
     workers = zs_group_new(super, svc, S.fds, 0, NULL, worker_main, NULL);
     for (int i = 0; i < 2; i++) {
         ev_signal_init(&parent_sigs[i], parent_signal_cb, sigs[i]);

@@ -14,6 +14,26 @@
  * group (helpers it forked, even ones ignoring SIGTERM) is SIGKILLed, as systemd's
  * KillMode=mixed does; a process that exits by itself keeps its helpers.
  *
+ * Bounded work.  Nothing a child does makes one loop iteration long: every zombie is reaped
+ * (waitpid only) as soon as SIGCHLD is seen, with the iteration's time as its end, so a
+ * process's lifetime never grows while the loop is busy; starting processes (fork and exec) is
+ * queued and done SPAWN_BATCH at a time from a zero timer; at most RECORDS_PER_WAKE records are
+ * read from one channel per iteration; "group empty" is reported from that timer too, never
+ * from inside a call the owner made (so the owner may free what it is walking).
+ *
+ * Deadlines.  A process asked to stop is killed with its process group KILL_GRACE seconds after
+ * the deadline it announced (ZS_ST_STOPPING: its server-stop-on-softstop-after, 3600 s when it
+ * has a before_softstop hook and 0, or what it asked for with stop_notify), never later than
+ * max(server-stop-on-softstop-after, 3600 s) + KILL_GRACE; until it announces one (a plain
+ * program, or one still in its hook) the deadline is server-stop-on-softstop-after.  The same
+ * rule for a reload, a graceful restart, a scale-down and the supervisor's stop;
+ * zs_super_hurry() cuts every deadline to KILL_GRACE (a second stop signal).
+ *
+ * Detach and strays.  A process that detaches (ZS_ST_DETACH) leaves its slot as if it had
+ * exited (counted towards the slot's backoff) and is forgotten by its group; it remains a child
+ * of the supervisor, a stray (zs_strays.h) like what double-forking programs leave behind, and
+ * zs_super_strays() signals every stray when the owner stops.
+ *
  * Ownership: a zs_proc is in the supervisor's list from fork until it is reaped (or detached);
  * it sits in a slot of its group while it counts towards `want`, and leaves the slot the moment
  * it is asked to stop.  Slots are allocated one by one because libev holds pointers to the
@@ -32,6 +52,7 @@
 #include "zs_board.h"
 #include "zs_spawn.h"
 #include "zs_status.h"
+#include "zs_strays.h"
 #include "zs_super.h"
 #include "zserver.h"
 
@@ -41,6 +62,9 @@
 #define RESET_LIFETIME 10.0    /* living this long forgives earlier failures */
 #define PLAIN_READY_AFTER 1.0  /* a program that never says HELLO is ready after this */
 #define KILL_GRACE 5.0         /* added to a child's soft-stop deadline before SIGKILL */
+#define MIN_DRAIN_CAP 3600     /* a child may announce a soft-stop deadline up to this (or its M) */
+#define SPAWN_BATCH 8          /* processes started per loop iteration */
+#define RECORDS_PER_WAKE 32    /* status records read from one channel per loop iteration */
 
 typedef struct zs_proc zs_proc;
 typedef struct zs_slot zs_slot;
@@ -57,6 +81,7 @@ struct zs_proc {
     double started;    /* CLOCK_MONOTONIC seconds */
     int spoke, ready, stopping, timed_out, stopped;
     int board_slot;    /* its slot on the group's scoreboard, -1 before HELLO */
+    unsigned abuse;    /* malformed or unexpected records it sent */
 };
 
 struct zs_slot {
@@ -65,6 +90,8 @@ struct zs_slot {
     zs_proc *proc;
     int failures;
     ev_timer backoff;
+    zs_slot *qnext;    /* in the supervisor's start queue while queued */
+    int queued;
 };
 
 struct zs_group {
@@ -78,8 +105,8 @@ struct zs_group {
     void *run_ctx;
     zs_slot **slots;
     int nslots, want;
-    int stopping, stop_for_exit, empty_fired;
-    int nready;
+    int stopping, empty_pending, empty_fired;
+    int nready, ever_ready;
     int board_fd;      /* the accept scoreboard (zs_board.h), -1 until a child says HELLO */
     void *user;
 };
@@ -88,8 +115,13 @@ struct zs_super {
     struct ev_loop *loop;
     zs_super_hooks hooks;
     ev_child child_w;
+    ev_timer work_w;   /* zero timer: queued starts and group-empty reports */
     zs_proc *procs;
     zs_group *groups;
+    zs_slot *q_head, *q_tail;
+    int hurry;         /* zs_super_hurry(): deadlines are KILL_GRACE at most */
+    pid_t *seen_strays;/* strays already accounted for (daemonize warning) */
+    int nseen_strays;
 };
 
 static double mono_now(void)
@@ -100,8 +132,16 @@ static double mono_now(void)
 }
 
 static void spawn_slot(zs_slot *sl);
-static void stop_proc(zs_proc *p, int for_exit);
+static void stop_proc(zs_proc *p);
 static void check_empty(zs_group *g);
+
+static void work_kick(zs_super *s)
+{
+    if (!ev_is_active(&s->work_w)) {
+        ev_timer_set(&s->work_w, 0., 0.);
+        ev_timer_start(s->loop, &s->work_w);
+    }
+}
 
 /* ---- process records ---- */
 
@@ -158,6 +198,7 @@ static void proc_set_ready(zs_proc *p)
         return;
     p->ready = 1;
     p->g->nready++;
+    p->g->ever_ready = 1;
     zdebug("%s: pid %ld ready", p->g->svc->id, (long)p->pid);
     if (p->g->s->hooks.proc_ready)
         p->g->s->hooks.proc_ready(p->g, p->g->s->hooks.ctx);
@@ -220,16 +261,60 @@ static void board_offer(zs_proc *p)
         p->board_slot = p->slot->index;
 }
 
+/* A lying or broken child costs a counter and a log line at 1, 10, 100, ... occurrences. */
+static void proc_abuse(zs_proc *p, const char *what)
+{
+    unsigned n = ++p->abuse;
+    for (unsigned k = 1; k && k <= n; k *= 10) {
+        if (k == n) {
+            zwarning("%s: pid %ld: %s on its status channel (%u bad record%s so far)", p->g->svc->id,
+                     (long)p->pid, what, n, n == 1 ? "" : "s");
+            break;
+        }
+    }
+}
+
+enum slot_end { END_EXIT, END_DETACH };
+static void slot_after_end(zs_slot *sl, double lived, int failed_start, int status, enum slot_end how);
+
+static void proc_detach(zs_proc *p)
+{
+    zs_group *g = p->g;
+    zs_super *s = g->s;
+    zs_slot *sl = p->slot;
+    double lived = mono_now() - p->started;
+    zinfo("%s: pid %ld detached after %.1f s; starting a replacement", g->svc->id, (long)p->pid, lived);
+    /* From now on a stray: still our child, signalled when we stop, never counted again. */
+    s->seen_strays = zs_xrealloc(s->seen_strays, (size_t)(s->nseen_strays + 1) * sizeof(pid_t));
+    s->seen_strays[s->nseen_strays++] = p->pid;
+    proc_forget(p);
+    if (sl)
+        slot_after_end(sl, lived, 0, 0, END_DETACH);
+    check_empty(g);
+}
+
 static void chan_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
     zs_proc *p = (zs_proc *)((char *)w - offsetof(zs_proc, chan_w));
     zs_status_rec r;
-    int rc;
-    while ((rc = zs_status_recv(p->chan, &r)) == 1) {
-        if (r.generation != p->g->gen)
-            continue; /* a record meant for another generation is never acted on */
+    int rc = -1;
+    /* Bounded: a flooding child gets the next turn on the next loop iteration. */
+    for (int n = 0; n < RECORDS_PER_WAKE; n++) {
+        rc = zs_status_recv(p->chan, &r);
+        if (rc < 0 && errno == ECONNRESET)
+            continue; /* it closed with our records unread: what it sent before is still queued */
+        if (rc < 0 && errno == EPROTO) {
+            proc_abuse(p, "a malformed record");
+            continue;
+        }
+        if (rc != 1)
+            break;
+        if (r.generation != p->g->gen) {
+            proc_abuse(p, "a record of another generation");
+            continue; /* never acted on */
+        }
         switch (r.type) {
         case ZS_ST_HELLO:
             p->spoke = 1;
@@ -242,24 +327,24 @@ static void chan_cb(struct ev_loop *loop, ev_io *w, int revents)
             proc_set_ready(p);
             break;
         case ZS_ST_STOPPING:
-            if (p->stopping && !p->g->stop_for_exit && r.value >= 0)
-                proc_arm(p, (double)r.value + KILL_GRACE);
+            if (p->stopping && r.value >= 0) {
+                double cap = p->g->svc->softstop_after > MIN_DRAIN_CAP ? p->g->svc->softstop_after : MIN_DRAIN_CAP;
+                double d = r.value < cap ? r.value : cap;
+                proc_arm(p, (p->g->s->hurry ? 0 : d) + KILL_GRACE);
+            }
             break;
-        case ZS_ST_DETACH: {
-            zs_slot *sl = p->slot;
-            zinfo("%s: pid %ld detached; starting a replacement", p->g->svc->id, (long)p->pid);
-            zs_group *g = p->g;
-            proc_forget(p);
-            if (sl && !g->stopping && sl->index < g->want)
-                spawn_slot(sl);
-            check_empty(g);
+        case ZS_ST_DETACH:
+            proc_detach(p);
             return;
-        }
+        case ZS_ST_AVAIL:
+            break;
         default:
+            proc_abuse(p, "an unknown record type");
             break;
         }
     }
-    if (rc == 0 || (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+    if (rc == 0 || (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNRESET &&
+                    errno != EPROTO)) {
         if (rc < 0)
             zwarning("%s: pid %ld: status channel: %s", p->g->svc->id, (long)p->pid, strerror(errno));
         proc_close_chan(p); /* the child closed it; SIGCHLD will tell us the rest */
@@ -267,6 +352,42 @@ static void chan_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* ---- respawn policy ---- */
+
+/* Queues sl to be started from the work timer (never more than SPAWN_BATCH an iteration). */
+static void spawn_slot(zs_slot *sl)
+{
+    zs_super *s = sl->g->s;
+    ev_timer_stop(s->loop, &sl->backoff);
+    if (sl->queued)
+        return;
+    sl->queued = 1;
+    sl->qnext = NULL;
+    if (s->q_tail)
+        s->q_tail->qnext = sl;
+    else
+        s->q_head = sl;
+    s->q_tail = sl;
+    work_kick(s);
+}
+
+static void unqueue_group(zs_super *s, zs_group *g)
+{
+    zs_slot *prev = NULL;
+    for (zs_slot *sl = s->q_head, *nx; sl; sl = nx) {
+        nx = sl->qnext;
+        if (sl->g != g) {
+            prev = sl;
+            continue;
+        }
+        if (prev)
+            prev->qnext = nx;
+        else
+            s->q_head = nx;
+        if (s->q_tail == sl)
+            s->q_tail = prev;
+        sl->queued = 0;
+    }
+}
 
 static void backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -277,15 +398,17 @@ static void backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
         spawn_slot(sl);
 }
 
-/* Decides what happens to a slot whose process ended after `lived` seconds. */
-static void slot_after_exit(zs_slot *sl, double lived, int failed_start, int status)
+/* Decides what happens to a slot whose process ended (exited, or detached) after `lived`
+ * seconds.  A detach is replaced whatever server-restart says, and counts like an exit. */
+static void slot_after_end(zs_slot *sl, double lived, int failed_start, int status, enum slot_end how)
 {
     zs_group *g = sl->g;
     const zs_service *svc = g->svc;
     if (g->stopping || sl->index >= g->want)
         return;
     int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (svc->restart == ZS_RESTART_NEVER || (svc->restart == ZS_RESTART_ON_FAILURE && clean)) {
+    if (how == END_EXIT &&
+        (svc->restart == ZS_RESTART_NEVER || (svc->restart == ZS_RESTART_ON_FAILURE && clean))) {
         zinfo("%s: slot %d not restarted (server-restart %s)", svc->id, sl->index + 1,
               svc->restart == ZS_RESTART_NEVER ? "never" : "on-failure");
         return;
@@ -299,6 +422,7 @@ static void slot_after_exit(zs_slot *sl, double lived, int failed_start, int sta
             delay = BACKOFF_MAX;
         zwarning("%s: slot %d failed %d time%s in a row; next try in %ld ms", svc->id, sl->index + 1,
                  sl->failures, sl->failures == 1 ? "" : "s", (long)(delay * 1000));
+        ev_timer_stop(g->s->loop, &sl->backoff);
         ev_timer_set(&sl->backoff, delay, 0.);
         ev_timer_start(g->s->loop, &sl->backoff);
         return;
@@ -340,39 +464,96 @@ static void proc_stop_event(zs_proc *p, int status)
     }
 }
 
-static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
+static int is_supervised(pid_t pid, void *ctx)
 {
-    (void)loop;
-    (void)revents;
-    zs_super *s = (zs_super *)((char *)w - offsetof(zs_super, child_w));
-    zs_proc *p = proc_find(s, w->rpid);
+    zs_super *s = ctx;
+    if (proc_find(s, pid))
+        return 1;
+    return 0;
+}
+
+/* A process that exits 0 at once and leaves processes behind put itself in the background:
+ * say so once (its first failure in a row), naming what it left. */
+static void check_daemonized(zs_super *s, const zs_proc *p)
+{
+    pid_t found[64];
+    int n = zs_strays_find(is_supervised, s, found, 64);
+    if (n <= 0)
+        return;
+    char list[256] = "";
+    size_t len = 0;
+    int fresh = 0;
+    for (int i = 0; i < n && i < 64; i++) {
+        int seen = 0;
+        for (int k = 0; k < s->nseen_strays && !seen; k++)
+            seen = s->seen_strays[k] == found[i];
+        if (seen)
+            continue;
+        fresh++;
+        if (len < sizeof(list) - 16)
+            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%ld", len ? " " : "", (long)found[i]);
+    }
+    free(s->seen_strays);
+    s->seen_strays = zs_xcalloc((size_t)(n < 64 ? n : 64), sizeof(pid_t));
+    memcpy(s->seen_strays, found, (size_t)(n < 64 ? n : 64) * sizeof(pid_t));
+    s->nseen_strays = n < 64 ? n : 64;
+    if (fresh)
+        zerror("%s: pid %ld exited with status 0 at once and left %d process%s running (pid %s): the program "
+               "put itself in the background (daemonized). masterd supervises the process it starts: run the "
+               "program in the foreground (its -D, --foreground or --nodaemon option; nginx: daemon off;). "
+               "What it left is stopped when masterd stops", p->g->svc->id, (long)p->pid, fresh,
+               fresh == 1 ? "" : "es", list);
+}
+
+/* One reaped (or stopped, or continued) child; now is the time the loop saw SIGCHLD. */
+static void reaped(zs_super *s, pid_t pid, int status, double now)
+{
+    zs_proc *p = proc_find(s, pid);
     char how[160];
-    if (WIFSTOPPED(w->rstatus) || WIFCONTINUED(w->rstatus)) {
+    if (WIFSTOPPED(status) || WIFCONTINUED(status)) {
         if (p)
-            proc_stop_event(p, w->rstatus);
+            proc_stop_event(p, status);
         return;
     }
-    describe_status(w->rstatus, how, sizeof(how));
+    describe_status(status, how, sizeof(how));
     if (!p) {
-        zdebug("reaped pid %ld (not a service child): %s", (long)w->rpid, how);
+        zdebug("reaped pid %ld (not a supervised process): %s", (long)pid, how);
         return;
     }
     zs_group *g = p->g;
     zs_slot *sl = p->slot;
-    double lived = mono_now() - p->started;
+    double lived = now - p->started;
     int failed_start = p->timed_out;
     /* A process asked to stop is gone: what it leaves in its process group (helpers it
      * forked) goes too, as systemd's KillMode=mixed does.  Nobody else can hold that group id
      * while any member is alive. */
     if (p->stopping && kill(-p->pid, SIGKILL) == 0)
         zdebug("%s: killed what pid %ld left in its process group", g->svc->id, (long)p->pid);
-    int level = (p->stopping || (WIFEXITED(w->rstatus) && WEXITSTATUS(w->rstatus) == 0)) ? ZLOG_INFO : ZLOG_WARNING;
+    int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    int level = (p->stopping || clean) ? ZLOG_INFO : ZLOG_WARNING;
     zlog_write(level, __FILE__, __func__, __LINE__, "%s: pid %ld %s after %.1f s", g->svc->id,
                (long)p->pid, how, lived);
+    if (clean && !p->stopping && lived < FAILURE_LIFETIME && sl && sl->failures == 0)
+        check_daemonized(s, p);
     proc_forget(p);
     if (sl)
-        slot_after_exit(sl, lived, failed_start, w->rstatus);
+        slot_after_end(sl, lived, failed_start, status, END_EXIT);
     check_empty(g);
+}
+
+static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    zs_super *s = (zs_super *)((char *)w - offsetof(zs_super, child_w));
+    double now = mono_now();
+    reaped(s, w->rpid, w->rstatus, now);
+    /* libev reaps one child per loop iteration; take every other zombie now, so none waits
+     * (and grows its lifetime) behind the others.  Every child of this process is ours. */
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG | WUNTRACED | WCONTINUED)) > 0)
+        reaped(s, pid, st, now);
 }
 
 /* ---- spawning ---- */
@@ -382,7 +563,7 @@ static void after_fork_cb(void *ctx)
     zs_super_after_fork(ctx);
 }
 
-static void spawn_slot(zs_slot *sl)
+static void spawn_now(zs_slot *sl)
 {
     zs_group *g = sl->g;
     zs_super *s = g->s;
@@ -393,14 +574,13 @@ static void spawn_slot(zs_slot *sl)
     int chan = -1;
     pid_t pid;
 
-    ev_timer_stop(s->loop, &sl->backoff);
     /* Children of a fork-mode parent must not keep their siblings' channels open. */
     req.after_fork = g->run ? after_fork_cb : NULL;
     req.after_fork_ctx = s;
     pid = zs_spawn(&req, &chan);
     if (pid < 0) {
         zerror("%s: cannot start a process: %s", g->svc->id, strerror(errno));
-        slot_after_exit(sl, 0, 1, W_EXITCODE(127, 0)); /* a failure, also for server-restart on-failure */
+        slot_after_end(sl, 0, 1, W_EXITCODE(127, 0), END_EXIT); /* a failure, also for on-failure */
         return;
     }
     zs_proc *p = zs_xcalloc(1, sizeof(*p));
@@ -424,16 +604,53 @@ static void spawn_slot(zs_slot *sl)
         zinfo("%s: started pid %ld (slot %d, generation %u)", g->svc->id, (long)pid, sl->index + 1, g->gen);
 }
 
+static void fire_empty(zs_super *s)
+{
+    for (;;) {
+        zs_group *g = s->groups;
+        while (g && !g->empty_pending)
+            g = g->next;
+        if (!g)
+            return;
+        g->empty_pending = 0;
+        if (g->empty_fired || zs_group_running_count(g) > 0)
+            continue;
+        g->empty_fired = 1;
+        if (s->hooks.group_empty)
+            s->hooks.group_empty(g, s->hooks.ctx); /* may free g: the list is searched again */
+    }
+}
+
+static void work_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    zs_super *s = (zs_super *)((char *)w - offsetof(zs_super, work_w));
+    for (int n = 0; n < SPAWN_BATCH && s->q_head; n++) {
+        zs_slot *sl = s->q_head;
+        s->q_head = sl->qnext;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        sl->queued = 0;
+        if (!sl->proc && !sl->g->stopping && sl->index < sl->g->want)
+            spawn_now(sl);
+    }
+    fire_empty(s);
+    if (s->q_head)
+        work_kick(s);
+}
+
 /* ---- stopping ---- */
 
-static void stop_proc(zs_proc *p, int for_exit)
+static double stop_deadline(const zs_proc *p)
 {
-    double grace = (double)p->g->svc->softstop_after + KILL_GRACE;
-    if (p->stopping) {
-        if (for_exit && ev_timer_remaining(p->g->s->loop, &p->timer) > grace)
-            proc_arm(p, grace);
+    return (p->g->s->hurry ? 0 : (double)p->g->svc->softstop_after) + KILL_GRACE;
+}
+
+static void stop_proc(zs_proc *p)
+{
+    if (p->stopping)
         return;
-    }
     proc_leave_slot(p);
     p->stopping = 1;
     /* A program that never spoke is stopped the systemd way: SIGTERM to its whole process
@@ -444,16 +661,15 @@ static void stop_proc(zs_proc *p, int for_exit)
     }
     if (p->stopped && kill(-p->pid, SIGCONT) < 0)
         kill(p->pid, SIGCONT); /* a stopped process would only hear SIGKILL */
-    proc_arm(p, grace);
+    proc_arm(p, stop_deadline(p));
 }
 
 static void check_empty(zs_group *g)
 {
-    if (!g->stopping || g->empty_fired || zs_group_running_count(g) > 0)
+    if (!g->stopping || g->empty_fired || g->empty_pending || zs_group_running_count(g) > 0)
         return;
-    g->empty_fired = 1;
-    if (g->s->hooks.group_empty)
-        g->s->hooks.group_empty(g, g->s->hooks.ctx);
+    g->empty_pending = 1;
+    work_kick(g->s);
 }
 
 /* ---- public ---- */
@@ -465,7 +681,10 @@ zs_super *zs_super_new(struct ev_loop *loop, const zs_super_hooks *hooks)
     if (hooks)
         s->hooks = *hooks;
     ev_child_init(&s->child_w, child_cb, 0, 1); /* 1: stops and continues too */
+    /* First among what is pending: an exit is timed before any other work of the iteration. */
+    ev_set_priority(&s->child_w, EV_MAXPRI);
     ev_child_start(loop, &s->child_w);
+    ev_init(&s->work_w, work_cb);
     return s;
 }
 
@@ -474,6 +693,8 @@ void zs_super_free(zs_super *s)
     if (!s)
         return;
     ev_child_stop(s->loop, &s->child_w);
+    ev_timer_stop(s->loop, &s->work_w);
+    free(s->seen_strays);
     free(s);
 }
 
@@ -496,8 +717,10 @@ void zs_super_after_fork(zs_super *s)
             close(g->board_fd);
     }
     ev_child_stop(s->loop, &s->child_w);
+    ev_timer_stop(s->loop, &s->work_w);
     s->procs = NULL;
     s->groups = NULL;
+    s->q_head = s->q_tail = NULL;
 }
 
 zs_group *zs_group_new(zs_super *s, const zs_service *svc, const int *fds, unsigned gen,
@@ -537,7 +760,7 @@ void zs_group_set_want(zs_group *g, int count)
     for (int i = count; i < old; i++) {
         ev_timer_stop(g->s->loop, &g->slots[i]->backoff);
         if (g->slots[i]->proc)
-            stop_proc(g->slots[i]->proc, g->stop_for_exit);
+            stop_proc(g->slots[i]->proc);
     }
     for (int i = old; i < count; i++)
         if (!g->slots[i]->proc)
@@ -552,15 +775,34 @@ int zs_group_retire_one(zs_group *g)
     return 0;
 }
 
-void zs_group_stop(zs_group *g, int for_exit)
+void zs_group_stop(zs_group *g)
 {
     g->stopping = 1;
-    g->stop_for_exit |= for_exit;
     zs_group_set_want(g, 0);
     for (zs_proc *p = g->s->procs; p; p = p->next)
         if (p->g == g)
-            stop_proc(p, g->stop_for_exit);
+            stop_proc(p);
     check_empty(g);
+}
+
+void zs_super_hurry(zs_super *s)
+{
+    s->hurry = 1;
+    for (zs_proc *p = s->procs; p; p = p->next)
+        if (p->stopping && ev_timer_remaining(s->loop, &p->timer) > KILL_GRACE)
+            proc_arm(p, KILL_GRACE);
+}
+
+int zs_super_strays(zs_super *s, int sig)
+{
+    pid_t found[1024];
+    int n = zs_strays_find(is_supervised, s, found, 1024);
+    for (int i = 0; i < n && i < 1024 && sig; i++) {
+        kill(found[i], sig);
+        if (sig != SIGKILL)
+            kill(found[i], SIGCONT); /* a stopped stray would only hear SIGKILL */
+    }
+    return n;
 }
 
 void zs_group_free(zs_group *g)
@@ -571,6 +813,7 @@ void zs_group_free(zs_group *g)
         if (p->g == g)
             proc_forget(p); /* only reached when the owner gives up on live children */
     }
+    unqueue_group(s, g);
     for (int i = 0; i < g->nslots; i++) {
         ev_timer_stop(s->loop, &g->slots[i]->backoff);
         free(g->slots[i]);
@@ -589,8 +832,8 @@ void zs_group_free(zs_group *g)
     free(g);
 }
 
-const zs_service *zs_group_service(const zs_group *g) { return g->svc; }
 int zs_group_ready_count(const zs_group *g) { return g->nready; }
+int zs_group_ever_ready(const zs_group *g) { return g->ever_ready; }
 int zs_group_want(const zs_group *g) { return g->want; }
 void *zs_group_user(const zs_group *g) { return g->user; }
 void zs_group_set_user(zs_group *g, void *user) { g->user = user; }

@@ -6,7 +6,7 @@
  * process.  The core spawns into empty slots (exec of server-command with the fd contract, or a
  * fork that runs a function), watches each child's status channel, reaps on SIGCHLD, respawns
  * by the restart policy with exponential backoff (100 ms doubling to 60 s, reset after 10 s of
- * life), and soft-stops (SOFTSTOP record, or SIGTERM for a program that never spoke) with a
+ * life) from a start queue worked in bounded batches, and soft-stops (SOFTSTOP record, or SIGTERM for a program that never spoke) with a
  * SIGKILL of the process group once the grace period is over.
  *
  * Invariants: every live child is in exactly one group's table (slot or stopping list) or is
@@ -48,18 +48,24 @@ void zs_group_set_want(zs_group *g, int count);
 /* Soft-stops one process (the highest slot) and lowers want by one: used by a reload to retire
  * the old generation as the new one becomes ready.  Returns 0, or -1 when none is left. */
 int zs_group_retire_one(zs_group *g);
-/* Soft-stops every process and wants none.  for_exit: grace is server-stop-on-softstop-after
- * plus 5 s whatever the child announced (masterd is stopping); else the child's own deadline
- * plus 5 s.  group_empty fires once nothing is left (at once if nothing runs). */
-void zs_group_stop(zs_group *g, int for_exit);
+/* Soft-stops every process and wants none (deadlines: zs_super.c's header).  group_empty fires
+ * from the loop once nothing is left, never from inside this call. */
+void zs_group_stop(zs_group *g);
 void zs_group_free(zs_group *g);
 
-const zs_service *zs_group_service(const zs_group *g);
 int zs_group_ready_count(const zs_group *g);
+/* True once any process of g has been ready. */
+int zs_group_ever_ready(const zs_group *g);
 int zs_group_want(const zs_group *g);
 int zs_group_running_count(const zs_group *g);   /* processes alive (slots + stopping) */
 void *zs_group_user(const zs_group *g);
 void zs_group_set_user(zs_group *g, void *user);
+
+/* Cuts every stopping process's deadline to 5 s, and every later one (a second stop signal). */
+void zs_super_hurry(zs_super *s);
+/* Sends sig (0: none) to every stray (zs_strays.h: detached processes, what daemonizing
+ * programs left behind, and everything below them); returns how many there are, -1 unknown. */
+int zs_super_strays(zs_super *s, int sig);
 
 /* Call in a freshly forked child (fork mode) before anything else: forgets every proc and
  * closes every channel fd the parent held, so the worker starts clean. */

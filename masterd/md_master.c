@@ -44,7 +44,15 @@ static struct {
     int stopping;
     const md_master_opts *o;
     ev_signal sig[6];
+    ev_timer finish_w;  /* while stopping: waits for the strays */
+    double empty_at;    /* ev_now when the last group went */
+    int strays_killed;
 } M;
+
+#define STRAY_GRACE 5.0
+#define STRAY_POLL 0.05
+
+static void finish_stop(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* systemd's notify protocol, when masterd runs as a Type=notify unit. */
 static void sd_notify_msg(const char *msg)
@@ -84,12 +92,15 @@ static void start_generation(md_svc *m, unsigned gen)
     zs_group_set_want(g, m->svc.proc_count);
 }
 
-/* Puts g on the retiring list; whoever waited for g now waits for succ instead. */
+/* Puts g on the retiring list; whoever waited for g now waits for succ instead.  A generation
+ * that never became ready serves nobody: it stops at once instead of waiting for succ (only
+ * the last serving generation drains).  (zs_group_stop never frees a group from inside the
+ * call, so walking the list while stopping is safe.) */
 static void retire_group(zs_group *g, zs_group *succ)
 {
     retiring *r = zs_xcalloc(1, sizeof(*r));
     r->g = g;
-    r->succ = succ;
+    r->succ = zs_group_ever_ready(g) ? succ : NULL;
     r->next = M.retiring;
     M.retiring = r;
     for (retiring *o = M.retiring; o; o = o->next)
@@ -97,14 +108,15 @@ static void retire_group(zs_group *g, zs_group *succ)
             o->succ = succ;
     for (retiring *o = M.retiring; o; o = o->next)
         if (!o->succ)
-            zs_group_stop(o->g, 0);
+            zs_group_stop(o->g);
 }
 
 /* The old generation keeps as many processes as the new one still lacks. */
 static void on_proc_ready(zs_group *g, void *ctx)
 {
     (void)ctx;
-    for (retiring *r = M.retiring; r; r = r->next) {
+    for (retiring *r = M.retiring, *next; r; r = next) {
+        next = r->next;
         if (r->succ != g)
             continue;
         int lack = zs_group_want(g) - zs_group_ready_count(g);
@@ -113,7 +125,7 @@ static void on_proc_ready(zs_group *g, void *ctx)
         while (zs_group_want(r->g) > lack)
             zs_group_retire_one(r->g);
         if (zs_group_want(r->g) == 0)
-            zs_group_stop(r->g, 0);
+            zs_group_stop(r->g);
     }
 }
 
@@ -134,17 +146,55 @@ static void on_group_empty(zs_group *g, void *ctx)
     zs_group_free(g);
     M.ngroups--;
     svc_unref(m);
-    if (M.stopping && M.ngroups == 0)
-        ev_break(M.loop, EVBREAK_ALL);
+    if (M.stopping)
+        finish_stop(M.loop, &M.finish_w, 0);
+}
+
+/* The last step of a stop: once every service's processes are gone, wait for the strays (what
+ * daemonizing programs left, detached processes) that got SIGTERM when the stop began, and
+ * SIGKILL them STRAY_GRACE seconds after the services were gone.  Polled while stopping only. */
+static void finish_stop(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    (void)w;
+    if (M.ngroups > 0)
+        return;
+    double now = ev_now(loop);
+    if (M.empty_at == 0)
+        M.empty_at = now;
+    int left = zs_super_strays(M.super, 0);
+    if (left <= 0) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    if (now - M.empty_at >= STRAY_GRACE + 1.0) {
+        zerror("stopping: %d process%s left behind by services would not die; leaving them", left,
+               left == 1 ? "" : "es");
+        ev_break(loop, EVBREAK_ALL);
+    } else if (now - M.empty_at >= STRAY_GRACE && !M.strays_killed) {
+        M.strays_killed = 1;
+        zwarning("stopping: killing %d process%s left behind by services", left, left == 1 ? "" : "es");
+        zs_super_strays(M.super, SIGKILL);
+    } else if (M.strays_killed) {
+        zs_super_strays(M.super, SIGKILL); /* what was below them came to us */
+    }
 }
 
 static void stop_all(void)
 {
-    if (M.stopping)
+    if (M.stopping) {
+        zinfo("stopping again: every process still running is killed in 5 s");
+        zs_super_hurry(M.super);
         return;
+    }
     M.stopping = 1;
     zinfo("stopping: soft-stopping every service");
     sd_notify_msg("STOPPING=1");
+    int strays = zs_super_strays(M.super, SIGTERM);
+    if (strays > 0)
+        zinfo("stopping: sent SIGTERM to %d process%s left behind by services", strays, strays == 1 ? "" : "es");
+    ev_timer_init(&M.finish_w, finish_stop, STRAY_POLL, STRAY_POLL);
+    ev_timer_start(M.loop, &M.finish_w);
     /* Collect first: stopping a group may free it (and edit the lists) at once. */
     zs_group **gs = zs_xcalloc((size_t)M.ngroups + 1, sizeof(*gs));
     int n = 0;
@@ -154,10 +204,8 @@ static void stop_all(void)
     for (retiring *r = M.retiring; r; r = r->next)
         gs[n++] = r->g;
     for (int i = 0; i < n; i++)
-        zs_group_stop(gs[i], 1);
+        zs_group_stop(gs[i]);
     free(gs);
-    if (M.ngroups == 0)
-        ev_break(M.loop, EVBREAK_ALL);
 }
 
 static void restart_all(void)
@@ -323,6 +371,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
     if (M.set.n == 0)
         zwarning("no *.cf file in %s: nothing to supervise (add one and send SIGHUP)", o->config_dir);
     ev_run(M.loop, 0);
+    ev_timer_stop(M.loop, &M.finish_w);
 
     for (int i = 0; i < M.set.n; i++)
         svc_unref(M.set.v[i]);
