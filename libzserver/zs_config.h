@@ -42,7 +42,8 @@ const char *zs_config_get(const zs_config *c, const char *key, const char *def);
 /* Copies every setting of src into c, in order. */
 void zs_config_merge(zs_config *c, const zs_config *src);
 
-/* Reads one file into c.  Syntax errors and over-long lines are added to errs as
+/* Reads one file into c (a FIFO, directory, device or dangling symlink is an error naming it;
+ * opening never blocks).  Syntax errors and over-long lines are added to errs as
  * `path:line: ...`; returns -1 when anything was added (or the file cannot be read), else 0. */
 int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs);
 /* The same reader over len bytes in memory (NULs and all); name stands for the path in messages. */
@@ -50,7 +51,8 @@ int zs_config_load_mem(zs_config *c, const char *name, const char *buf, size_t l
 /* Reads every DIR/NAME.gcf in sorted order.  Returns -1 on any error. */
 int zs_config_load_gcf_dir(zs_config *c, const char *dir, zs_errs *errs);
 
-/* Sorted list of DIR/NAME+SUFFIX file names (not paths); returns the count or -1 (errs filled). */
+/* Sorted list of the DIR/NAME+SUFFIX entry names (not paths; NAME not starting with a dot), of any
+ * type: loading one that is not a readable regular file is the error.  Returns the count or -1. */
 int zs_config_list_dir(const char *dir, const char *suffix, char ***names, zs_errs *errs);
 void zs_config_free_list(char **names, int n);
 

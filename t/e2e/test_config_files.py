@@ -1,0 +1,92 @@
+"""The config directory: what masterd accepts as a service file, and what a child is given.
+
+- Every `*.cf` / `*.gcf` entry that is not a readable regular file (after following symlinks) is
+  an error naming it, at start, in -t and at reload (the running set is kept); a FIFO never
+  blocks masterd (CONTRACT §11, §2).
+- Under masterd a child runs with the merged view masterd validated at the last start or
+  reload, never what the files say now (CONTRACT §11, §4).
+- Overlapping addresses (wildcard and specific on one port) are a duplicate; a ` ;` in a value
+  is an error, never a silently dropped entry.
+"""
+import os
+import signal
+import socket
+import stat
+import unittest
+
+import lib
+
+FD = lib.FDSERVER
+PROBE = lib.tool("tlib_probe")
+
+
+def svc(port):
+    return "server-command = %s\nserver-service = 127.0.0.1:%d\n" % (FD, port)
+
+
+class BadEntries(lib.MasterTest):
+
+    def make_bad(self, m, name, kind):
+        p = os.path.join(m.cf, name)
+        if kind == "dangling":
+            os.symlink(os.path.join(m.dir, "nowhere.cf"), p)
+        elif kind == "fifo":
+            os.mkfifo(p)
+        elif kind == "dir":
+            os.mkdir(p)
+        elif kind == "device":
+            os.mknod(p, stat.S_IFCHR | 0o644, os.makedev(1, 3))  # /dev/null's numbers
+        elif kind == "unreadable":
+            with open(p, "w") as f:
+                f.write("server-command = /bin/true\n")
+            os.chmod(p, 0)
+        return p
+
+    def test_t_and_start_refuse_every_kind(self):
+        for suffix in (".cf", ".gcf"):
+            for kind in ("dangling", "fifo", "dir", "device"):
+                with self.subTest(kind=kind, suffix=suffix):
+                    m = self.master({"ok.cf": svc(lib.free_port())})
+                    p = self.make_bad(m, "bad" + suffix, kind)
+                    r = m.run("-t", timeout=10)  # a FIFO must not block: the timeout would fire
+                    self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                    self.assertIn(p, r.stderr)
+                    self.assertNotIn("configuration ok", r.stdout)
+                    r = m.run(timeout=10)
+                    self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                    self.assertIn(p, r.stderr)
+
+    def test_reload_keeps_a_service_whose_file_became_a_dangling_symlink(self):
+        port = lib.free_port()
+        m = self.master({"a.cf": svc(port)})
+        m.start(expect_children=1)
+        pid = lib.report(("127.0.0.1", port))["pid"]
+        os.unlink(os.path.join(m.cf, "a.cf"))
+        p = self.make_bad(m, "a.cf", "dangling")
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: "nothing changed" in m.log(), 5, what="the reload to be refused")
+        self.assertIn(p, m.log())
+        self.assertEqual(lib.report(("127.0.0.1", port))["pid"], pid)
+        # A FIFO in its place does not block the reload either.
+        os.unlink(p)
+        self.make_bad(m, "a.cf", "fifo")
+        n = m.log().count("nothing changed")
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: m.log().count("nothing changed") > n, 5, what="the second reload refused")
+        self.assertEqual(lib.report(("127.0.0.1", port))["pid"], pid)
+        self.assertTrue(lib.alive(m.pid))
+
+    def test_symlink_to_a_regular_file_is_fine(self):
+        port = lib.free_port()
+        m = self.master()
+        real = os.path.join(m.dir, "real")
+        with open(real, "w") as f:
+            f.write(svc(port))
+        os.symlink(real, os.path.join(m.cf, "a.cf"))
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("configuration ok (1 service)", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
