@@ -146,6 +146,13 @@ static const char *line_problem(const char *s, size_t len)
         k++;
     if (k != eq)
         return "a key cannot contain blanks";
+    /* inih ends a value at a ';' that follows a blank (an inline comment): `server-service =
+     * a:1 ; b:2` would lose b:2, `server-command = sh -c 'x ; y'` half its command, silently.
+     * Such a line is refused; a ';' with no blank before it stays part of the value. */
+    for (const char *q = eq + 1, *end = s + len; q < end; q++)
+        if (*q == ';' && is_blank(q[-1]))
+            return "a ';' after a blank would start an inline comment and drop the rest of the value "
+                   "(write comments on their own line; separate server-service entries with ',')";
     return NULL;
 }
 

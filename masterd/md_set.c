@@ -2,7 +2,9 @@
  * md_set.c — load a config directory into a validated service set, and hold the listening
  * sockets (md_set.h).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,30 @@ static void check_gcf(const zs_config *gcf, zs_errs *errs)
     }
 }
 
+static int is_wildcard(const zs_listen *l)
+{
+    if (l->kind == ZS_LISTEN_INET)
+        return ((const struct sockaddr_in *)&l->sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&l->sa)->sin6_addr);
+}
+
+static int port_of(const zs_listen *l)
+{
+    return l->kind == ZS_LISTEN_INET ? ntohs(((const struct sockaddr_in *)&l->sa)->sin_port)
+                                     : ntohs(((const struct sockaddr_in6 *)&l->sa)->sin6_port);
+}
+
+/* The same address, or a wildcard and a specific address of one family on one port: the second
+ * bind would fail.  Families never overlap: every IPv6 socket is IPV6_V6ONLY (zs_listen.c). */
+static int overlaps(const zs_listen *a, const zs_listen *b)
+{
+    if (!strcmp(a->key, b->key))
+        return 1;
+    if (a->kind != b->kind || (a->kind != ZS_LISTEN_INET && a->kind != ZS_LISTEN_INET6))
+        return 0;
+    return port_of(a) == port_of(b) && (is_wildcard(a) || is_wildcard(b));
+}
+
 static void check_duplicates(md_set *set, zs_errs *errs)
 {
     for (int a = 0; a < set->n; a++) {
@@ -33,10 +59,15 @@ static void check_duplicates(md_set *set, zs_errs *errs)
                 int lim = b == a ? i : sb->svc.nlisten;
                 for (int j = 0; j < lim; j++) {
                     const zs_listen *lb = &sb->svc.listen[j];
-                    if (strcmp(la->key, lb->key))
+                    if (!overlaps(la, lb))
                         continue;
-                    zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')", la->where,
-                                la->text, lb->where, lb->text);
+                    if (!strcmp(la->key, lb->key))
+                        zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')", la->where,
+                                    la->text, lb->where, lb->text);
+                    else
+                        zs_errs_add(errs, "%s: server-service: '%s' overlaps '%s' at %s (a wildcard address and "
+                                    "a specific one on the same port cannot both be bound)", la->where, la->text,
+                                    lb->text, lb->where);
                     goto next_entry;
                 }
             }

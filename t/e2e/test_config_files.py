@@ -88,5 +88,59 @@ class BadEntries(lib.MasterTest):
         self.assertIn("configuration ok (1 service)", r.stdout)
 
 
+class Overlaps(lib.MasterTest):
+
+    def check_dup(self, a, b, expect_error=True):
+        m = self.master({"a.cf": "server-command = %s\nserver-service = %s\n" % (FD, a),
+                         "b.cf": "server-command = %s\n# a comment\nserver-service = %s\n" % (FD, b)})
+        r = m.run("-t")
+        if not expect_error:
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(os.path.join(m.cf, "a.cf") + ":2", r.stderr)
+        self.assertIn(os.path.join(m.cf, "b.cf") + ":3", r.stderr)
+
+    def test_wildcard_and_specific_on_one_port(self):
+        port = lib.free_port()
+        self.check_dup("0:%d" % port, "127.0.0.1:%d" % port)
+        self.check_dup("127.0.0.1:%d" % port, ":%d" % port)
+        self.check_dup("[::]:%d" % port, "[::1]:%d" % port)
+        # IPV6_V6ONLY is set on every IPv6 socket: 0:P and [::]:P are two sockets that coexist.
+        self.check_dup("0:%d" % port, "[::]:%d" % port, expect_error=False)
+        self.check_dup("0:%d" % port, "0:%d" % (port + 1 if port < 65535 else port - 1), expect_error=False)
+        self.check_dup("127.0.0.1:%d" % port, "127.0.0.2:%d" % port, expect_error=False)
+
+    def test_wildcard_and_specific_started_together_would_fail_at_bind(self):
+        port = lib.free_port()
+        m = self.master({"a.cf": svc(port).replace("127.0.0.1:", "0:"), "b.cf": svc(port)})
+        r = m.run(timeout=10)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(os.path.join(m.cf, "b.cf") + ":2", r.stderr)
+
+
+class InlineSemicolon(lib.MasterTest):
+
+    def test_semicolon_in_server_service_is_an_error(self):
+        p1, p2 = lib.free_port(), lib.free_port()
+        m = self.master({"a.cf": "server-command = %s\nserver-service = 127.0.0.1:%d ; 127.0.0.1:%d\n" % (FD, p1, p2)})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(os.path.join(m.cf, "a.cf") + ":2", r.stderr)
+
+    def test_semicolon_in_any_value_is_an_error(self):
+        m = self.master({"a.cf": "server-command = /bin/sh -c 'sleep 9 ; exit 1'\n"})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(os.path.join(m.cf, "a.cf") + ":1", r.stderr)
+
+    def test_semicolon_comment_lines_and_semicolons_without_blank_are_fine(self):
+        port = lib.free_port()
+        m = self.master({"a.cf": "; a comment\n  ; an indented one\nserver-command = %s\n"
+                                 "server-service = 127.0.0.1:%d\nprobe = a;b\n" % (FD, port)})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -98,7 +98,7 @@ START_TEST(test_plain_keys_comments_blanks)
                          "empty =\n"
                          "eq = a=b=c\n"
                          "semi = x;y\n"
-                         "inline = linuxmail.cn ; inih strips an inline ';' comment\n"
+                         "lead =;x\n"
                          "hash = x # kept: '#' only starts whole-line comments\n"
                          "   # an indented comment\n"
                          "last = no newline at end");
@@ -115,7 +115,7 @@ START_TEST(test_plain_keys_comments_blanks)
     ASSERT_KV(&c, "empty", "", 10);
     ASSERT_KV(&c, "eq", "a=b=c", 11);
     ASSERT_KV(&c, "semi", "x;y", 12);
-    ASSERT_KV(&c, "inline", "linuxmail.cn", 13);
+    ASSERT_KV(&c, "lead", ";x", 13);
     ASSERT_KV(&c, "hash", "x # kept: '#' only starts whole-line comments", 14);
     ASSERT_KV(&c, "last", "no newline at end", 16);
     ck_assert_uint_eq(c.n, 11);
@@ -332,6 +332,8 @@ END_TEST
 
 /* ---- malformed lines: one table, one check each ---- */
 
+#define SEMI "a ';' after a blank would start an inline comment and drop the rest of the value " \
+             "(write comments on their own line; separate server-service entries with ',')"
 static const struct bad_line {
     const char *text;
     const char *why;   /* expected after "path:LINE: " */
@@ -348,6 +350,11 @@ static const struct bad_line {
     { "host:port = 1", "a key cannot contain ':'" },
     { "server-service: 0:25", "expected 'key = value'" },
     { "a:b", "expected 'key = value'" },
+    { "server-service = 0:25 ; 0:26", SEMI },
+    { "server-service = 0:25\t;0:26", SEMI },
+    { "host = linuxmail.cn ; a comment", SEMI },
+    { "lead = ;x", SEMI },
+    { "server-command = sh -c 'x ;y'", SEMI },
 };
 
 START_TEST(test_bad_line)
