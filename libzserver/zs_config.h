@@ -56,6 +56,13 @@ int zs_config_load_gcf_dir(zs_config *c, const char *dir, zs_errs *errs);
 int zs_config_list_dir(const char *dir, const char *suffix, char ***names, zs_errs *errs);
 void zs_config_free_list(char **names, int n);
 
+/* The whole view in a sealed memfd (close-on-exec): what masterd hands a child (ZS_ST_CONFIG)
+ * instead of letting it read the files.  Returns the fd, or -1 with the reason in why. */
+int zs_config_to_memfd(const zs_config *c, char *why, size_t whylen);
+/* Adds every setting of such a memfd to c (in order; file:line kept).  The memfd must be sealed
+ * and well-formed (lengths, no NUL bytes); else -1 with the reason and c untouched. */
+int zs_config_from_memfd(zs_config *c, int fd, char *why, size_t whylen);
+
 /* Strict number parsing: the whole string must be a base-10 integer in [min, max].
  * Return 0 and set *out, or -1 and write the reason ("not a number", "out of range 1..4096"). */
 int zs_parse_long(const char *s, long min, long max, long *out, char *why, size_t whylen);

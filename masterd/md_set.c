@@ -95,6 +95,7 @@ static void check_perms(const char *path, zs_errs *warn)
 static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf, zs_errs *errs, zs_errs *warn)
 {
     md_svc *m = zs_xcalloc(1, sizeof(*m));
+    m->cf_fd = -1;
     char *path = zs_xasprintf("%s/%s", dir, name);
     char *id = zs_xstrdup(name);
     check_perms(path, warn);
@@ -105,6 +106,12 @@ static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf,
              zs_service_from_config(&m->svc, id, path, &m->cf, 1, errs) == 0;
     if (ok && stat(m->svc.exec_path, &m->bin) < 0) {
         zs_errs_add(errs, "%s: server-command: '%s': %s", path, m->svc.exec_path, strerror(errno));
+        zs_service_free(&m->svc);
+        ok = 0;
+    }
+    char why[256];
+    if (ok && (m->cf_fd = zs_config_to_memfd(&m->cf, why, sizeof(why))) < 0) {
+        zs_errs_add(errs, "%s: cannot hold the config for its children: %s", path, why);
         zs_service_free(&m->svc);
         ok = 0;
     }
@@ -171,6 +178,8 @@ void md_svc_free(md_svc *m)
 {
     zs_service_free(&m->svc);
     zs_config_free(&m->cf);
+    if (m->cf_fd >= 0)
+        close(m->cf_fd);
     free(m->fds);
     free(m->lis);
     free(m);

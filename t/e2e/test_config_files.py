@@ -142,5 +142,67 @@ class InlineSemicolon(lib.MasterTest):
         self.assertEqual(r.returncode, 0, r.stderr)
 
 
+class ChildConfig(lib.MasterTest):
+    """A child runs with what masterd validated, not with what the files say now."""
+
+    def probe_cf(self, port, greeting, extra=""):
+        return ("server-command = %s -k3 argv\nserver-service = 127.0.0.1:%d\nprobe-out = {dir}/events\n"
+                "probe-print-keys = greeting,k3,k4\nk3 = cf\ngreeting = %s\n%s" % (PROBE, port, greeting, extra))
+
+    def keys_of(self, m, pid):
+        return [e for e in lib.probe_events(m.path("events")).get(pid, []) if e.startswith("key ")]
+
+    def replace_child(self, m, port):
+        old = m.children()[0]
+        os.kill(old, signal.SIGKILL)
+        new = lib.wait_until(lambda: (lambda k: k[0] if len(k) == 1 and k[0] != old else None)(m.children()),
+                             10, what="a replacement child")
+        lib.wait_until(lambda: any(e.startswith("before_service") for e in
+                                   lib.probe_events(m.path("events")).get(new, [])), 5,
+                       what="the replacement to start serving")
+        return new
+
+    def test_unreloaded_edit_does_not_reach_a_respawned_child(self):
+        port = lib.free_port()
+        m = self.master({"g.gcf": "k4 = gcf\n"})
+        m.write("p.cf", self.probe_cf(port, "old"))
+        m.start(expect_children=1)
+        first = m.children()[0]
+        lib.wait_until(lambda: self.keys_of(m, first), 5)
+        self.assertEqual(self.keys_of(m, first), ["key greeting=old", "key k3=argv", "key k4=gcf"])
+        # Edited, not reloaded: the replacement of a killed child still runs with "old".
+        m.write("p.cf", self.probe_cf(port, "new"))
+        m.write("g.gcf", "k4 = gcf-edited\n")
+        second = self.replace_child(m, port)
+        self.assertEqual(self.keys_of(m, second), ["key greeting=old", "key k3=argv", "key k4=gcf"])
+        # A broken edit, not reloaded: no crash loop, the replacement serves with the old view.
+        m.write("p.cf", self.probe_cf(port, "new", "just some words\n"))
+        third = self.replace_child(m, port)
+        self.assertEqual(self.keys_of(m, third), ["key greeting=old", "key k3=argv", "key k4=gcf"])
+        self.assertEqual(lib.fetch(("127.0.0.1", port)).decode().split()[0], "pid=%d" % third)
+        self.assertEqual(m.children(), [third])
+        # The reload refuses the broken file, then takes the fixed one.
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: "nothing changed" in m.log(), 5)
+        m.write("p.cf", self.probe_cf(port, "new"))
+        m.signal(signal.SIGHUP)
+        fourth = lib.wait_until(lambda: [p for p, ev in lib.probe_events(m.path("events")).items()
+                                         if "key greeting=new" in ev], 10, what="a child with the new view")[0]
+        self.assertEqual(self.keys_of(m, fourth), ["key greeting=new", "key k3=argv", "key k4=gcf-edited"])
+
+    def test_child_never_opens_the_service_files(self):
+        port = lib.free_port()
+        m = self.master()
+        m.write("p.cf", self.probe_cf(port, "old"))
+        m.start(expect_children=1)
+        first = m.children()[0]
+        lib.wait_until(lambda: self.keys_of(m, first), 5)
+        # Unreadable now (even a FIFO that would block any reader): the replacement does not care.
+        os.unlink(os.path.join(m.cf, "p.cf"))
+        os.mkfifo(os.path.join(m.cf, "p.cf"))
+        second = self.replace_child(m, port)
+        self.assertIn("key greeting=old", self.keys_of(m, second))
+
+
 if __name__ == "__main__":
     unittest.main()
