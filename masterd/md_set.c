@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "md_set.h"
@@ -74,6 +75,33 @@ static void check_duplicates(md_set *set, zs_errs *errs)
         next_entry:;
         }
     }
+}
+
+/* fds masterd holds whatever the set: 0-2, pid file, log, libev's, masterlog and syslog
+ * sockets, a socketpair being made, a reload's directory and files. */
+#define NOFILE_BASE 32
+
+/* An estimate of the fds masterd needs to run set, against its soft RLIMIT_NOFILE (main
+ * raised it to the hard limit): per process its status channel, per listener its socket, per
+ * service its config memfd, the group's copy and the accept scoreboard.  A set that cannot fit
+ * is refused up front instead of leaving processes that never start ("Too many open files"). */
+static void check_nofile(const md_set *set, zs_errs *errs)
+{
+    struct rlimit rl;
+    long long need = NOFILE_BASE, procs = 0, lis = 0;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    for (int i = 0; i < set->n; i++) {
+        procs += set->v[i]->svc.proc_count;
+        lis += set->v[i]->svc.nlisten;
+        need += 3;
+    }
+    need += procs + lis;
+    if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)need > (unsigned long long)rl.rlim_cur)
+        zs_errs_add(errs, "%s: the services need about %lld file descriptors (%lld processes, %lld listeners), "
+                    "but RLIMIT_NOFILE allows %llu (hard limit %llu): raise masterd's hard limit (ulimit -Hn, "
+                    "systemd LimitNOFILE=) or lower server-proc-count", set->dir, need, procs, lis,
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
 }
 
 /* masterd started by root runs whatever these files name, as root (before server-user drops
@@ -162,6 +190,8 @@ int md_set_load(const char *dir, md_set *out, zs_errs *errs)
             out->v[out->n++] = m;
     }
     check_duplicates(out, errs);
+    if (errs->n == before)
+        check_nofile(out, errs);
     if (ngcf > 0)
         zs_config_free_list(gcfs, ngcf);
     if (ncf > 0)
