@@ -8,12 +8,14 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "zs_config.h"
 
 static int accumulates(const char *key)
@@ -144,6 +146,13 @@ static const char *line_problem(const char *s, size_t len)
         k++;
     if (k != eq)
         return "a key cannot contain blanks";
+    /* inih ends a value at a ';' that follows a blank (an inline comment): `server-service =
+     * a:1 ; b:2` would lose b:2, `server-command = sh -c 'x ; y'` half its command, silently.
+     * Such a line is refused; a ';' with no blank before it stays part of the value. */
+    for (const char *q = eq + 1, *end = s + len; q < end; q++)
+        if (*q == ';' && is_blank(q[-1]))
+            return "a ';' after a blank would start an inline comment and drop the rest of the value "
+                   "(write comments on their own line; separate server-service entries with ',')";
     return NULL;
 }
 
@@ -222,11 +231,34 @@ int zs_config_load_mem(zs_config *c, const char *name, const char *buf, size_t l
     return r.bad ? -1 : 0;
 }
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "of an unknown type";
+}
+
+/* O_NONBLOCK: opening a FIFO must never wait for a writer.  The type is checked on the open
+ * fd (fstat), so a file swapped between a check and the open cannot slip through. */
 int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs)
 {
-    FILE *f = fopen(path, "re");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+            zs_errs_add(errs, "%s: dangling symbolic link (its target does not exist)", path);
+        else
+            zs_errs_add(errs, "%s: %s", path, strerror(e));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0) {
         zs_errs_add(errs, "%s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        zs_errs_add(errs, "%s: %s, not a regular file", path, file_kind(st.st_mode));
+        close(fd);
         return -1;
     }
     char *buf = NULL;
@@ -237,23 +269,25 @@ int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs)
             if (cap > (16u << 20)) {
                 zs_errs_add(errs, "%s: file too large", path);
                 free(buf);
-                fclose(f);
+                close(fd);
                 return -1;
             }
             buf = zs_xrealloc(buf, cap);
         }
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            zs_errs_add(errs, "%s: %s", path, strerror(errno));
+            free(buf);
+            close(fd);
+            return -1;
+        }
         if (n == 0)
             break;
+        len += (size_t)n;
     }
-    int rerr = ferror(f) ? (errno ? errno : EIO) : 0;
-    fclose(f);
-    if (rerr) {
-        zs_errs_add(errs, "%s: %s", path, strerror(rerr));
-        free(buf);
-        return -1;
-    }
+    close(fd);
     int rc = zs_config_load_mem(c, path, buf, len, errs);
     free(buf);
     return rc;
@@ -279,12 +313,8 @@ int zs_config_list_dir(const char *dir, const char *suffix, char ***names, zs_er
         size_t len = strlen(de->d_name);
         if (de->d_name[0] == '.' || len <= slen || strcmp(de->d_name + len - slen, suffix))
             continue;
-        char *p = zs_xasprintf("%s/%s", dir, de->d_name);
-        struct stat st;
-        int reg = stat(p, &st) == 0 && S_ISREG(st.st_mode);
-        free(p);
-        if (!reg)
-            continue;
+        /* Whatever it is (a dangling symlink, a FIFO, a directory): loading it says what is
+         * wrong.  Skipping it here would silently drop a service. */
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
             *names = zs_xrealloc(*names, (size_t)cap * sizeof(char *));

@@ -42,7 +42,8 @@ const char *zs_config_get(const zs_config *c, const char *key, const char *def);
 /* Copies every setting of src into c, in order. */
 void zs_config_merge(zs_config *c, const zs_config *src);
 
-/* Reads one file into c.  Syntax errors and over-long lines are added to errs as
+/* Reads one file into c (a FIFO, directory, device or dangling symlink is an error naming it;
+ * opening never blocks).  Syntax errors and over-long lines are added to errs as
  * `path:line: ...`; returns -1 when anything was added (or the file cannot be read), else 0. */
 int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs);
 /* The same reader over len bytes in memory (NULs and all); name stands for the path in messages. */
@@ -50,9 +51,17 @@ int zs_config_load_mem(zs_config *c, const char *name, const char *buf, size_t l
 /* Reads every DIR/NAME.gcf in sorted order.  Returns -1 on any error. */
 int zs_config_load_gcf_dir(zs_config *c, const char *dir, zs_errs *errs);
 
-/* Sorted list of DIR/NAME+SUFFIX file names (not paths); returns the count or -1 (errs filled). */
+/* Sorted list of the DIR/NAME+SUFFIX entry names (not paths; NAME not starting with a dot), of any
+ * type: loading one that is not a readable regular file is the error.  Returns the count or -1. */
 int zs_config_list_dir(const char *dir, const char *suffix, char ***names, zs_errs *errs);
 void zs_config_free_list(char **names, int n);
+
+/* The whole view in a sealed memfd (close-on-exec): what masterd hands a child (ZS_ST_CONFIG)
+ * instead of letting it read the files.  Returns the fd, or -1 with the reason in why. */
+int zs_config_to_memfd(const zs_config *c, char *why, size_t whylen);
+/* Adds every setting of such a memfd to c (in order; file:line kept).  The memfd must be sealed
+ * and well-formed (lengths, no NUL bytes); else -1 with the reason and c untouched. */
+int zs_config_from_memfd(zs_config *c, int fd, char *why, size_t whylen);
 
 /* Strict number parsing: the whole string must be a base-10 integer in [min, max].
  * Return 0 and set *out, or -1 and write the reason ("not a number", "out of range 1..4096"). */

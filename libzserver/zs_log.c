@@ -6,7 +6,8 @@
  * Nothing here blocks: the masterlog socket is sent with MSG_DONTWAIT and a full queue drops
  * the line; a log file removed under us keeps its fd until zs_log_reopen().  syslog is spoken
  * here too, not through glibc's syslog(), which blocks for good once the daemon stops reading
- * /dev/log (its queue full) and would hang masterd with it.
+ * /dev/log (its queue full) and would hang masterd with it.  No target loses a line silently:
+ * every one counts what it dropped and says so in the next line that gets through.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -283,6 +284,32 @@ static void masterlog_send(const char *buf, size_t len)
     }
 }
 
+/* A file or stderr that fails a write (a full disk, EIO, a pipe nobody reads): the line is lost,
+ * counted with the last reason, and the count is written ahead of the next line that gets
+ * through (after a SIGUSR1 reopen, say).  Never retried in a loop: the caller must not block. */
+static struct {
+    unsigned long n;
+    int err;          /* errno of the last loss; 0 for a short write */
+} lost;
+
+static void fd_write_line(const char *buf, size_t len)
+{
+    if (lost.n) {
+        char msg[160], note[512];
+        snprintf(msg, sizeof(msg), "%lu log line%s lost (%s)", lost.n, lost.n == 1 ? "" : "s",
+                 lost.err ? strerror(lost.err) : "short write");
+        size_t n = zs_log_format(note, sizeof(note) - 1, ZLOG_WARNING, __FILE__, __func__, __LINE__, msg);
+        note[n++] = '\n';
+        if (write(lg.fd, note, n) == (ssize_t)n)
+            lost.n = 0;
+    }
+    ssize_t w = write(lg.fd, buf, len);
+    if (w != (ssize_t)len) {
+        lost.err = w < 0 ? errno : 0;
+        lost.n++;
+    }
+}
+
 void zs_log_emit(int level, const char *line, size_t len)
 {
     static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT };
@@ -301,7 +328,7 @@ void zs_log_emit(int level, const char *line, size_t len)
     if (lg.type == T_MASTERLOG) {
         masterlog_send(buf, len);
     } else {
-        (void)!write(lg.fd, buf, len);
+        fd_write_line(buf, len);
     }
     errno = saved;
 }

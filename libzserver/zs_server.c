@@ -3,7 +3,8 @@
  *
  * Three ways in, one way through:
  *   under masterd   ZMASTER_STATUS_FD is set: say HELLO first, take the listeners at 3..,
- *                   read the .gcf files + ID.cf + arguments, unset the protocol variables;
+ *                   take the config view masterd answers HELLO with (never the files) +
+ *                   arguments, unset the protocol variables;
  *   alone           `prog alone [-server-service LIST] ...`: bind LIST ourselves;
  *   alone, N procs  `-server-proc-count N` (N > 1): become a master of N forked workers with the
  *                   same supervision core masterd uses (zs_super), each worker then runs the
@@ -12,6 +13,7 @@
  * deadline; then return 0 from main.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,16 +90,54 @@ int zs_server_parse_args(int argc, char **argv, zs_config *cfg, const char **com
     return 0;
 }
 
-/* gcf dir, then the .cf file, then the arguments (later wins; an argument's server-service
- * replaces the file's list instead of adding to it). */
+/* Under masterd: the view masterd validated at its last start or reload, from the sealed memfd
+ * of the ZS_ST_CONFIG record that answers our HELLO.  Never the files: an edit not yet reloaded
+ * (or a broken one) must not reach a respawned child. */
+#define CONFIG_WAIT_MS 60000
+static void receive_config(zs_config *c)
+{
+    struct pollfd pfd = { .fd = S.status_fd, .events = POLLIN };
+    zs_status_rec r;
+    int passed = -1, rc;
+    char why[300];
+    for (;;) {
+        rc = poll(&pfd, 1, CONFIG_WAIT_MS);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            zfatal("no configuration from masterd within %d s%s%s", CONFIG_WAIT_MS / 1000, rc < 0 ? ": " : "",
+                   rc < 0 ? strerror(errno) : "");
+        rc = zs_status_recv_fd(S.status_fd, &r, &passed);
+        if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            continue;
+        break;
+    }
+    if (rc == 0)
+        zfatal("masterd closed the status channel before sending the configuration");
+    if (rc < 0)
+        zfatal("status channel: %s", strerror(errno));
+    if (r.type != ZS_ST_CONFIG || passed < 0)
+        zfatal("expected the configuration from masterd, got record type %u%s", r.type,
+               passed < 0 ? " without a descriptor" : "");
+    if (zs_config_from_memfd(c, passed, why, sizeof(why)) < 0)
+        zfatal("configuration from masterd: %s", why);
+    close(passed);
+}
+
+/* Under masterd the view it sent, alone the gcf dir then the .cf file; then the arguments
+ * (later wins; an argument's server-service replaces the list instead of adding to it). */
 static void load_config(const char *dir, const char *file, const zs_config *args)
 {
     zs_errs errs = { 0 };
     zs_config_init(&zs_server_config);
-    if (dir)
-        zs_config_load_gcf_dir(&zs_server_config, dir, &errs);
-    if (file)
-        zs_config_load_file(&zs_server_config, file, &errs);
+    if (S.status_fd >= 0) {
+        receive_config(&zs_server_config);
+    } else {
+        if (dir)
+            zs_config_load_gcf_dir(&zs_server_config, dir, &errs);
+        if (file)
+            zs_config_load_file(&zs_server_config, file, &errs);
+    }
     if (zs_config_find(args, "server-service"))
         zs_config_unset(&zs_server_config, "server-service");
     zs_config_merge(&zs_server_config, args);
@@ -297,15 +337,11 @@ static int under_master(const char *status_env, const zs_config *args)
     for (int i = 0; i < S.nfds; i++)
         S.fds[i] = ZS_LISTEN_FDS_START + i;
     split_names(getenv(ZS_ENV_LISTEN_FDNAMES), S.nfds);
-    char *dir = getenv(ZS_ENV_CONFIG_PATH) ? zs_xstrdup(getenv(ZS_ENV_CONFIG_PATH)) : NULL;
-    char *file = getenv(ZS_ENV_CONFIG) ? zs_xstrdup(getenv(ZS_ENV_CONFIG)) : NULL;
     static const char *vars[] = { ZS_ENV_LISTEN_FDS, ZS_ENV_LISTEN_PID, ZS_ENV_LISTEN_FDNAMES, ZS_ENV_STATUS_FD,
                                   ZS_ENV_GENERATION, ZS_ENV_CONFIG_PATH, ZS_ENV_CONFIG, NULL };
     for (int i = 0; vars[i]; i++)
         unsetenv(vars[i]);
-    load_config(dir, file, args);
-    free(dir);
-    free(file);
+    load_config(NULL, NULL, args);
     const char *log = zconfig_get_str("server-log", "stderr");
     char err[600];
     if (zs_log_open(log, program_invocation_short_name, err, sizeof(err)) < 0)

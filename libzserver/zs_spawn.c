@@ -117,6 +117,15 @@ static void reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+static int child_nofile_set;
+static rlim_t child_nofile;
+
+void zs_spawn_set_child_nofile(rlim_t soft)
+{
+    child_nofile = soft;
+    child_nofile_set = 1;
+}
+
 /* Process group, rlimits, user, parent-death signal: what both modes need. */
 static void common_setup(const zs_spawn_req *r, pid_t parent, const gid_t *groups, int ngroups)
 {
@@ -127,6 +136,14 @@ static void common_setup(const zs_spawn_req *r, pid_t parent, const gid_t *group
         struct rlimit rl = { (rlim_t)svc->max_nofile, (rlim_t)svc->max_nofile };
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
             die(r, "setrlimit(RLIMIT_NOFILE) for server-max-nofile", 126);
+    } else if (child_nofile_set) {
+        /* The master raised its own soft limit for its fds; a server keeps the one it was given. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+            die(r, "getrlimit(RLIMIT_NOFILE)", 126);
+        rl.rlim_cur = child_nofile < rl.rlim_max ? child_nofile : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            die(r, "setrlimit(RLIMIT_NOFILE) back to masterd's original soft limit", 126);
     }
     if (svc->core_size != -1) {
         rlim_t v = svc->core_size == -2 ? RLIM_INFINITY : (rlim_t)svc->core_size;

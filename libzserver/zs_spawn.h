@@ -6,6 +6,7 @@
  */
 #ifndef ZS_SPAWN_H
 #define ZS_SPAWN_H
+#include <sys/resource.h>
 #include <sys/types.h>
 #include "zs_service.h"
 #include "zs_super.h"
@@ -21,6 +22,10 @@ typedef struct zs_spawn_req {
     void (*after_fork)(void *);/* fork mode: called first in the child */
     void *after_fork_ctx;
 } zs_spawn_req;
+
+/* Children that do not set server-max-nofile get this soft RLIMIT_NOFILE (capped by the hard
+ * one): masterd raises its own soft limit and gives its children the original back. */
+void zs_spawn_set_child_nofile(rlim_t soft);
 
 /* Returns the child's pid and our end of its status channel in *chan (non-blocking,
  * close-on-exec), or -1 with errno set and nothing left open. */

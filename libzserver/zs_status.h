@@ -31,6 +31,9 @@ enum zs_status_type {
     ZS_ST_SOFTSTOP = 100,
     ZS_ST_BOARD = 101,    /* value = the child's slot; carries the group's scoreboard fd
                              (SCM_RIGHTS, zs_board.h); a receiver that ignores it loses nothing */
+    ZS_ST_CONFIG = 102,   /* the answer to HELLO, before anything else: carries a sealed memfd with
+                             the merged key/value view masterd validated (zs_config_to_memfd); a
+                             libzserver child waits for it and never reads .cf/.gcf files */
 };
 
 typedef struct zs_status_rec {

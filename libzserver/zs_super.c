@@ -40,6 +40,7 @@
  * timers inside them.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,7 @@ struct zs_group {
     int stopping, empty_pending, empty_fired;
     int nready, ever_ready;
     int board_fd;      /* the accept scoreboard (zs_board.h), -1 until a child says HELLO */
+    int config_fd;     /* the validated config view (ZS_ST_CONFIG), -1: none (fork mode) */
     void *user;
 };
 
@@ -320,6 +322,10 @@ static void chan_cb(struct ev_loop *loop, ev_io *w, int revents)
             p->spoke = 1;
             if (!p->ready && !p->stopping)
                 proc_arm(p, p->g->svc->ready_timeout);
+            /* Asked for, not queued at spawn: a plain program never holds an fd in flight. */
+            if (p->g->config_fd >= 0 && p->chan >= 0 &&
+                zs_status_send_fd(p->chan, ZS_ST_CONFIG, p->g->gen, 0, p->g->config_fd) < 0)
+                zerror("%s: pid %ld: cannot send its config: %s", p->g->svc->id, (long)p->pid, strerror(errno));
             board_offer(p);
             break;
         case ZS_ST_READY:
@@ -715,6 +721,8 @@ void zs_super_after_fork(zs_super *s)
             ev_timer_stop(s->loop, &g->slots[i]->backoff);
         if (g->board_fd >= 0) /* the worker gets its board over its channel, like any child */
             close(g->board_fd);
+        if (g->config_fd >= 0)
+            close(g->config_fd);
     }
     ev_child_stop(s->loop, &s->child_w);
     ev_timer_stop(s->loop, &s->work_w);
@@ -734,6 +742,7 @@ zs_group *zs_group_new(zs_super *s, const zs_service *svc, const int *fds, unsig
         memcpy(g->fds, fds, (size_t)svc->nlisten * sizeof(int));
     g->gen = gen;
     g->board_fd = -1;
+    g->config_fd = -1;
     g->config_dir = config_dir ? zs_xstrdup(config_dir) : NULL;
     g->run = run;
     g->run_ctx = run_ctx;
@@ -826,6 +835,8 @@ void zs_group_free(zs_group *g)
     }
     if (g->board_fd >= 0)
         close(g->board_fd);
+    if (g->config_fd >= 0)
+        close(g->config_fd);
     free(g->slots);
     free(g->fds);
     free(g->config_dir);
@@ -837,6 +848,17 @@ int zs_group_ever_ready(const zs_group *g) { return g->ever_ready; }
 int zs_group_want(const zs_group *g) { return g->want; }
 void *zs_group_user(const zs_group *g) { return g->user; }
 void zs_group_set_user(zs_group *g, void *user) { g->user = user; }
+
+int zs_group_set_config_fd(zs_group *g, int fd)
+{
+    int copy = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd >= 0 && copy < 0)
+        return -1;
+    if (g->config_fd >= 0)
+        close(g->config_fd);
+    g->config_fd = copy;
+    return 0;
+}
 
 int zs_group_running_count(const zs_group *g)
 {

@@ -60,6 +60,10 @@ int zs_group_want(const zs_group *g);
 int zs_group_running_count(const zs_group *g);   /* processes alive (slots + stopping) */
 void *zs_group_user(const zs_group *g);
 void zs_group_set_user(zs_group *g, void *user);
+/* Every child of g that says HELLO from now on is answered with a ZS_ST_CONFIG record carrying
+ * (a duplicate of) fd, a zs_config_to_memfd view; -1 stops that.  Returns 0, or -1 (errno) when
+ * the fd cannot be duplicated (the previous one is kept). */
+int zs_group_set_config_fd(zs_group *g, int fd);
 
 /* Cuts every stopping process's deadline to 5 s, and every later one (a second stop signal). */
 void zs_super_hurry(zs_super *s);

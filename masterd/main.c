@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "md_master.h"
 #include "md_set.h"
 #include "zs_log.h"
+#include "zs_spawn.h"
 #include "zserver.h"
 
 #ifndef MASTERD_VERSION
@@ -154,6 +156,26 @@ static void ensure_std_fds(void)
     }
 }
 
+/* masterd holds an fd per process and per listener: its soft RLIMIT_NOFILE goes up to the hard
+ * limit (the services' needs are checked against it by md_set_load), and its children get the
+ * soft limit it was started with back (server-max-nofile aside), as nginx keeps worker limits
+ * explicit.  Runs before anything is opened, also for -t, so -t judges what a start would. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        fprintf(stderr, "masterd: getrlimit(RLIMIT_NOFILE): %s\n", strerror(errno));
+        return;
+    }
+    zs_spawn_set_child_nofile(rl.rlim_cur);
+    if (rl.rlim_cur == rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        fprintf(stderr, "masterd: raising RLIMIT_NOFILE to the hard limit %llu: %s\n",
+                (unsigned long long)rl.rlim_max, strerror(errno));
+}
+
 static void print_errs(const zs_errs *e)
 {
     for (size_t i = 0; i < e->n; i++)
@@ -169,6 +191,7 @@ int main(int argc, char **argv)
         return 1;
     if (a.try_lock)
         return try_lock(a.pid_file);
+    raise_nofile();
 
     zs_errs errs = { 0 };
     md_set set;

@@ -85,6 +85,8 @@ static void start_generation(md_svc *m, unsigned gen)
 {
     zs_group *g = zs_group_new(M.super, &m->svc, m->fds, gen, M.o->config_dir, NULL, NULL);
     zs_group_set_user(g, m);
+    if (zs_group_set_config_fd(g, m->cf_fd) < 0)
+        zerror("%s: cannot hand its config to children: %s", m->svc.id, strerror(errno));
     m->refs++;
     m->group = g;
     m->gen = gen;
@@ -264,6 +266,11 @@ static void reload(void)
             zs_config tmp = old->cf;
             old->cf = m->cf;
             m->cf = tmp;
+            int fd = old->cf_fd;
+            old->cf_fd = m->cf_fd;
+            m->cf_fd = fd;
+            if (old->group && zs_group_set_config_fd(old->group, old->cf_fd) < 0)
+                zerror("reload: %s: cannot hand its config to children: %s", m->svc.id, strerror(errno));
             old->svc.proc_count = count;
             next.v[i] = old;
             old->refs++;

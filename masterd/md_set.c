@@ -2,10 +2,13 @@
  * md_set.c — load a config directory into a validated service set, and hold the listening
  * sockets (md_set.h).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "md_set.h"
@@ -22,6 +25,30 @@ static void check_gcf(const zs_config *gcf, zs_errs *errs)
     }
 }
 
+static int is_wildcard(const zs_listen *l)
+{
+    if (l->kind == ZS_LISTEN_INET)
+        return ((const struct sockaddr_in *)&l->sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&l->sa)->sin6_addr);
+}
+
+static int port_of(const zs_listen *l)
+{
+    return l->kind == ZS_LISTEN_INET ? ntohs(((const struct sockaddr_in *)&l->sa)->sin_port)
+                                     : ntohs(((const struct sockaddr_in6 *)&l->sa)->sin6_port);
+}
+
+/* The same address, or a wildcard and a specific address of one family on one port: the second
+ * bind would fail.  Families never overlap: every IPv6 socket is IPV6_V6ONLY (zs_listen.c). */
+static int overlaps(const zs_listen *a, const zs_listen *b)
+{
+    if (!strcmp(a->key, b->key))
+        return 1;
+    if (a->kind != b->kind || (a->kind != ZS_LISTEN_INET && a->kind != ZS_LISTEN_INET6))
+        return 0;
+    return port_of(a) == port_of(b) && (is_wildcard(a) || is_wildcard(b));
+}
+
 static void check_duplicates(md_set *set, zs_errs *errs)
 {
     for (int a = 0; a < set->n; a++) {
@@ -33,16 +60,48 @@ static void check_duplicates(md_set *set, zs_errs *errs)
                 int lim = b == a ? i : sb->svc.nlisten;
                 for (int j = 0; j < lim; j++) {
                     const zs_listen *lb = &sb->svc.listen[j];
-                    if (strcmp(la->key, lb->key))
+                    if (!overlaps(la, lb))
                         continue;
-                    zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')", la->where,
-                                la->text, lb->where, lb->text);
+                    if (!strcmp(la->key, lb->key))
+                        zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')", la->where,
+                                    la->text, lb->where, lb->text);
+                    else
+                        zs_errs_add(errs, "%s: server-service: '%s' overlaps '%s' at %s (a wildcard address and "
+                                    "a specific one on the same port cannot both be bound)", la->where, la->text,
+                                    lb->text, lb->where);
                     goto next_entry;
                 }
             }
         next_entry:;
         }
     }
+}
+
+/* fds masterd holds whatever the set: 0-2, pid file, log, libev's, masterlog and syslog
+ * sockets, a socketpair being made, a reload's directory and files. */
+#define NOFILE_BASE 32
+
+/* An estimate of the fds masterd needs to run set, against its soft RLIMIT_NOFILE (main
+ * raised it to the hard limit): per process its status channel, per listener its socket, per
+ * service its config memfd, the group's copy and the accept scoreboard.  A set that cannot fit
+ * is refused up front instead of leaving processes that never start ("Too many open files"). */
+static void check_nofile(const md_set *set, zs_errs *errs)
+{
+    struct rlimit rl;
+    long long need = NOFILE_BASE, procs = 0, lis = 0;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    for (int i = 0; i < set->n; i++) {
+        procs += set->v[i]->svc.proc_count;
+        lis += set->v[i]->svc.nlisten;
+        need += 3;
+    }
+    need += procs + lis;
+    if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)need > (unsigned long long)rl.rlim_cur)
+        zs_errs_add(errs, "%s: the services need about %lld file descriptors (%lld processes, %lld listeners), "
+                    "but RLIMIT_NOFILE allows %llu (hard limit %llu): raise masterd's hard limit (ulimit -Hn, "
+                    "systemd LimitNOFILE=) or lower server-proc-count", set->dir, need, procs, lis,
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
 }
 
 /* masterd started by root runs whatever these files name, as root (before server-user drops
@@ -64,6 +123,7 @@ static void check_perms(const char *path, zs_errs *warn)
 static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf, zs_errs *errs, zs_errs *warn)
 {
     md_svc *m = zs_xcalloc(1, sizeof(*m));
+    m->cf_fd = -1;
     char *path = zs_xasprintf("%s/%s", dir, name);
     char *id = zs_xstrdup(name);
     check_perms(path, warn);
@@ -74,6 +134,12 @@ static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf,
              zs_service_from_config(&m->svc, id, path, &m->cf, 1, errs) == 0;
     if (ok && stat(m->svc.exec_path, &m->bin) < 0) {
         zs_errs_add(errs, "%s: server-command: '%s': %s", path, m->svc.exec_path, strerror(errno));
+        zs_service_free(&m->svc);
+        ok = 0;
+    }
+    char why[256];
+    if (ok && (m->cf_fd = zs_config_to_memfd(&m->cf, why, sizeof(why))) < 0) {
+        zs_errs_add(errs, "%s: cannot hold the config for its children: %s", path, why);
         zs_service_free(&m->svc);
         ok = 0;
     }
@@ -124,6 +190,8 @@ int md_set_load(const char *dir, md_set *out, zs_errs *errs)
             out->v[out->n++] = m;
     }
     check_duplicates(out, errs);
+    if (errs->n == before)
+        check_nofile(out, errs);
     if (ngcf > 0)
         zs_config_free_list(gcfs, ngcf);
     if (ncf > 0)
@@ -140,6 +208,8 @@ void md_svc_free(md_svc *m)
 {
     zs_service_free(&m->svc);
     zs_config_free(&m->cf);
+    if (m->cf_fd >= 0)
+        close(m->cf_fd);
     free(m->fds);
     free(m->lis);
     free(m);

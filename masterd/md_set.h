@@ -23,6 +23,7 @@ typedef struct md_listener {
 typedef struct md_svc {
     zs_service svc;
     zs_config cf;       /* merged view (.gcf files, then the .cf): what the server reads */
+    int cf_fd;          /* cf in a sealed memfd (zs_config_to_memfd): what its children get */
     struct stat bin;    /* server-command's binary when loaded: a change means a new generation */
     int *fds;           /* one per svc.listen, once bound */
     md_listener **lis;

@@ -98,7 +98,7 @@ START_TEST(test_plain_keys_comments_blanks)
                          "empty =\n"
                          "eq = a=b=c\n"
                          "semi = x;y\n"
-                         "inline = linuxmail.cn ; inih strips an inline ';' comment\n"
+                         "lead =;x\n"
                          "hash = x # kept: '#' only starts whole-line comments\n"
                          "   # an indented comment\n"
                          "last = no newline at end");
@@ -115,7 +115,7 @@ START_TEST(test_plain_keys_comments_blanks)
     ASSERT_KV(&c, "empty", "", 10);
     ASSERT_KV(&c, "eq", "a=b=c", 11);
     ASSERT_KV(&c, "semi", "x;y", 12);
-    ASSERT_KV(&c, "inline", "linuxmail.cn", 13);
+    ASSERT_KV(&c, "lead", ";x", 13);
     ASSERT_KV(&c, "hash", "x # kept: '#' only starts whole-line comments", 14);
     ASSERT_KV(&c, "last", "no newline at end", 16);
     ck_assert_uint_eq(c.n, 11);
@@ -332,6 +332,8 @@ END_TEST
 
 /* ---- malformed lines: one table, one check each ---- */
 
+#define SEMI "a ';' after a blank would start an inline comment and drop the rest of the value " \
+             "(write comments on their own line; separate server-service entries with ',')"
 static const struct bad_line {
     const char *text;
     const char *why;   /* expected after "path:LINE: " */
@@ -348,6 +350,11 @@ static const struct bad_line {
     { "host:port = 1", "a key cannot contain ':'" },
     { "server-service: 0:25", "expected 'key = value'" },
     { "a:b", "expected 'key = value'" },
+    { "server-service = 0:25 ; 0:26", SEMI },
+    { "server-service = 0:25\t;0:26", SEMI },
+    { "host = linuxmail.cn ; a comment", SEMI },
+    { "lead = ;x", SEMI },
+    { "server-command = sh -c 'x ;y'", SEMI },
 };
 
 START_TEST(test_bad_line)
@@ -439,7 +446,19 @@ START_TEST(test_unreadable)
     ck_assert_int_eq(mkdir(d, 0755), 0);
     ck_assert_int_eq(zs_config_load_file(&c, d, &e), -1);
     ck_assert_uint_eq(e.n, 2);
-    ASSERT_ERR(&e, 1, "%s: Is a directory", d);
+    ASSERT_ERR(&e, 1, "%s: a directory, not a regular file", d);
+    /* A FIFO is refused without waiting for a writer; a dangling symlink says so. */
+    char *f = zs_xasprintf("%s/fifo.cf", tmp), *l = zs_xasprintf("%s/link.cf", tmp);
+    ck_assert_int_eq(mkfifo(f, 0644), 0);
+    ck_assert_int_eq(zs_config_load_file(&c, f, &e), -1);
+    ASSERT_ERR(&e, 2, "%s: a FIFO, not a regular file", f);
+    ck_assert_int_eq(symlink(p, l), 0);
+    ck_assert_int_eq(zs_config_load_file(&c, l, &e), -1);
+    ASSERT_ERR(&e, 3, "%s: dangling symbolic link (its target does not exist)", l);
+    ck_assert_int_eq(zs_config_load_file(&c, "/dev/null", &e), -1);
+    ASSERT_ERR(&e, 4, "/dev/null: a character device, not a regular file");
+    free(f);
+    free(l);
     ck_assert_uint_eq(c.n, 0);
     zs_config_free(&c);
     zs_errs_free(&e);
@@ -513,9 +532,11 @@ START_TEST(test_list_dir)
     char **names;
     zs_errs e = { 0 };
     int n = zs_config_list_dir(tmp, ".cf", &names, &e);
-    ck_assert_int_eq(n, 2);
+    /* sub.cf is listed: loading it is the error (a skipped entry would drop a service). */
+    ck_assert_int_eq(n, 3);
     ck_assert_str_eq(names[0], "a.cf");
     ck_assert_str_eq(names[1], "b.cf");
+    ck_assert_str_eq(names[2], "sub.cf");
     zs_config_free_list(names, n);
     n = zs_config_list_dir(tmp, ".gcf", &names, &e);
     ck_assert_int_eq(n, 1);

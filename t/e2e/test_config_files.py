@@ -1,0 +1,208 @@
+"""The config directory: what masterd accepts as a service file, and what a child is given.
+
+- Every `*.cf` / `*.gcf` entry that is not a readable regular file (after following symlinks) is
+  an error naming it, at start, in -t and at reload (the running set is kept); a FIFO never
+  blocks masterd (CONTRACT §11, §2).
+- Under masterd a child runs with the merged view masterd validated at the last start or
+  reload, never what the files say now (CONTRACT §11, §4).
+- Overlapping addresses (wildcard and specific on one port) are a duplicate; a ` ;` in a value
+  is an error, never a silently dropped entry.
+"""
+import os
+import signal
+import socket
+import stat
+import unittest
+
+import lib
+
+FD = lib.FDSERVER
+PROBE = lib.tool("tlib_probe")
+
+
+def svc(port):
+    return "server-command = %s\nserver-service = 127.0.0.1:%d\n" % (FD, port)
+
+
+class BadEntries(lib.MasterTest):
+
+    def make_bad(self, m, name, kind):
+        p = os.path.join(m.cf, name)
+        if kind == "dangling":
+            os.symlink(os.path.join(m.dir, "nowhere.cf"), p)
+        elif kind == "fifo":
+            os.mkfifo(p)
+        elif kind == "dir":
+            os.mkdir(p)
+        elif kind == "device":
+            os.mknod(p, stat.S_IFCHR | 0o644, os.makedev(1, 3))  # /dev/null's numbers
+        elif kind == "unreadable":
+            with open(p, "w") as f:
+                f.write("server-command = /bin/true\n")
+            os.chmod(p, 0)
+        return p
+
+    def test_t_and_start_refuse_every_kind(self):
+        for suffix in (".cf", ".gcf"):
+            for kind in ("dangling", "fifo", "dir", "device"):
+                with self.subTest(kind=kind, suffix=suffix):
+                    m = self.master({"ok.cf": svc(lib.free_port())})
+                    p = self.make_bad(m, "bad" + suffix, kind)
+                    r = m.run("-t", timeout=10)  # a FIFO must not block: the timeout would fire
+                    self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                    self.assertIn(p, r.stderr)
+                    self.assertNotIn("configuration ok", r.stdout)
+                    r = m.run(timeout=10)
+                    self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                    self.assertIn(p, r.stderr)
+
+    def test_reload_keeps_a_service_whose_file_became_a_dangling_symlink(self):
+        port = lib.free_port()
+        m = self.master({"a.cf": svc(port)})
+        m.start(expect_children=1)
+        pid = lib.report(("127.0.0.1", port))["pid"]
+        os.unlink(os.path.join(m.cf, "a.cf"))
+        p = self.make_bad(m, "a.cf", "dangling")
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: "nothing changed" in m.log(), 5, what="the reload to be refused")
+        self.assertIn(p, m.log())
+        self.assertEqual(lib.report(("127.0.0.1", port))["pid"], pid)
+        # A FIFO in its place does not block the reload either.
+        os.unlink(p)
+        self.make_bad(m, "a.cf", "fifo")
+        n = m.log().count("nothing changed")
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: m.log().count("nothing changed") > n, 5, what="the second reload refused")
+        self.assertEqual(lib.report(("127.0.0.1", port))["pid"], pid)
+        self.assertTrue(lib.alive(m.pid))
+
+    def test_symlink_to_a_regular_file_is_fine(self):
+        port = lib.free_port()
+        m = self.master()
+        real = os.path.join(m.dir, "real")
+        with open(real, "w") as f:
+            f.write(svc(port))
+        os.symlink(real, os.path.join(m.cf, "a.cf"))
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("configuration ok (1 service)", r.stdout)
+
+
+class Overlaps(lib.MasterTest):
+
+    def check_dup(self, a, b, expect_error=True):
+        m = self.master({"a.cf": "server-command = %s\nserver-service = %s\n" % (FD, a),
+                         "b.cf": "server-command = %s\n# a comment\nserver-service = %s\n" % (FD, b)})
+        r = m.run("-t")
+        if not expect_error:
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(os.path.join(m.cf, "a.cf") + ":2", r.stderr)
+        self.assertIn(os.path.join(m.cf, "b.cf") + ":3", r.stderr)
+
+    def test_wildcard_and_specific_on_one_port(self):
+        port = lib.free_port()
+        self.check_dup("0:%d" % port, "127.0.0.1:%d" % port)
+        self.check_dup("127.0.0.1:%d" % port, ":%d" % port)
+        self.check_dup("[::]:%d" % port, "[::1]:%d" % port)
+        # IPV6_V6ONLY is set on every IPv6 socket: 0:P and [::]:P are two sockets that coexist.
+        self.check_dup("0:%d" % port, "[::]:%d" % port, expect_error=False)
+        self.check_dup("0:%d" % port, "0:%d" % (port + 1 if port < 65535 else port - 1), expect_error=False)
+        self.check_dup("127.0.0.1:%d" % port, "127.0.0.2:%d" % port, expect_error=False)
+
+    def test_wildcard_and_specific_started_together_would_fail_at_bind(self):
+        port = lib.free_port()
+        m = self.master({"a.cf": svc(port).replace("127.0.0.1:", "0:"), "b.cf": svc(port)})
+        r = m.run(timeout=10)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(os.path.join(m.cf, "b.cf") + ":2", r.stderr)
+
+
+class InlineSemicolon(lib.MasterTest):
+
+    def test_semicolon_in_server_service_is_an_error(self):
+        p1, p2 = lib.free_port(), lib.free_port()
+        m = self.master({"a.cf": "server-command = %s\nserver-service = 127.0.0.1:%d ; 127.0.0.1:%d\n" % (FD, p1, p2)})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(os.path.join(m.cf, "a.cf") + ":2", r.stderr)
+
+    def test_semicolon_in_any_value_is_an_error(self):
+        m = self.master({"a.cf": "server-command = /bin/sh -c 'sleep 9 ; exit 1'\n"})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(os.path.join(m.cf, "a.cf") + ":1", r.stderr)
+
+    def test_semicolon_comment_lines_and_semicolons_without_blank_are_fine(self):
+        port = lib.free_port()
+        m = self.master({"a.cf": "; a comment\n  ; an indented one\nserver-command = %s\n"
+                                 "server-service = 127.0.0.1:%d\nprobe = a;b\n" % (FD, port)})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
+class ChildConfig(lib.MasterTest):
+    """A child runs with what masterd validated, not with what the files say now."""
+
+    def probe_cf(self, port, greeting, extra=""):
+        return ("server-command = %s -k3 argv\nserver-service = 127.0.0.1:%d\nprobe-out = {dir}/events\n"
+                "probe-print-keys = greeting,k3,k4\nk3 = cf\ngreeting = %s\n%s" % (PROBE, port, greeting, extra))
+
+    def keys_of(self, m, pid):
+        return [e for e in lib.probe_events(m.path("events")).get(pid, []) if e.startswith("key ")]
+
+    def replace_child(self, m, port):
+        old = m.children()[0]
+        os.kill(old, signal.SIGKILL)
+        new = lib.wait_until(lambda: (lambda k: k[0] if len(k) == 1 and k[0] != old else None)(m.children()),
+                             10, what="a replacement child")
+        lib.wait_until(lambda: any(e.startswith("before_service") for e in
+                                   lib.probe_events(m.path("events")).get(new, [])), 5,
+                       what="the replacement to start serving")
+        return new
+
+    def test_unreloaded_edit_does_not_reach_a_respawned_child(self):
+        port = lib.free_port()
+        m = self.master({"g.gcf": "k4 = gcf\n"})
+        m.write("p.cf", self.probe_cf(port, "old"))
+        m.start(expect_children=1)
+        first = m.children()[0]
+        lib.wait_until(lambda: self.keys_of(m, first), 5)
+        self.assertEqual(self.keys_of(m, first), ["key greeting=old", "key k3=argv", "key k4=gcf"])
+        # Edited, not reloaded: the replacement of a killed child still runs with "old".
+        m.write("p.cf", self.probe_cf(port, "new"))
+        m.write("g.gcf", "k4 = gcf-edited\n")
+        second = self.replace_child(m, port)
+        self.assertEqual(self.keys_of(m, second), ["key greeting=old", "key k3=argv", "key k4=gcf"])
+        # A broken edit, not reloaded: no crash loop, the replacement serves with the old view.
+        m.write("p.cf", self.probe_cf(port, "new", "just some words\n"))
+        third = self.replace_child(m, port)
+        self.assertEqual(self.keys_of(m, third), ["key greeting=old", "key k3=argv", "key k4=gcf"])
+        self.assertEqual(lib.fetch(("127.0.0.1", port)).decode().split()[0], "pid=%d" % third)
+        self.assertEqual(m.children(), [third])
+        # The reload refuses the broken file, then takes the fixed one.
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: "nothing changed" in m.log(), 5)
+        m.write("p.cf", self.probe_cf(port, "new"))
+        m.signal(signal.SIGHUP)
+        fourth = lib.wait_until(lambda: [p for p, ev in lib.probe_events(m.path("events")).items()
+                                         if "key greeting=new" in ev], 10, what="a child with the new view")[0]
+        self.assertEqual(self.keys_of(m, fourth), ["key greeting=new", "key k3=argv", "key k4=gcf-edited"])
+
+    def test_child_never_opens_the_service_files(self):
+        port = lib.free_port()
+        m = self.master()
+        m.write("p.cf", self.probe_cf(port, "old"))
+        m.start(expect_children=1)
+        first = m.children()[0]
+        lib.wait_until(lambda: self.keys_of(m, first), 5)
+        # Unreadable now (even a FIFO that would block any reader): the replacement does not care.
+        os.unlink(os.path.join(m.cf, "p.cf"))
+        os.mkfifo(os.path.join(m.cf, "p.cf"))
+        second = self.replace_child(m, port)
+        self.assertIn("key greeting=old", self.keys_of(m, second))
+
+
+if __name__ == "__main__":
+    unittest.main()

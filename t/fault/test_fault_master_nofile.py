@@ -1,0 +1,74 @@
+"""Fault: masterd's own RLIMIT_NOFILE.
+
+masterd holds one status-channel fd per process and one fd per listener.  Started with a small
+soft limit (64) and a larger hard one (4096), it raises its soft limit to the hard limit at start,
+so 150 processes all start; its children get the soft limit masterd was started with back
+(unless server-max-nofile says otherwise).  A configuration that cannot fit even the hard limit
+is an error with the figures (needed vs available) in -t and at start (exit 2), and a reload to
+one is refused with "nothing changed".
+"""
+import os
+import re
+import signal
+import unittest
+
+import lib
+
+FD = lib.FDSERVER
+LIMIT = ["prlimit", "--nofile=64:4096", "--"]
+
+
+def limits_nofile(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                parts = line.split()
+                return int(parts[3]), int(parts[4])
+    return None
+
+
+class MasterNofile(lib.MasterTest):
+
+    def limited(self, files):
+        m = self.master(files)
+        orig = m.cmdline
+        m.cmdline = lambda *extra: LIMIT + orig(*extra)
+        return m
+
+    def test_raises_its_soft_limit_and_children_get_the_original(self):
+        port = lib.free_port()
+        m = self.limited({"a.cf": "server-command = %s\nserver-service = 127.0.0.1:%d\nserver-proc-count = 150\n"
+                                  % (FD, port),
+                          "b.cf": "server-command = %s\nserver-proc-count = 1\nserver-max-nofile = 100\n"
+                                  "server-service = 127.0.0.1:%d\n" % (FD, lib.free_port())})
+        m.start()
+        lib.wait_until(lambda: len(m.children()) == 151, 30, what="151 children (have %d)" % len(m.children()))
+        self.assertNotIn("Too many open files", m.log())
+        self.assertEqual(limits_nofile(m.pid), (4096, 4096))
+        kids = m.children()
+        soft = sorted(set(limits_nofile(p)[0] for p in kids))
+        self.assertEqual(soft, [64, 100])
+
+    def test_config_that_cannot_fit_the_hard_limit(self):
+        port = lib.free_port()
+        big = "server-command = %s\nserver-service = 127.0.0.1:%d\nserver-proc-count = 4096\n" % (FD, port)
+        m = self.limited({"a.cf": big})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, r"need about \d+ file descriptors.*allows 4096")
+        r = m.run(timeout=20)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, r"need about \d+ file descriptors")
+        # Running small, a reload to the big one is refused and nothing changes.
+        m.write("a.cf", big.replace("4096", "2"))
+        m.start(expect_children=2)
+        before = sorted(m.children())
+        m.write("a.cf", big)
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: "nothing changed" in m.log(), 5)
+        self.assertRegex(m.log(), r"need about \d+ file descriptors")
+        self.assertEqual(sorted(m.children()), before)
+
+
+if __name__ == "__main__":
+    unittest.main()
