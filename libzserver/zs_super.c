@@ -80,7 +80,7 @@ struct zs_proc {
     ev_timer timer;    /* ready deadline while starting, kill deadline while stopping */
     ev_timer stopped_w; /* armed while the process is stopped by a signal */
     double started;    /* CLOCK_MONOTONIC seconds */
-    int spoke, ready, stopping, timed_out, stopped;
+    int spoke, hello, ready, stopping, timed_out, stopped;
     int board_slot;    /* its slot on the group's scoreboard, -1 before HELLO */
     unsigned abuse;    /* malformed or unexpected records it sent */
 };
@@ -319,7 +319,11 @@ static void chan_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         switch (r.type) {
         case ZS_ST_HELLO:
-            p->spoke = 1;
+            if (p->hello) {
+                proc_abuse(p, "a second HELLO"); /* answered once: no fd per record to a liar */
+                break;
+            }
+            p->spoke = p->hello = 1;
             if (!p->ready && !p->stopping)
                 proc_arm(p, p->g->svc->ready_timeout);
             /* Asked for, not queued at spawn: a plain program never holds an fd in flight. */
