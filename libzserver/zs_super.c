@@ -17,7 +17,8 @@
  * Bounded work.  Nothing a child does makes one loop iteration long: every zombie is reaped
  * (waitpid only) as soon as SIGCHLD is seen, with the iteration's time as its end, so a
  * process's lifetime never grows while the loop is busy; starting processes (fork and exec) is
- * queued and done SPAWN_BATCH at a time from a zero timer; at most RECORDS_PER_WAKE records are
+ * queued and done from a zero timer, at most SPAWN_BATCH or SPAWN_SLICE seconds' worth an
+ * iteration; at most RECORDS_PER_WAKE records are
  * read from one channel per iteration; "group empty" is reported from that timer too, never
  * from inside a call the owner made (so the owner may free what it is walking).
  *
@@ -64,7 +65,8 @@
 #define PLAIN_READY_AFTER 1.0  /* a program that never says HELLO is ready after this */
 #define KILL_GRACE 5.0         /* added to a child's soft-stop deadline before SIGKILL */
 #define MIN_DRAIN_CAP 3600     /* a child may announce a soft-stop deadline up to this (or its M) */
-#define SPAWN_BATCH 8          /* processes started per loop iteration */
+#define SPAWN_BATCH 16         /* processes started per loop iteration, at most... */
+#define SPAWN_SLICE 0.010      /* ...and no more once this many seconds went into starting */
 #define RECORDS_PER_WAKE 32    /* status records read from one channel per loop iteration */
 
 typedef struct zs_proc zs_proc;
@@ -636,7 +638,8 @@ static void work_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     zs_super *s = (zs_super *)((char *)w - offsetof(zs_super, work_w));
-    for (int n = 0; n < SPAWN_BATCH && s->q_head; n++) {
+    double t0 = mono_now();
+    for (int n = 0; n < SPAWN_BATCH && s->q_head && (n == 0 || mono_now() - t0 < SPAWN_SLICE); n++) {
         zs_slot *sl = s->q_head;
         s->q_head = sl->qnext;
         if (!s->q_head)
