@@ -178,6 +178,11 @@ int main(int argc, char **argv)
     }
     if (a.test) {
         int rc = md_set_load(a.config_dir, &set, &errs);
+        /* What start would refuse at bind time is an error here too: "ok" means it would bind. */
+        if (rc == 0 && md_set_check_dirs(&set, NULL, &errs) < 0) {
+            md_set_free(&set);
+            rc = -1;
+        }
         if (rc < 0) {
             print_errs(&errs);
             fprintf(stderr, "masterd: %zu error%s in %s\n", errs.n, errs.n == 1 ? "" : "s", a.config_dir);
