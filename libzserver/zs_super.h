@@ -61,6 +61,9 @@ int zs_group_running_count(const zs_group *g);   /* processes alive (slots + sto
 void *zs_group_user(const zs_group *g);
 void zs_group_set_user(zs_group *g, void *user);
 
+/* The service of the live process pid, or NULL when pid is not one of ours. */
+const zs_service *zs_super_pid_service(zs_super *s, pid_t pid);
+
 /* Call in a freshly forked child (fork mode) before anything else: forgets every proc and
  * closes every channel fd the parent held, so the worker starts clean. */
 void zs_super_after_fork(zs_super *s);
