@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "md_master.h"
+#include "md_masterlog.h"
 #include "md_set.h"
 #include "zs_listen.h"
 #include "zs_log.h"
@@ -248,7 +249,7 @@ int main(int argc, char **argv)
     if (a.test) {
         int rc = md_set_load(a.config_dir, &set, &errs);
         /* What start would refuse at bind time is an error here too: "ok" means it would bind. */
-        if (rc == 0 && md_set_check_dirs(&set, NULL, &errs) < 0) {
+        if (rc == 0 && (md_set_check_dirs(&set, NULL, &errs) < 0) + (md_masterlog_check(&set, &errs) < 0)) {
             md_set_free(&set);
             rc = -1;
         }

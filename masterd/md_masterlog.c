@@ -300,6 +300,32 @@ static int replace_socket(struct ev_loop *loop, receiver *r, char *err, size_t e
     return 0;
 }
 
+int md_masterlog_check(const md_set *set, zs_errs *errs)
+{
+    char err[PATH_MAX + 600], why[PATH_MAX + 200];
+    size_t before = errs->n;
+    for (int i = 0; i < set->n; i++) {
+        const char *path = masterlog_path(set->v[i]->svc.log);
+        int seen = 0;
+        for (int k = 0; path && k < i && !seen; k++) {
+            const char *q = masterlog_path(set->v[k]->svc.log);
+            seen = q && !strcmp(q, path);
+        }
+        if (!path || seen)
+            continue;
+        access_t a;
+        const zs_kv *kv = zs_config_find(&set->v[i]->cf, "server-log");
+        char where[PATH_MAX + 32];
+        snprintf(where, sizeof(where), "%s:%d", kv ? kv->file : set->v[i]->svc.id, kv ? kv->line : 0);
+        if (access_for(set, path, &a, err, sizeof(err)) < 0)
+            zs_errs_add(errs, "%s: server-log: %s", where, err);
+        else if (zs_path_dir_check(path, (uid_t)-1, why, sizeof(why)) < 0)
+            zs_errs_add(errs, "%s: server-log: masterlog,%s: %s: another user could replace the socket", where,
+                        path, why);
+    }
+    return errs->n == before ? 0 : -1;
+}
+
 int md_masterlog_sync(struct ev_loop *loop, const md_set *set, char *err, size_t errlen)
 {
     /* Every path's access first: a refused one changes nothing. */

@@ -14,6 +14,8 @@ struct ev_loop;
  * users have no group in common, or whose directory another user could write.
  * Returns 0, or -1 with err. */
 int md_masterlog_sync(struct ev_loop *loop, const md_set *set, char *err, size_t errlen);
+/* What md_masterlog_sync would refuse, as errors (for -t).  0, or -1 when any was added. */
+int md_masterlog_check(const md_set *set, zs_errs *errs);
 /* Re-creates the socket file of every receiver whose file was removed or replaced (SIGUSR1,
  * and every reload).  Processes still connected to the old socket keep being read until the
  * next re-creation, so no line is lost to a rotation. */

@@ -133,6 +133,10 @@ class MasterlogSenders(lib.MasterTest):
             self.skipTest("no user without a group in common with nobody")
         m.write("c.cf", "server-command = %s\nserver-log = masterlog,{dir}/ml.sock\nserver-user = %s\n"
                         % (PROBE, other.pw_name))
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("%s:2: server-log: masterlog,%s: its services run as users with no group in common (b (nobody), "
+                      "c (%s))" % (os.path.join(m.cf, "a.cf"), m.path("ml.sock"), other.pw_name), r.stderr)
         m.signal(__import__("signal").SIGHUP)
         lib.wait_until(lambda: "nothing changed" in m.log(), 5)
         self.assertIn("masterlog,%s: its services run as users with no group in common" % m.path("ml.sock"), m.log())
