@@ -70,7 +70,9 @@ def swapper(paths, target, limit=15.0):
 
 
 def traced(test, pid):
-    """Attaches strace to pid: every bind() and mknod() returns 300 ms late.  Detached at cleanup."""
+    """Attaches strace to pid: every bind() and mknod() returns 300 ms late.  Returns the detach
+    function (also called at cleanup): masterd must not exit traced (LeakSanitizer cannot run
+    under ptrace)."""
     if not shutil.which("strace"):
         test.skipTest("needs strace(1) to widen the race window")
     calls = "bind,mknod,mknodat"
@@ -79,6 +81,8 @@ def traced(test, pid):
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def detach():
+        if st.poll() is not None:
+            return
         st.send_signal(signal.SIGINT)
         try:
             st.wait(10)
@@ -87,6 +91,7 @@ def traced(test, pid):
             st.wait()
     test.addCleanup(detach)
     lib.wait_until(lambda: lib.proc_status(pid)["TracerPid"] != "0", 5, what="strace to attach")
+    return detach
 
 
 def open_by(pids, path):
@@ -131,7 +136,7 @@ class SocketDirectory(lib.MasterTest):
         d = self.shared_dir(m)
         s1, s2 = self.secret(m, "secret1"), self.secret(m, "secret2")
         m.start(expect_children=1)
-        traced(self, m.pid)
+        detach = traced(self, m.pid)
         sock, fifo = os.path.join(d, "u.sock"), os.path.join(d, "u.fifo")
         attackers = [as_nobody(swapper([sock], s1)), as_nobody(swapper([fifo], s2))]
         # nobody's directory is fine for nobody's service: the swap is the only way in.
@@ -142,6 +147,8 @@ class SocketDirectory(lib.MasterTest):
                        what="the reload to finish")
         for p in attackers:
             self.assertEqual(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]), 0, "an attacker never swapped its file")
+        detach()
+        lib.wait_until(lambda: lib.proc_status(m.pid)["TracerPid"] == "0", 5, what="strace to detach")
         for s in (s1, s2):
             st = os.stat(s)
             self.assertEqual(stat.S_IMODE(st.st_mode), 0o600, "%s: masterd changed the mode through a symlink" % s)
