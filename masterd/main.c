@@ -249,9 +249,13 @@ int main(int argc, char **argv)
     if (a.test) {
         int rc = md_set_load(a.config_dir, &set, &errs);
         /* What start would refuse at bind time is an error here too: "ok" means it would bind. */
-        if (rc == 0 && (md_set_check_dirs(&set, NULL, &errs) < 0) + (md_masterlog_check(&set, &errs) < 0)) {
-            md_set_free(&set);
-            rc = -1;
+        if (rc == 0) {
+            int bad = md_set_check_dirs(&set, NULL, &errs) < 0;
+            bad |= md_masterlog_check(&set, &errs) < 0;
+            if (bad) {
+                md_set_free(&set);
+                rc = -1;
+            }
         }
         if (rc < 0) {
             print_errs(&errs);
