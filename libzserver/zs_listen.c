@@ -284,6 +284,105 @@ void zs_listen_free_array(zs_listen *v, int n)
     free(v);
 }
 
+/* Why dir (a directory) would let a user other than root, masterd's euid or allow_uid replace
+ * what we create in it, or NULL when it would not.  A sticky directory keeps others from
+ * renaming or removing a file they do not own, so only its owner counts. */
+static const char *dir_unsafe(const char *dir, uid_t allow_uid, char *why, size_t whylen)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0) {
+        snprintf(why, whylen, "directory %s: %s", dir, strerror(errno));
+        return why;
+    }
+    if (st.st_uid != 0 && st.st_uid != geteuid() && st.st_uid != allow_uid) {
+        snprintf(why, whylen, "directory %s is owned by uid %ld, not by root, masterd's user or the service's user",
+                 dir, (long)st.st_uid);
+        return why;
+    }
+    unsigned m = (unsigned)(st.st_mode & 07777);
+    if (st.st_mode & S_ISVTX)
+        return NULL;
+    if (st.st_mode & S_IWOTH) {
+        snprintf(why, whylen, "directory %s is writable by others (mode %04o) and not sticky", dir, m);
+        return why;
+    }
+    if ((st.st_mode & S_IWGRP) && st.st_gid != 0 && st.st_gid != getegid()) {
+        snprintf(why, whylen, "directory %s is writable by group %ld (mode %04o) and not sticky", dir,
+                 (long)st.st_gid, m);
+        return why;
+    }
+    return NULL;
+}
+
+/* Checks every directory from / down to abs_dir (an absolute path).  0, or -1 with why. */
+static int chain_safe(const char *abs_dir, uid_t allow_uid, char *why, size_t whylen)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(abs_dir);
+    if (len >= sizeof(buf)) {
+        snprintf(why, whylen, "directory path too long");
+        return -1;
+    }
+    memcpy(buf, abs_dir, len + 1);
+    while (len > 1 && buf[len - 1] == '/')
+        buf[--len] = '\0';
+    if (dir_unsafe("/", allow_uid, why, whylen))
+        return -1;
+    for (size_t i = 1; i <= len; i++) {
+        if (i < len && buf[i] != '/')
+            continue;
+        char save = buf[i];
+        buf[i] = '\0';
+        const char *bad = buf[i - 1] == '/' ? NULL : dir_unsafe(buf, allow_uid, why, whylen);
+        buf[i] = save;
+        if (bad)
+            return -1;
+    }
+    return 0;
+}
+
+int zs_path_dir_check(const char *path, uid_t allow_uid, char *why, size_t whylen)
+{
+    char cwd[PATH_MAX], real[PATH_MAX], *abs;
+    const char *slash = strrchr(path, '/');
+    if (path[0] == '/') {
+        abs = slash == path ? zs_xstrdup("/") : zs_xasprintf("%.*s", (int)(slash - path), path);
+    } else {
+        if (!getcwd(cwd, sizeof(cwd))) {
+            snprintf(why, whylen, "getcwd: %s", strerror(errno));
+            return -1;
+        }
+        abs = slash ? zs_xasprintf("%s/%.*s", cwd, (int)(slash - path), path) : zs_xstrdup(cwd);
+    }
+    /* The path as written (a symlink on the way lives in a directory checked before it), then
+     * the directories it really resolves to. */
+    int rc = chain_safe(abs, allow_uid, why, whylen);
+    if (rc == 0) {
+        if (!realpath(abs, real)) {
+            snprintf(why, whylen, "directory %s: %s", abs, strerror(errno));
+            rc = -1;
+        } else {
+            rc = chain_safe(real, allow_uid, why, whylen);
+        }
+    }
+    free(abs);
+    return rc;
+}
+
+int zs_listen_check_dir(const zs_listen *l, uid_t allow_uid, char *err, size_t errlen)
+{
+    char why[PATH_MAX + 200];
+    if (l->kind != ZS_LISTEN_UNIX && l->kind != ZS_LISTEN_FIFO)
+        return 0;
+    if (zs_path_dir_check(l->path, allow_uid, why, sizeof(why)) == 0)
+        return 0;
+    if (l->where)
+        snprintf(err, errlen, "%s: server-service: '%s': %s", l->where, l->text, why);
+    else
+        snprintf(err, errlen, "server-service: '%s': %s", l->text, why);
+    return -1;
+}
+
 /* A socket file nobody accepts on is stale (its owner died); one that answers is in use. */
 static int unix_prepare(const zs_listen *l, char *err, size_t errlen)
 {
@@ -317,26 +416,70 @@ static int unix_prepare(const zs_listen *l, char *err, size_t errlen)
     return 0;
 }
 
+/* A fifo is opened without following a symlink and its mode set on the fd, so whoever can
+ * write its directory cannot make us open or chmod another file by swapping the path; a second
+ * hard link to the fifo (somebody else's fifo linked here) is refused for the same reason. */
 static int bind_fifo(const zs_listen *l, unsigned mode, char *err, size_t errlen)
 {
     struct stat st;
-    if (lstat(l->path, &st) == 0) {
-        if (!S_ISFIFO(st.st_mode)) {
-            snprintf(err, errlen, "%s: '%s' exists and is not a fifo", l->text, l->path);
-            return -1;
-        }
-    } else if (mkfifo(l->path, (mode_t)mode) < 0) {
+    if (lstat(l->path, &st) == 0 && !S_ISFIFO(st.st_mode)) {
+        snprintf(err, errlen, "%s: '%s' exists and is not a fifo", l->text, l->path);
+        return -1;
+    }
+    mode_t old = umask(0077);
+    int rc = mkfifo(l->path, 0600);
+    umask(old);
+    if (rc < 0 && errno != EEXIST) {
         snprintf(err, errlen, "%s: mkfifo: %s", l->text, strerror(errno));
         return -1;
     }
-    if (chmod(l->path, (mode_t)mode) < 0) {
-        snprintf(err, errlen, "%s: chmod: %s", l->text, strerror(errno));
+    int fd = open(l->path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ELOOP)
+            snprintf(err, errlen, "%s: '%s' is a symlink (not following it)", l->text, l->path);
+        else if (errno == ENXIO || errno == EISDIR)
+            snprintf(err, errlen, "%s: '%s' exists and is not a fifo", l->text, l->path);
+        else
+            snprintf(err, errlen, "%s: open: %s", l->text, strerror(errno));
         return -1;
     }
-    int fd = open(l->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        snprintf(err, errlen, "%s: open: %s", l->text, strerror(errno));
+    if (fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "%s: fstat: %s", l->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISFIFO(st.st_mode)) {
+        snprintf(err, errlen, "%s: '%s' exists and is not a fifo", l->text, l->path);
+        close(fd);
+        return -1;
+    }
+    if (st.st_nlink != 1) {
+        snprintf(err, errlen, "%s: '%s' has %lu hard links (a fifo linked from elsewhere is not ours to chmod)",
+                 l->text, l->path, (unsigned long)st.st_nlink);
+        close(fd);
+        return -1;
+    }
+    if (fchmod(fd, (mode_t)(mode & 07777)) < 0) {
+        snprintf(err, errlen, "%s: fchmod: %s", l->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
     return fd;
+}
+
+/* A unix socket's file gets its mode from the umask at bind(): no chmod(path) afterwards,
+ * which would follow a symlink put there in between (fchmod on a socket changes the socket,
+ * not its file).  Only the permission bits apply to a socket.  The umask is process-wide, so
+ * this must run while no other thread creates files: masterd is single-threaded, and a
+ * program run alone binds before it starts any thread. */
+static int bind_unix(int fd, const zs_listen *l, unsigned mode)
+{
+    mode_t old = umask((mode_t)(~mode & 0777));
+    int rc = bind(fd, (const struct sockaddr *)&l->sa, l->salen);
+    int e = errno;
+    umask(old);
+    errno = e;
+    return rc;
 }
 
 int zs_listen_bind(const zs_listen *l, int backlog, unsigned mode, char *err, size_t errlen)
@@ -355,9 +498,8 @@ int zs_listen_bind(const zs_listen *l, int backlog, unsigned mode, char *err, si
         goto fail;
     if (l->kind == ZS_LISTEN_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
         goto fail;
-    if (bind(fd, (const struct sockaddr *)&l->sa, l->salen) < 0)
-        goto fail;
-    if (l->kind == ZS_LISTEN_UNIX && chmod(l->path, (mode_t)mode) < 0)
+    if (l->kind == ZS_LISTEN_UNIX ? bind_unix(fd, l, mode) < 0
+                                  : bind(fd, (const struct sockaddr *)&l->sa, l->salen) < 0)
         goto fail;
     if (listen(fd, backlog) < 0)
         goto fail;

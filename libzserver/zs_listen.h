@@ -33,10 +33,21 @@ int zs_listen_parse_list(const char *list, const char *default_name, const char 
 void zs_listen_free(zs_listen *l);
 void zs_listen_free_array(zs_listen *v, int n);
 
-/* Binds and listens (or creates and opens the fifo).  unix sockets / fifos get mode; a stale
+/* Binds and listens (or creates and opens the fifo).  unix sockets / fifos get mode (a socket
+ * through the umask at bind, a fifo by fchmod on the fd opened O_NOFOLLOW: never a chmod of
+ * the path, which a swap could point elsewhere); a stale
  * unix socket file nobody listens on is removed first, any other file is left alone.
  * Returns the fd, or -1 with `address: reason` in err. */
 int zs_listen_bind(const zs_listen *l, int backlog, unsigned mode, char *err, size_t errlen);
+/* Refuses a unix socket or fifo whose directory (or any directory above it, as written or as
+ * resolved) another user could write: owned by someone other than root, masterd's euid or
+ * allow_uid (the service's user; (uid_t)-1 for none), or writable by others or by a group other
+ * than root's or masterd's egid, unless sticky.  Such a user could swap the file masterd just
+ * made, or replace the socket clients trust.  0 (inet entries too), or -1 with
+ * `where: server-service: 'entry': why` in err. */
+int zs_listen_check_dir(const zs_listen *l, uid_t allow_uid, char *err, size_t errlen);
+/* The same check for the directory of any file path: 0, or -1 with why ("directory D is ..."). */
+int zs_path_dir_check(const char *path, uid_t allow_uid, char *why, size_t whylen);
 /* What fd type (zvar_tcp_listen_type_*) an inherited fd is, from the kernel: -1 if unknown. */
 int zs_listen_fd_type(int fd);
 #endif

@@ -157,6 +157,12 @@ static zs_proc *proc_find(zs_super *s, pid_t pid)
     return NULL;
 }
 
+const zs_service *zs_super_pid_service(zs_super *s, pid_t pid)
+{
+    zs_proc *p = proc_find(s, pid);
+    return p ? p->g->svc : NULL;
+}
+
 static void proc_close_chan(zs_proc *p)
 {
     if (p->chan < 0)

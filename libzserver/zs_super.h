@@ -71,6 +71,9 @@ void zs_super_hurry(zs_super *s);
  * programs left behind, and everything below them); returns how many there are, -1 unknown. */
 int zs_super_strays(zs_super *s, int sig);
 
+/* The service of the live process pid, or NULL when pid is not one of ours. */
+const zs_service *zs_super_pid_service(zs_super *s, pid_t pid);
+
 /* Call in a freshly forked child (fork mode) before anything else: forgets every proc and
  * closes every channel fd the parent held, so the worker starts clean. */
 void zs_super_after_fork(zs_super *s);

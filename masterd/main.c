@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 #include "md_master.h"
+#include "md_masterlog.h"
 #include "md_set.h"
+#include "zs_listen.h"
 #include "zs_log.h"
 #include "zs_spawn.h"
 #include "zserver.h"
@@ -105,30 +108,86 @@ static int try_lock(const char *path)
     return held ? 1 : 0;
 }
 
-/* Takes the pid-file lock for life (retrying 500 ms, since a --try-lock probe may hold it for
- * an instant) and writes our pid.  Returns the fd, or -1 after printing why. */
-static int pid_file_lock(const char *path)
+/* A pid file someone else owns or may write is refused: they could put another pid there for
+ * a stop to signal, or hold the lock to keep every master out.  0, or -1 after printing why. */
+static int pid_file_trusted(const char *path, int fd)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
         fprintf(stderr, "masterd: pid file %s: %s\n", path, strerror(errno));
         return -1;
     }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "masterd: pid file %s is not a regular file\n", path);
+        return -1;
+    }
+    if (st.st_uid != geteuid()) {
+        fprintf(stderr, "masterd: pid file %s is owned by uid %ld, not masterd's (uid %ld): its owner could change "
+                "the pid that a stop signals, or hold the lock; remove it, and keep the pid file in a directory "
+                "only masterd's user can write (e.g. /run)\n", path, (long)st.st_uid, (long)geteuid());
+        return -1;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        fprintf(stderr, "masterd: pid file %s is writable by %s (mode %04o): remove it (masterd makes it 0644)\n",
+                path, st.st_mode & S_IWOTH ? "others" : "its group", (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    if (st.st_nlink != 1) {
+        fprintf(stderr, "masterd: pid file %s has %lu hard links: remove it\n", path, (unsigned long)st.st_nlink);
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether fd is still the file at path: a master that stopped unlinks its file, and a lock
+ * taken on an unlinked file keeps nobody out. */
+static int pid_file_current(const char *path, int fd)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* Takes the pid-file lock for life (retrying 500 ms, since a --try-lock probe may hold it for
+ * an instant, and reopening when the file we locked is no longer the one at the path) and
+ * writes our pid.  Returns the fd, or -1 after printing why. */
+static int pid_file_lock(const char *path)
+{
+    char why[PATH_MAX + 200];
+    if (zs_path_dir_check(path, (uid_t)-1, why, sizeof(why)) < 0) {
+        fprintf(stderr, "masterd: pid file %s: %s: another user could replace it\n", path, why);
+        return -1;
+    }
+    int fd = -1;
     for (int tries = 0;; tries++) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-            break;
-        if (errno != EWOULDBLOCK) {
+        if (fd < 0) {
+            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+            if (fd < 0) {
+                fprintf(stderr, "masterd: pid file %s: %s\n", path, strerror(errno));
+                return -1;
+            }
+            if (pid_file_trusted(path, fd) < 0) {
+                close(fd);
+                return -1;
+            }
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            if (pid_file_current(path, fd))
+                break;
+            close(fd); /* its master unlinked it on the way out: the path is what counts */
+            fd = -1;
+        } else if (errno != EWOULDBLOCK) {
             fprintf(stderr, "masterd: flock %s: %s\n", path, strerror(errno));
             close(fd);
             return -1;
         }
         if (tries >= 50) {
             char buf[32] = "";
-            ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+            ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : 0;
             buf[n > 0 ? n : 0] = '\0';
             buf[strcspn(buf, "\n")] = '\0';
             fprintf(stderr, "masterd: another masterd (pid %s) holds the lock on %s\n", *buf ? buf : "?", path);
-            close(fd);
+            if (fd >= 0)
+                close(fd);
             return -1;
         }
         struct timespec ts = { 0, 10 * 1000 * 1000 };
@@ -142,6 +201,17 @@ static int pid_file_lock(const char *path)
         return -1;
     }
     return fd;
+}
+
+/* Removes the pid file only while it is still ours (someone may have removed it and another
+ * master made its own), then lets the lock go. */
+static void pid_file_release(const char *path, int fd)
+{
+    if (fd < 0)
+        return;
+    if (pid_file_current(path, fd))
+        unlink(path);
+    close(fd);
 }
 
 /* Children get /dev/null and our 1/2; a closed 0-2 would let a socket land there. */
@@ -201,6 +271,15 @@ int main(int argc, char **argv)
     }
     if (a.test) {
         int rc = md_set_load(a.config_dir, &set, &errs);
+        /* What start would refuse at bind time is an error here too: "ok" means it would bind. */
+        if (rc == 0) {
+            int bad = md_set_check_dirs(&set, NULL, &errs) < 0;
+            bad |= md_masterlog_check(&set, &errs) < 0;
+            if (bad) {
+                md_set_free(&set);
+                rc = -1;
+            }
+        }
         if (rc < 0) {
             print_errs(&errs);
             fprintf(stderr, "masterd: %zu error%s in %s\n", errs.n, errs.n == 1 ? "" : "s", a.config_dir);
@@ -219,22 +298,19 @@ int main(int argc, char **argv)
     if (md_set_load(a.config_dir, &set, &errs) < 0) {
         print_errs(&errs);
         zs_errs_free(&errs);
-        if (a.pid_file)
-            unlink(a.pid_file);
+        pid_file_release(a.pid_file, pid_fd);
         return 2;
     }
     zvar_log_debug_enable = a.verbose;
     if (zs_log_open(a.log, "masterd", err, sizeof(err)) < 0) {
         fprintf(stderr, "masterd: -log: %s\n", err);
         md_set_free(&set);
-        if (a.pid_file)
-            unlink(a.pid_file);
+        pid_file_release(a.pid_file, pid_fd);
         return 1;
     }
     md_set_log_warnings(&set, "");
     md_master_opts o = { .config_dir = a.config_dir, .pid_file = a.pid_file, .pid_fd = pid_fd };
     int rc = md_master_run(&set, &o);
-    if (a.pid_file)
-        unlink(a.pid_file);
+    pid_file_release(a.pid_file, pid_fd);
     return rc;
 }

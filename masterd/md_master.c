@@ -73,6 +73,13 @@ static void sd_notify_msg(const char *msg)
     close(fd);
 }
 
+/* For the masterlog stamp: which service a sender's pid runs. */
+static const char *pid_service(pid_t pid)
+{
+    const zs_service *svc = M.super ? zs_super_pid_service(M.super, pid) : NULL;
+    return svc ? svc->id : NULL;
+}
+
 static void svc_unref(md_svc *m)
 {
     if (--m->refs > 0)
@@ -345,6 +352,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
     M.set = *set;
     signal(SIGPIPE, SIG_IGN);
     /* As PID 1 in a container, or under a supervisor that exits, orphans come to us. */
+    md_masterlog_set_lookup(pid_service);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         zwarning("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
     if (md_set_bind(&M.set, &M.listeners, err, sizeof(err)) < 0 ||

@@ -1,10 +1,17 @@
 /*
  * md_masterlog.c — receivers for `server-log = masterlog,PATH` (md_masterlog.h).
  *
- * Each datagram is one whole line formatted by the sending server; it is appended to masterd's
- * own log target as it arrives, so ordering is arrival order and lines never interleave.
+ * Each datagram becomes one line of masterd's own log, in arrival order, so lines never
+ * interleave.  The line is masterd's, not the sender's: it starts with a stamp made from the
+ * sender's kernel credentials (SO_PASSCRED) — `[SERVICE pid PID] ` for a process masterd runs,
+ * `[pid PID uid UID] ` for anyone else — and control characters in the datagram (a newline
+ * above all) are escaped, so nothing a sender writes can look like a line of masterd's.
+ * Who may send at all is the socket's mode: 0600 when every service logging there runs as
+ * masterd's user (or root), else 0660 with a group all their server-users are in.
  */
 #include <errno.h>
+#include <grp.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +21,7 @@
 #include <unistd.h>
 #include <ev.h>
 #include "md_masterlog.h"
+#include "zs_listen.h"
 #include "zs_log.h"
 #include "zserver.h"
 
@@ -24,25 +32,103 @@ typedef struct receiver {
     ev_io w;
     dev_t dev;          /* the socket file we made, to notice it being removed or replaced */
     ino_t ino;
+    int shared;         /* 0660 with group gid; else 0600 */
+    gid_t gid;
     int old_fd;         /* the previous socket after a re-creation (senders still connected), or -1 */
     ev_io old_w;
 } receiver;
 
+/* Who may send to one path, computed from the services that log there. */
+typedef struct access {
+    const char *path;
+    int shared;
+    gid_t gid;
+} access_t;
+
 static receiver *receivers;
+static const char *(*pid_service)(pid_t pid);
+
+void md_masterlog_set_lookup(const char *(*fn)(pid_t pid))
+{
+    pid_service = fn;
+}
+
+/* Appends src[0..n) to out with every control character escaped (\n, \r, \t stays, \xNN). */
+static size_t escape(char *out, size_t cap, const char *src, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 4 < cap; i++) {
+        unsigned char c = (unsigned char)src[i];
+        if (c == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else if (c == '\r') {
+            out[o++] = '\\';
+            out[o++] = 'r';
+        } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    return o;
+}
+
+static void close_passed_fds(struct msghdr *mh)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t k = 0; k < nfd; k++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+            close(fd);
+        }
+    }
+}
 
 static void recv_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
-    char buf[8192];
+    char buf[8192], out[8192];
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(4 * sizeof(int))];
+    } ctl;
     for (int i = 0; i < 64; i++) { /* bounded: other watchers get their turn */
-        ssize_t n = recv(w->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        struct iovec iov = { buf, sizeof(buf) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
+        ssize_t n = recvmsg(w->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0)
             return;
+        struct ucred cr;
+        int have = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+                c->cmsg_len >= CMSG_LEN(sizeof(cr))) {
+                memcpy(&cr, CMSG_DATA(c), sizeof(cr));
+                have = 1;
+            }
+        }
+        close_passed_fds(&mh); /* nobody sends us fds; whatever came is not kept */
         while (n > 0 && buf[n - 1] == '\n')
             n--;
-        if (n > 0)
-            zs_log_emit(ZLOG_INFO, buf, (size_t)n);
+        if (n == 0)
+            continue;
+        const char *id = have && pid_service ? pid_service(cr.pid) : NULL;
+        int o;
+        if (id)
+            o = snprintf(out, sizeof(out), "[%s pid %ld] ", id, (long)cr.pid);
+        else if (have)
+            o = snprintf(out, sizeof(out), "[pid %ld uid %ld] ", (long)cr.pid, (long)cr.uid);
+        else
+            o = snprintf(out, sizeof(out), "[unknown sender] ");
+        if (o < 0 || (size_t)o >= sizeof(out))
+            continue;
+        size_t len = (size_t)o + escape(out + o, sizeof(out) - (size_t)o, buf, (size_t)n);
+        zs_log_emit(ZLOG_INFO, out, len);
     }
 }
 
@@ -51,13 +137,20 @@ static const char *masterlog_path(const char *target)
     return target && !strncmp(target, "masterlog,", 10) ? target + 10 : NULL;
 }
 
-/* Binds a datagram socket at path (replacing a stale socket file); fills *st with the file. */
-static int open_receiver(const char *path, struct stat *made, char *err, size_t errlen)
+/* Binds a datagram socket at path (replacing a stale socket file) with its mode set by the
+ * umask at bind and its group by our egid at bind (no chmod/chown of a path a swap could
+ * redirect); fills *made with the file. */
+static int open_receiver(const char *path, int shared, gid_t gid, struct stat *made, char *err, size_t errlen)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     struct stat st;
+    char why[PATH_MAX + 200];
     if (strlen(path) >= sizeof(sun.sun_path)) {
         snprintf(err, errlen, "masterlog,%s: path too long for a unix socket", path);
+        return -1;
+    }
+    if (zs_path_dir_check(path, (uid_t)-1, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "masterlog,%s: %s: another user could replace the socket", path, why);
         return -1;
     }
     strcpy(sun.sun_path, path);
@@ -73,37 +166,217 @@ static int open_receiver(const char *path, struct stat *made, char *err, size_t 
         snprintf(err, errlen, "masterlog socket: %s", strerror(errno));
         return -1;
     }
-    int rcvbuf = 1 << 20;
+    int one = 1, rcvbuf = 1 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
+        snprintf(err, errlen, "masterlog,%s: SO_PASSCRED: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)); /* best effort: absorbs bursts */
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, 0666) < 0 || lstat(path, made) < 0) {
-        snprintf(err, errlen, "masterlog,%s: bind: %s", path, strerror(errno));
+    gid_t egid = getegid();
+    int switch_gid = shared && gid != egid;
+    if (switch_gid && setegid(gid) < 0) {
+        snprintf(err, errlen, "masterlog,%s: setegid(%ld): %s", path, (long)gid, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    mode_t old = umask(shared ? 0117 : 0177);
+    int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+    int e = errno;
+    umask(old);
+    if (switch_gid && setegid(egid) < 0) {
+        /* Root going back to its own group cannot fail; if it did, stop before doing more. */
+        zfatal("masterlog,%s: setegid(%ld) back: %s", path, (long)egid, strerror(errno));
+    }
+    if (rc < 0 || lstat(path, made) < 0) {
+        snprintf(err, errlen, "masterlog,%s: bind: %s", path, strerror(rc < 0 ? e : errno));
+        close(fd);
+        return -1;
+    }
+    if (shared && made->st_gid != gid) {
+        snprintf(err, errlen, "masterlog,%s: the socket got group %ld, not %ld (a set-group-ID directory?)", path,
+                 (long)made->st_gid, (long)gid);
+        unlink(path);
         close(fd);
         return -1;
     }
     return fd;
 }
 
-int md_masterlog_sync(struct ev_loop *loop, const md_set *set, char *err, size_t errlen)
+/* The groups of user (primary gid first); *n their count.  NULL on failure. */
+static gid_t *groups_of(const char *user, gid_t gid, int *n)
 {
+    int ng = 32;
+    gid_t *g = zs_xcalloc((size_t)ng, sizeof(gid_t));
+    if (getgrouplist(user, gid, g, &ng) < 0) {
+        g = zs_xrealloc(g, (size_t)ng * sizeof(gid_t));
+        if (getgrouplist(user, gid, g, &ng) < 0) {
+            free(g);
+            return NULL;
+        }
+    }
+    *n = ng;
+    return g;
+}
+
+/* Who may send to path: every server-user (other than root and masterd's user) of the
+ * services logging there must be in the socket's group.  0, or -1 with err. */
+static int access_for(const md_set *set, const char *path, access_t *a, char *err, size_t errlen)
+{
+    gid_t *common = NULL;
+    int ncommon = 0, any = 0;
+    char users[400] = "";
+    size_t ulen = 0;
+    a->path = path;
+    a->shared = 0;
+    a->gid = getegid();
+    for (int i = 0; i < set->n; i++) {
+        const zs_service *svc = &set->v[i]->svc;
+        const char *p = masterlog_path(svc->log);
+        if (!p || strcmp(p, path) || !svc->user || svc->uid == 0 || svc->uid == geteuid())
+            continue;
+        int ng = 0;
+        gid_t *g = groups_of(svc->user, svc->gid, &ng);
+        if (!g) {
+            snprintf(err, errlen, "masterlog,%s: the groups of %s (server-user of %s): %s", path, svc->user, svc->id,
+                     strerror(errno));
+            free(common);
+            return -1;
+        }
+        if (ulen < sizeof(users))
+            ulen += (size_t)snprintf(users + ulen, sizeof(users) - ulen, "%s%s (%s)", any ? ", " : "", svc->id,
+                                     svc->user);
+        if (!any) {
+            common = g;
+            ncommon = ng;
+            any = 1;
+            continue;
+        }
+        int keep = 0;
+        for (int k = 0; k < ncommon; k++)
+            for (int j = 0; j < ng; j++)
+                if (common[k] == g[j]) {
+                    common[keep++] = common[k];
+                    break;
+                }
+        ncommon = keep;
+        free(g);
+    }
+    if (!any)
+        return 0;
+    if (ncommon == 0) {
+        snprintf(err, errlen, "masterlog,%s: its services run as users with no group in common (%s): give them "
+                 "one group, or each user a masterlog path of its own", path, users);
+        free(common);
+        return -1;
+    }
+    a->shared = 1;
+    a->gid = common[0];
+    free(common);
+    return 0;
+}
+
+/* Replaces r's socket with a new one made with r's access; the old one is still read until the
+ * next replacement, for senders connected to it. */
+static int replace_socket(struct ev_loop *loop, receiver *r, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd = open_receiver(r->path, r->shared, r->gid, &st, err, errlen);
+    if (fd < 0)
+        return -1;
+    if (r->old_fd >= 0) {
+        ev_io_stop(loop, &r->old_w);
+        close(r->old_fd);
+    }
+    ev_io_stop(loop, &r->w);
+    r->old_fd = r->fd;
+    ev_io_set(&r->old_w, r->old_fd, EV_READ);
+    ev_io_start(loop, &r->old_w);
+    r->fd = fd;
+    r->dev = st.st_dev;
+    r->ino = st.st_ino;
+    ev_io_set(&r->w, fd, EV_READ);
+    ev_io_start(loop, &r->w);
+    return 0;
+}
+
+int md_masterlog_check(const md_set *set, zs_errs *errs)
+{
+    char err[PATH_MAX + 600], why[PATH_MAX + 200];
+    size_t before = errs->n;
     for (int i = 0; i < set->n; i++) {
         const char *path = masterlog_path(set->v[i]->svc.log);
-        if (!path)
+        int seen = 0;
+        for (int k = 0; path && k < i && !seen; k++) {
+            const char *q = masterlog_path(set->v[k]->svc.log);
+            seen = q && !strcmp(q, path);
+        }
+        if (!path || seen)
             continue;
+        access_t a;
+        const zs_kv *kv = zs_config_find(&set->v[i]->cf, "server-log");
+        char where[PATH_MAX + 32];
+        snprintf(where, sizeof(where), "%s:%d", kv ? kv->file : set->v[i]->svc.id, kv ? kv->line : 0);
+        if (access_for(set, path, &a, err, sizeof(err)) < 0)
+            zs_errs_add(errs, "%s: server-log: %s", where, err);
+        else if (zs_path_dir_check(path, (uid_t)-1, why, sizeof(why)) < 0)
+            zs_errs_add(errs, "%s: server-log: masterlog,%s: %s: another user could replace the socket", where,
+                        path, why);
+    }
+    return errs->n == before ? 0 : -1;
+}
+
+int md_masterlog_sync(struct ev_loop *loop, const md_set *set, char *err, size_t errlen)
+{
+    /* Every path's access first: a refused one changes nothing. */
+    access_t *acc = zs_xcalloc((size_t)set->n + 1, sizeof(*acc));
+    int nacc = 0;
+    for (int i = 0; i < set->n; i++) {
+        const char *path = masterlog_path(set->v[i]->svc.log);
+        int seen = 0;
+        for (int k = 0; path && k < nacc && !seen; k++)
+            seen = !strcmp(acc[k].path, path);
+        if (!path || seen)
+            continue;
+        if (access_for(set, path, &acc[nacc], err, errlen) < 0) {
+            free(acc);
+            return -1;
+        }
+        nacc++;
+    }
+    int rc = 0;
+    for (int k = 0; k < nacc && rc == 0; k++) {
         receiver *r;
         for (r = receivers; r; r = r->next)
-            if (!strcmp(r->path, path))
+            if (!strcmp(r->path, acc[k].path))
                 break;
-        if (r)
+        if (r) {
+            if (r->shared == acc[k].shared && r->gid == acc[k].gid)
+                continue;
+            int was_shared = r->shared;
+            gid_t was_gid = r->gid;
+            r->shared = acc[k].shared;
+            r->gid = acc[k].gid;
+            if (replace_socket(loop, r, err, errlen) < 0) {
+                r->shared = was_shared;
+                r->gid = was_gid;
+                rc = -1;
+            }
             continue;
+        }
         struct stat st;
-        int fd = open_receiver(path, &st, err, errlen);
-        if (fd < 0)
-            return -1;
+        int fd = open_receiver(acc[k].path, acc[k].shared, acc[k].gid, &st, err, errlen);
+        if (fd < 0) {
+            rc = -1;
+            break;
+        }
         r = zs_xcalloc(1, sizeof(*r));
-        r->path = zs_xstrdup(path);
+        r->path = zs_xstrdup(acc[k].path);
         r->fd = fd;
         r->dev = st.st_dev;
         r->ino = st.st_ino;
+        r->shared = acc[k].shared;
+        r->gid = acc[k].gid;
         r->old_fd = -1;
         ev_io_init(&r->w, recv_cb, fd, EV_READ);
         ev_io_start(loop, &r->w);
@@ -111,36 +384,24 @@ int md_masterlog_sync(struct ev_loop *loop, const md_set *set, char *err, size_t
         r->next = receivers;
         receivers = r;
     }
-    md_masterlog_reopen(loop);
-    return 0;
+    free(acc);
+    if (rc == 0)
+        md_masterlog_reopen(loop);
+    return rc;
 }
 
 void md_masterlog_reopen(struct ev_loop *loop)
 {
-    char err[600];
+    char err[PATH_MAX + 600];
     for (receiver *r = receivers; r; r = r->next) {
         struct stat st;
         if (lstat(r->path, &st) == 0 && st.st_dev == r->dev && st.st_ino == r->ino)
             continue;
-        int fd = open_receiver(r->path, &st, err, sizeof(err));
-        if (fd < 0) {
+        if (replace_socket(loop, r, err, sizeof(err)) < 0) {
             zerror("re-creating %s (its file is gone): %s", r->path, err);
             continue;
         }
         zwarning("masterlog,%s: the socket file was removed or replaced; made a new one", r->path);
-        if (r->old_fd >= 0) {
-            ev_io_stop(loop, &r->old_w);
-            close(r->old_fd);
-        }
-        ev_io_stop(loop, &r->w);
-        r->old_fd = r->fd;
-        ev_io_set(&r->old_w, r->old_fd, EV_READ);
-        ev_io_start(loop, &r->old_w);
-        r->fd = fd;
-        r->dev = st.st_dev;
-        r->ino = st.st_ino;
-        ev_io_set(&r->w, fd, EV_READ);
-        ev_io_start(loop, &r->w);
     }
 }
 

@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,8 +293,34 @@ void md_svc_unbind(md_svc *m, md_listener **table)
     }
 }
 
+int md_set_check_dirs(const md_set *set, const md_listener *table, zs_errs *errs)
+{
+    char err[PATH_MAX + 600];
+    size_t before = errs->n;
+    for (int s = 0; s < set->n; s++) {
+        const md_svc *m = set->v[s];
+        for (int i = 0; i < m->svc.nlisten; i++) {
+            const zs_listen *l = &m->svc.listen[i];
+            if (table_find((md_listener *)table, l->key))
+                continue; /* bound before and kept: nothing is made in that directory now */
+            if (zs_listen_check_dir(l, m->svc.user ? m->svc.uid : (uid_t)-1, err, sizeof(err)) < 0)
+                zs_errs_add(errs, "%s", err);
+        }
+    }
+    return errs->n == before ? 0 : -1;
+}
+
 int md_set_bind(md_set *set, md_listener **table, char *err, size_t errlen)
 {
+    /* Every directory first: a refused one leaves nothing bound, not half the set. */
+    zs_errs derrs = { 0 };
+    if (md_set_check_dirs(set, *table, &derrs) < 0) {
+        snprintf(err, errlen, "%s", derrs.msg[0]);
+        for (size_t i = 1; i < derrs.n; i++)
+            zerror("%s", derrs.msg[i]);
+        zs_errs_free(&derrs);
+        return -1;
+    }
     for (int s = 0; s < set->n; s++) {
         md_svc *m = set->v[s];
         for (int i = 0; i < m->svc.nlisten; i++) {

@@ -51,6 +51,9 @@ void md_set_free(md_set *set);
 void md_svc_free(md_svc *m);
 md_svc *md_set_find(const md_set *set, const char *id);
 
+/* Adds an error for every unix socket or fifo of set (not already in table) whose directory
+ * another user could write (zs_listen_check_dir).  Returns 0, or -1 when any was added. */
+int md_set_check_dirs(const md_set *set, const md_listener *table, zs_errs *errs);
 /* Gives every service of set its listening fds, binding only addresses not already in *table.
  * On failure nothing new stays bound and err names the address.  Returns 0 or -1. */
 int md_set_bind(md_set *set, md_listener **table, char *err, size_t errlen);

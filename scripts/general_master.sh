@@ -157,9 +157,11 @@ log_since() {
     tail -c +$(($1 + 1)) "$LOG" 2>/dev/null
 }
 
-# The log has masterd's "started" line after byte offset $1.
+# The log has masterd's "started" line after byte offset $1: a line of masterd's own (it
+# starts with the date and md_master.c), not one a server sent through a masterlog socket
+# (those start with a "[SERVICE pid PID]" stamp) or wrote to its stderr in the middle of a line.
 started_logged() {
-    log_since "$1" | grep -q 'masterd .* started (pid [0-9]*)'
+    log_since "$1" | grep -q '^[0-9/]* [0-9:]* UTC INFO: md_master\.c:[a-z_]*:[0-9]*: PID:[0-9]* masterd .* started (pid [0-9]*)'
 }
 
 do_start() {

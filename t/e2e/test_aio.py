@@ -211,7 +211,9 @@ class MasterLog(MasterTest):
                                  count=4))
         m.start(expect_children=4)
         kids = m.children()
-        line_re = re.compile(r"^\d\d/\d\d/\d{4} \d\d:\d\d:\d\d UTC INFO: tlib_probe\.c:before_service:\d+: PID:(\d+) "
+        # Each line is stamped by masterd with the sender's service and (kernel-given) pid.
+        line_re = re.compile(r"^\[p pid (\d+)\] \d\d/\d\d/\d{4} \d\d:\d\d:\d\d UTC INFO: tlib_probe\.c:before_service:\d+: "
+                             r"PID:(\d+) "
                              r"probe line (\d+) of 300 from (\d+): 0123456789abcdefghijklmnopqrstuvwxyz"
                              r"0123456789abcdefghijklmnopqrstuvwxyz0123456789$")
 
@@ -221,8 +223,9 @@ class MasterLog(MasterTest):
                 if "probe line" in line:
                     mt = line_re.match(line)
                     self.assertTrue(mt, "mangled line: %r" % line)
-                    self.assertEqual(mt.group(1), mt.group(3))
-                    seen.setdefault(int(mt.group(1)), set()).add(int(mt.group(2)))
+                    self.assertEqual(mt.group(1), mt.group(2))
+                    self.assertEqual(mt.group(1), mt.group(4))
+                    seen.setdefault(int(mt.group(1)), set()).add(int(mt.group(3)))
             return all(len(seen.get(k, ())) == 300 for k in kids)
         wait_until(complete, 10, what="1200 whole log lines")
         self.assertEqual(m.stop(), 0)

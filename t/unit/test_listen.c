@@ -11,6 +11,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -606,6 +607,150 @@ START_TEST(test_fd_type_other)
 }
 END_TEST
 
+/* The mode comes from bind itself, whatever the process umask, and the umask is restored. */
+START_TEST(test_bind_unix_mode_any_umask)
+{
+    static const mode_t umasks[] = { 0, 022, 077, 0777 };
+    static const unsigned modes[] = { 0666, 0600, 0660, 0620, 0 };
+    char err[300] = "";
+    for (size_t u = 0; u < sizeof(umasks) / sizeof(*umasks); u++) {
+        for (size_t k = 0; k < sizeof(modes) / sizeof(*modes); k++) {
+            char *path = zs_xasprintf("%s/m%zu-%zu.sock", tmp, u, k);
+            zs_listen l;
+            parse_ok(path, &l);
+            mode_t old = umask(umasks[u]);
+            int fd = zs_listen_bind(&l, 16, modes[k], err, sizeof(err));
+            mode_t after = umask(old);
+            ck_assert_msg(fd >= 0, "%s", err);
+            ck_assert_int_eq(after, umasks[u]);
+            struct stat st;
+            ck_assert_int_eq(lstat(path, &st), 0);
+            ck_assert_msg((st.st_mode & 07777) == modes[k], "umask %03o mode %03o: got %03o", umasks[u], modes[k],
+                          st.st_mode & 07777);
+            close(fd);
+            zs_listen_free(&l);
+            free(path);
+        }
+    }
+}
+END_TEST
+
+/* A fifo path that is a symlink (to a fifo or to a file) is neither followed nor chmodded; a
+ * fifo with a second hard link is refused. */
+START_TEST(test_bind_fifo_symlink_and_link)
+{
+    char err[300] = "";
+    char *target = zs_xasprintf("%s/target", tmp), *lpath = zs_xasprintf("%s/f", tmp);
+    char *e = zs_xasprintf("fifo:%s", lpath);
+    zs_listen l;
+    parse_ok(e, &l);
+    int w = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ck_assert_int_ge(w, 0);
+    close(w);
+    ck_assert_int_eq(symlink(target, lpath), 0);
+    ck_assert_int_eq(zs_listen_bind(&l, 16, 0666, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "exists and is not a fifo") != NULL, "%s", err);
+    struct stat st;
+    ck_assert_int_eq(stat(target, &st), 0);
+    ck_assert_int_eq(st.st_mode & 07777, 0600);
+    /* Even a symlink to a real fifo. */
+    ck_assert_int_eq(unlink(target), 0);
+    ck_assert_int_eq(mkfifo(target, 0600), 0);
+    ck_assert_int_eq(zs_listen_bind(&l, 16, 0666, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "exists and is not a fifo") != NULL, "%s", err);
+    ck_assert_int_eq(stat(target, &st), 0);
+    ck_assert_int_eq(st.st_mode & 07777, 0600);
+    /* A hard lpath to somebody's fifo. */
+    ck_assert_int_eq(unlink(lpath), 0);
+    ck_assert_int_eq(link(target, lpath), 0);
+    ck_assert_int_eq(zs_listen_bind(&l, 16, 0666, err, sizeof(err)), -1);
+    char *want = zs_xasprintf("%s: '%s' has 2 hard links (a fifo linked from elsewhere is not ours to chmod)", e, lpath);
+    ck_assert_str_eq(err, want);
+    ck_assert_int_eq(stat(target, &st), 0);
+    ck_assert_int_eq(st.st_mode & 07777, 0600);
+    free(want);
+    zs_listen_free(&l);
+    free(e);
+    free(lpath);
+    free(target);
+}
+END_TEST
+
+static void check_dir_err(const char *entry, uid_t allow, const char *want_fmt, ...)
+{
+    zs_listen l;
+    char err[PATH_MAX + 400] = "";
+    parse_ok(entry, &l);
+    l.where = zs_xstrdup("x.cf:3");
+    int rc = zs_listen_check_dir(&l, allow, err, sizeof(err));
+    if (!want_fmt) {
+        ck_assert_msg(rc == 0, "%s refused: %s", entry, err);
+    } else {
+        va_list ap;
+        char want[PATH_MAX + 400];
+        va_start(ap, want_fmt);
+        vsnprintf(want, sizeof(want), want_fmt, ap);
+        va_end(ap);
+        ck_assert_int_eq(rc, -1);
+        ck_assert_str_eq(err, want);
+    }
+    zs_listen_free(&l);
+}
+
+/* Directories another user could write are refused (only testable as root, which can chown). */
+START_TEST(test_check_dir)
+{
+    char *d = zs_xasprintf("%s/d", tmp), *sock = zs_xasprintf("%s/d/s.sock", tmp);
+    char *fifo = zs_xasprintf("fifo:%s/d/f", tmp), *deep = zs_xasprintf("%s/d/sub/s.sock", tmp);
+    ck_assert_int_eq(mkdir(d, 0755), 0);
+    check_dir_err(sock, (uid_t)-1, NULL);
+    check_dir_err("127.0.0.1:25", (uid_t)-1, NULL);
+    ck_assert_int_eq(chmod(d, 0757), 0);
+    check_dir_err(sock, (uid_t)-1, "x.cf:3: server-service: '%s': directory %s is writable by others (mode 0757) "
+                                   "and not sticky", sock, d);
+    check_dir_err(fifo, (uid_t)-1, "x.cf:3: server-service: '%s': directory %s is writable by others (mode 0757) "
+                                   "and not sticky", fifo, d);
+    ck_assert_int_eq(chmod(d, 01777), 0);
+    check_dir_err(sock, (uid_t)-1, NULL);
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chmod(d, 0775), 0);
+        ck_assert_int_eq(chown(d, 0, 4242), 0);
+        check_dir_err(sock, (uid_t)-1, "x.cf:3: server-service: '%s': directory %s is writable by group 4242 "
+                                       "(mode 0775) and not sticky", sock, d);
+        ck_assert_int_eq(chown(d, 0, 0), 0);
+        check_dir_err(sock, (uid_t)-1, NULL);
+        ck_assert_int_eq(chmod(d, 0755), 0);
+        ck_assert_int_eq(chown(d, 4242, 4242), 0);
+        check_dir_err(sock, (uid_t)-1, "x.cf:3: server-service: '%s': directory %s is owned by uid 4242, not by "
+                                       "root, masterd's user or the service's user", sock, d);
+        check_dir_err(sock, 4242, NULL); /* the service's own user */
+        /* A directory above counts too, even when the last one is root's. */
+        char *sub = zs_xasprintf("%s/d/sub", tmp);
+        ck_assert_int_eq(mkdir(sub, 0755), 0);
+        check_dir_err(deep, (uid_t)-1, "x.cf:3: server-service: '%s': directory %s is owned by uid 4242, not by "
+                                       "root, masterd's user or the service's user", deep, d);
+        ck_assert_int_eq(chown(d, 0, 0), 0);
+        check_dir_err(deep, (uid_t)-1, NULL);
+        /* Reached through a symlink: the directories it resolves to are checked too. */
+        char *other = zs_xasprintf("%s/other", tmp), *ln = zs_xasprintf("%s/d/ln", tmp);
+        char *via = zs_xasprintf("%s/d/ln/s.sock", tmp);
+        ck_assert_int_eq(mkdir(other, 0755), 0);
+        ck_assert_int_eq(chown(other, 4242, 0), 0);
+        ck_assert_int_eq(symlink(other, ln), 0);
+        check_dir_err(via, (uid_t)-1, "x.cf:3: server-service: '%s': directory %s is owned by uid 4242, not by "
+                                      "root, masterd's user or the service's user", via, ln);
+        free(other);
+        free(ln);
+        free(via);
+        free(sub);
+    }
+    free(d);
+    free(sock);
+    free(fifo);
+    free(deep);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("listen");
@@ -631,6 +776,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_bind_unix);
     tcase_add_test(tc, test_bind_fifo);
     tcase_add_test(tc, test_fd_type_other);
+    tcase_add_test(tc, test_bind_unix_mode_any_umask);
+    tcase_add_test(tc, test_bind_fifo_symlink_and_link);
+    tcase_add_test(tc, test_check_dir);
     suite_add_tcase(s, tc);
     return s;
 }
