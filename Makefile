@@ -43,6 +43,7 @@ $(DEPS_STAMP):
 	  echo '#include <'$$h'>' | $(CC) -E -x c - >/dev/null 2>&1 || { sh scripts/install-deps.sh && break; }; \
 	done
 	@command -v python3 >/dev/null 2>&1 || sh scripts/install-deps.sh python3
+	@command -v strace >/dev/null 2>&1 || sh scripts/install-deps.sh strace
 	@mkdir -p $(B) && touch $@
 deps: $(DEPS_STAMP)
 
