@@ -117,12 +117,10 @@ static void reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Process group, rlimits, user, parent-death signal: what both modes need. */
+/* Rlimits, user, parent-death signal: what both modes need. */
 static void common_setup(const zs_spawn_req *r, pid_t parent, const gid_t *groups, int ngroups)
 {
     const zs_service *svc = r->svc;
-    if (setpgid(0, 0) < 0)
-        die(r, "setpgid", 126);
     if (svc->max_nofile > 0) {
         struct rlimit rl = { (rlim_t)svc->max_nofile, (rlim_t)svc->max_nofile };
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -230,6 +228,12 @@ pid_t zs_spawn(const zs_spawn_req *r, int *chan)
     }
     if (pid == 0) {
         reset_signals(); /* before anything: the master's handlers must never run here */
+        /* A session of its own, hence no controlling terminal: a child sharing masterd's could
+         * TIOCSTI commands into the terminal masterd was started from.  It also makes the
+         * child the leader of its own process group (pgid == pid), which the supervisor's
+         * kill(-pid) relies on. */
+        if (setsid() < 0)
+            die(r, "setsid", 126);
         close(sv[0]);
         if (r->run) {
             if (r->after_fork)
@@ -243,10 +247,10 @@ pid_t zs_spawn(const zs_spawn_req *r, int *chan)
         execve(r->svc->exec_path, r->svc->argv, env);
         die(r, r->svc->exec_path, 127);
     }
-    /* Both sides set the group (the shells' idiom), so a kill(-pid) sent right after fork
-     * already reaches the child.  EACCES: it has exec'd, having set it itself. */
-    if (setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
-        zwarning("%s: setpgid(%ld): %s", r->svc->id, (long)pid, strerror(errno));
+    /* No setpgid(pid, pid) here (the shells' idiom): had it come first, the child would lead
+     * a group already and its setsid() would fail.  Until the child's setsid() no group pid
+     * exists, so every kill(-pid) of the supervisor fails with ESRCH and falls back to
+     * kill(pid), which reaches the child: before exec it has no helpers to take along. */
     close(sv[1]);
     if (env)
         free_env(env, pidbuf);

