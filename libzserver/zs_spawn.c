@@ -210,6 +210,10 @@ pid_t zs_spawn(const zs_spawn_req *r, int *chan)
         ngroups = 0; /* more than MAX_GROUPS: keep only the primary group */
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -1;
+    /* Our end takes no descriptors: one we had to close could block us (zs_status.c).  An
+     * older kernel lacks the option; what arrives there is dropped without lingering. */
+    if (zs_status_refuse_fds(sv[0]) < 0 && errno != ENOPROTOOPT)
+        zwarning("%s: status channel: SO_PASSRIGHTS: %s", r->svc->id, strerror(errno));
     if (!r->run) {
         pidbuf = zs_xcalloc(32, 1);
         env = build_env(r, pidbuf);

@@ -126,5 +126,58 @@ class Terminal(lib.MasterTest):
             os.close(pts)
 
 
+def kernel_at_least(major, minor):
+    v = [int(x) for x in os.uname().release.split("-")[0].split(".")[:2]]
+    return v >= [major, minor]
+
+
+def nobody_dir(m):
+    """A directory in m's temp dir that a nobody child can write its result into."""
+    os.chmod(m.dir, 0o755)
+    out = m.path("out")
+    os.mkdir(out)
+    os.chmod(out, 0o777)
+    return out
+
+
+def result(path, timeout=10):
+    return lib.wait_until(lambda: open(path).read().split(), timeout, what="the hostile child's result in %s" % path)
+
+
+class PassedDescriptor(lib.MasterTest):
+
+    @ROOT_ONLY
+    def test_lingering_socket_does_not_freeze_masterd(self):
+        # The peer never reads: the hostile child's send buffer stays full, so the last close
+        # of its socket (SO_LINGER {1, 15}) would wait 15 s.
+        peer = socket.socket()
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        peer.bind(("127.0.0.1", 0))
+        peer.listen(64)
+        self.addCleanup(peer.close)
+        port = lib.free_port()
+        m = self.master()
+        out = nobody_dir(m)
+        m.write("h.cf", "server-command = %s passfd %d %s\nserver-user = nobody\n"
+                % (HOSTILE, peer.getsockname()[1], os.path.join(out, "h")))
+        m.write("s.cf", "server-command = %s\nserver-service = 127.0.0.1:%d\n" % (FD, port))
+        m.start(expect_children=2)
+        res = result(os.path.join(out, "h"))
+        # masterd has read the record (or refused its descriptor) by the time it answers a
+        # signal it gets after it: a SIGHUP is handled in the same loop.
+        sib = lib.report(("127.0.0.1", port))["pid"]
+        t0 = time.monotonic()
+        os.kill(sib, signal.SIGKILL)
+        new = lib.wait_until(lambda: (lambda r: r["pid"] if r["pid"] != sib else None)(lib.report(("127.0.0.1", port))),
+                             3, what="the killed sibling replaced (hostile child: %r)" % res)
+        self.assertLess(time.monotonic() - t0, 1.5, "replacement took too long (hostile child: %r)" % res)
+        self.assertNotEqual(new, sib)
+        if kernel_at_least(6, 16):  # SO_PASSRIGHTS: every descriptor refused in the kernel
+            self.assertEqual(res, ["sent=0", "refused=10"])
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: "reload: reading" in m.log(), 1.5, what="SIGHUP handled promptly (hostile: %r)" % res)
+        self.assertEqual(m.stop(), 0)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -6,10 +6,10 @@
  *
  *     tty OUT              open /dev/tty and TIOCSTI '#' into it; TIOCSCTTY on fds 0-2 that
  *                          are terminals.  Words: open=ok|ERRNO tiocsti=ok|ERRNO sctty<N>=...
- *     passfd PORT OUT      HELLO + READY, then pass masterd a TCP socket connected to
- *                          127.0.0.1:PORT (a peer that never reads) with its send buffer full
- *                          and SO_LINGER {1, 15}, and close our copy: masterd's close would be
- *                          the last one and linger.  Words: sent=ok|ERRNO
+ *     passfd PORT OUT      HELLO + READY, then pass masterd TCP sockets connected to
+ *                          127.0.0.1:PORT (a peer that never reads) with their send buffer full
+ *                          and SO_LINGER {1, 15}, our copy closed first: masterd's close would
+ *                          be the last one and linger.  Words: sent=N refused=N (EPERM)
  *     board MARK OUT PROG ARGS...
  *                          the first process to create MARK (O_EXCL) is the hostile worker: it
  *                          writes its pid to MARK, says HELLO, takes the scoreboard masterd
@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 #include "../../libzserver/zs_board.h"
@@ -63,7 +64,7 @@ static uint32_t gen(void)
     return e ? (uint32_t)strtoul(e, NULL, 10) : 0;
 }
 
-static int send_rec(int fd, uint32_t type, int32_t value, int passed)
+static int send_rec_flags(int fd, uint32_t type, int32_t value, int passed, int flags)
 {
     zs_status_rec r = { ZS_STATUS_MAGIC, type, gen(), value };
     struct iovec iov = { &r, sizeof(r) };
@@ -82,7 +83,12 @@ static int send_rec(int fd, uint32_t type, int32_t value, int passed)
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &passed, sizeof(int));
     }
-    return sendmsg(fd, &m, MSG_NOSIGNAL) == (ssize_t)sizeof(r) ? 0 : -1;
+    return sendmsg(fd, &m, MSG_NOSIGNAL | flags) == (ssize_t)sizeof(r) ? 0 : -1;
+}
+
+static int send_rec(int fd, uint32_t type, int32_t value, int passed)
+{
+    return send_rec_flags(fd, type, value, passed, 0);
 }
 
 static void mode_tty(const char *out)
@@ -103,13 +109,9 @@ static void mode_tty(const char *out)
     report(out);
 }
 
-static void mode_passfd(int port, const char *out)
+/* A TCP socket to 127.0.0.1:port whose send buffer is full and whose close lingers 15 s. */
+static int lingering_socket(int port)
 {
-    int c = chan();
-    if (send_rec(c, ZS_ST_HELLO, (int32_t)getpid(), -1) < 0 || send_rec(c, ZS_ST_READY, 0, -1) < 0) {
-        perror("hostile: HELLO/READY");
-        exit(2);
-    }
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int small = 4096;
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
@@ -117,24 +119,52 @@ static void mode_passfd(int port, const char *out)
     if (s < 0 || setsockopt(s, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)) < 0 ||
         connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
         perror("hostile: connect");
-        exit(2);
+        _exit(2);
     }
-    /* Fill our send buffer (the peer never reads, so its receive window closes too). */
     int fl = fcntl(s, F_GETFL);
     fcntl(s, F_SETFL, fl | O_NONBLOCK);
     static char junk[65536];
-    for (int i = 0; i < 100000; i++) {
-        ssize_t n = send(s, junk, sizeof(junk), MSG_NOSIGNAL);
-        if (n < 0)
-            break;
-    }
+    for (int i = 0; i < 1000 && send(s, junk, sizeof(junk), MSG_NOSIGNAL) > 0; i++)
+        ;
     struct linger lg = { 1, 15 };
     if (setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0) {
         perror("hostile: SO_LINGER");
+        _exit(2);
+    }
+    return s;
+}
+
+/* masterd's close of the passed socket lingers only if it is the last one, so our copy must go
+ * first, before masterd reads the record.  A helper process sends it behind a burst of plain
+ * records (masterd reads those first) and exits at once: a close at exit never lingers, for
+ * the helper.  Several rounds, as masterd may still win the race. */
+static void mode_passfd(int port, const char *out)
+{
+    int c = chan();
+    if (send_rec(c, ZS_ST_HELLO, (int32_t)getpid(), -1) < 0 || send_rec(c, ZS_ST_READY, 0, -1) < 0) {
+        perror("hostile: HELLO/READY");
         exit(2);
     }
-    word("sent", send_rec(c, ZS_ST_AVAIL, 1, s));
-    close(s);
+    int sent = 0, refused = 0;
+    for (int round = 0; round < 10; round++) {
+        pid_t h = fork();
+        if (h == 0) {
+            int s = lingering_socket(port);
+            for (int i = 0; i < 100; i++)
+                send_rec_flags(c, ZS_ST_AVAIL, 1, -1, MSG_DONTWAIT);
+            /* never waits on masterd: a frozen masterd must not freeze this report */
+            _exit(send_rec_flags(c, ZS_ST_AVAIL, 1, s, MSG_DONTWAIT) == 0 ? 0 : errno == EPERM ? 3 : 4);
+        }
+        int st;
+        if (h < 0 || waitpid(h, &st, 0) < 0) {
+            perror("hostile: helper");
+            exit(2);
+        }
+        sent += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        refused += WIFEXITED(st) && WEXITSTATUS(st) == 3;
+    }
+    size_t n = strlen(res);
+    snprintf(res + n, sizeof(res) - n, "sent=%d refused=%d", sent, refused);
     report(out);
 }
 
