@@ -179,5 +179,77 @@ class PassedDescriptor(lib.MasterTest):
         self.assertEqual(m.stop(), 0)
 
 
+REQ_KEEP = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def board_pids(master_pid):
+    """The pids on the accept scoreboard(s) masterd holds, read through its memfd."""
+    pids = set()
+    for fd in os.listdir("/proc/%d/fd" % master_pid):
+        try:
+            if not os.readlink("/proc/%d/fd/%s" % (master_pid, fd)).startswith("/memfd:zserver-board"):
+                continue
+            with open("/proc/%d/fd/%s" % (master_pid, fd), "rb") as f:
+                body = f.read(64 + 64 * 16)
+            pids.update(struct.unpack_from("<i", body, 64 + 64 * i)[0] for i in range(16))
+        except OSError:
+            pass
+    return pids - {0}
+
+
+def hello(port, req=REQ_KEEP):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(req)
+    buf = b""
+    while b"hello" not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    return s, buf
+
+
+class Scoreboard(lib.MasterTest):
+
+    @ROOT_ONLY
+    def test_worker_cannot_crash_its_siblings(self):
+        port = lib.free_port()
+        m = self.master()
+        out = nobody_dir(m)
+        mark, res = os.path.join(out, "mark"), os.path.join(out, "res")
+        m.write("w.cf", "server-command = %s board %s %s %s\nserver-service = 127.0.0.1:%d\n"
+                        "server-proc-count = 3\nserver-user = nobody\n" % (HOSTILE, mark, res, HTTP, port))
+        m.start(expect_children=3)
+        bad = lib.wait_until(lambda: int(open(mark).read()), 5, what="the hostile worker's pid")
+        kids = m.children()
+        good = set(kids) - {bad}
+        lib.wait_until(lambda: good <= board_pids(m.pid), 5, what="the siblings on the board")
+        # First the board is shrunk to nothing, then (second signal) filled with garbage.
+        for attack in ("truncate", "garbage"):
+            os.kill(bad, signal.SIGUSR1)
+            what = lib.wait_until(lambda: (lambda w: w if any(x.startswith(attack) for x in w) else None)(
+                result(res)), 5, what="the hostile worker's %s" % attack)
+            self.burst(port, what)
+            self.assertEqual(set(m.children()), set(kids), "a worker died (hostile: %r)\n%s" % (what, m.log()[-2000:]))
+        self.assertNotIn("signal 7", m.log())
+        self.assertIn("truncate=EPERM", what)
+        self.assertEqual(m.stop(), 0)
+
+    def burst(self, port, what):
+        """Siblings keep serving: held keep-alive connections (the board counts them), then new
+        ones closed at once."""
+        held = []
+        for i in range(40):
+            s, head = hello(port)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), "connection %d: %r (hostile: %r)" % (i, head, what))
+            held.append(s)
+        for s in held:
+            s.close()
+        for i in range(40):
+            s, head = hello(port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            s.close()
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), "connection %d: %r (hostile: %r)" % (i, head, what))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -13,8 +13,9 @@
  *     board MARK OUT PROG ARGS...
  *                          the first process to create MARK (O_EXCL) is the hostile worker: it
  *                          writes its pid to MARK, says HELLO, takes the scoreboard masterd
- *                          hands it, and on SIGUSR1 ftruncates it to 0 and fills it with
- *                          garbage.  Words: truncate=ok|ERRNO garbage=ok|ERRNO.  Every other
+ *                          hands it, and on SIGUSR1 ftruncates it to 0 (and reports), on a
+ *                          second SIGUSR1 fills it with garbage (and reports again).
+ *                          Words: truncate=ok|ERRNO, then garbage=ok|ERRNO too.  Every other
  *                          process execs PROG ARGS (a well-behaved worker of the same group).
  */
 #include <errno.h>
@@ -102,8 +103,8 @@ static void mode_tty(const char *out)
     for (int i = 0; i <= 2; i++) {
         if (!isatty(i))
             continue;
-        char name[16];
-        snprintf(name, sizeof(name), "sctty%d", i);
+        char name[] = "sctty0";
+        name[5] = (char)('0' + i);
         word(name, ioctl(i, TIOCSCTTY, 0));
     }
     report(out);
@@ -222,12 +223,26 @@ static void mode_board(const char *mark, const char *out, char **prog)
     }
     while (!go)
         sigsuspend(&old);
+    go = 0;
     word("truncate", ftruncate(bfd, 0));
-    /* Garbage everywhere the board has room: magic, slot count, every slot's pid and count. */
-    static unsigned char junk[sizeof(zs_board)];
-    memset(junk, 0x7f, sizeof(junk));
-    ssize_t w = pwrite(bfd, junk, sizeof(junk), 0);
-    word("garbage", w == (ssize_t)sizeof(junk) ? 0 : -1);
+    report(out);
+    while (!go)
+        sigsuspend(&old);
+    /* Garbage the siblings still read: the magic and their pids kept (so they keep using the
+     * board), every slot accepting with a huge count, the slot count past the end. */
+    static zs_board b;
+    ssize_t w = pread(bfd, &b, sizeof(b), 0);
+    if (w == (ssize_t)sizeof(b)) {
+        b.nslots = 0xffffffffu;
+        for (int i = 0; i < ZS_BOARD_SLOTS; i++) {
+            if (!b.slot[i].pid)
+                b.slot[i].pid = 0x7f7f7f7f;
+            b.slot[i].accepting = 0x7f7f7f7f;
+            b.slot[i].live = 0x7f7f7f7f;
+        }
+        w = pwrite(bfd, &b, sizeof(b), 0);
+    }
+    word("garbage", w == (ssize_t)sizeof(b) ? 0 : -1);
     report(out);
 }
 
