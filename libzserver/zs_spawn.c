@@ -28,6 +28,10 @@ extern char **environ;
 
 #define MAX_GROUPS 256
 
+/* The PATH a child gets when server-env-clear starts it from nothing and server-env sets none
+ * (systemd's default for services). */
+#define CLEAR_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 static int drop_env(const char *e)
 {
     static const char *prefixes[] = { "LISTEN_", "ZMASTER_", "NOTIFY_SOCKET=", NULL };
@@ -37,19 +41,34 @@ static int drop_env(const char *e)
     return 0;
 }
 
-/* The child's environment: ours minus the protocol variables, plus the contract's.  The
- * LISTEN_PID entry is a buffer the child fills in after fork. */
+/* server-env sets the variable e (NAME=...) names. */
+static int env_overridden(const zs_service *svc, const char *e)
+{
+    size_t len = strcspn(e, "=");
+    for (int i = 0; i < svc->nenv; i++)
+        if (!strncmp(svc->env[i], e, len + 1))
+            return 1;
+    return 0;
+}
+
+/* The child's environment: ours (none with server-env-clear) minus the protocol variables and
+ * what server-env sets, then server-env, then the contract's.  The LISTEN_PID entry is a buffer
+ * the child fills in after fork. */
 static char **build_env(const zs_spawn_req *r, char *pidbuf)
 {
+    const zs_service *svc = r->svc;
     size_t n = 0;
-    while (environ[n])
+    while (!svc->env_clear && environ[n])
         n++;
-    char **env = zs_xcalloc(n + 8, sizeof(char *));
+    char **env = zs_xcalloc(n + (size_t)svc->nenv + 9, sizeof(char *));
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (!drop_env(environ[i]))
+        if (!drop_env(environ[i]) && !env_overridden(svc, environ[i]))
             env[k++] = zs_xstrdup(environ[i]);
-    const zs_service *svc = r->svc;
+    for (int i = 0; i < svc->nenv; i++)
+        env[k++] = zs_xstrdup(svc->env[i]);
+    if (svc->env_clear && !env_overridden(svc, CLEAR_PATH))
+        env[k++] = zs_xstrdup(CLEAR_PATH);
     size_t names = 1;
     for (int i = 0; i < svc->nlisten; i++)
         names += strlen(svc->listen[i].name) + 1;

@@ -251,5 +251,73 @@ class Scoreboard(lib.MasterTest):
             self.assertTrue(head.startswith(b"HTTP/1.1 200"), "connection %d: %r (hostile: %r)" % (i, head, what))
 
 
+CONTRACT = {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "ZMASTER_STATUS_FD", "ZMASTER_GENERATION",
+            "ZMASTER_CONFIG_PATH", "ZMASTER_CONFIG"}
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def environ_of(port):
+    """(pid, {name: value}, [names in order]) of the fdserver on port, read from /proc."""
+    pid = lib.report(("127.0.0.1", port))["pid"]
+    items = lib.proc_environ(pid)
+    return pid, dict(e.split("=", 1) for e in items), [e.split("=", 1)[0] for e in items]
+
+
+class Environment(lib.MasterTest):
+    """server-env / server-env-clear: what a child's environment is, read from /proc/PID/environ."""
+
+    def env(self):
+        # masterd's own environment: a secret it must not hand on when told not to.
+        return dict(os.environ, ZS_SECRET="root-only", LANG="xx_XX")
+
+    def test_inherited_by_default_server_env_overrides(self):
+        port = lib.free_port()
+        m = self.master({"e.cf": "server-command = %s\nserver-service = 127.0.0.1:%d\n"
+                                 "server-env = LANG=C.UTF-8\nserver-env = EXTRA=a=b c\n" % (FD, port)},
+                        env=self.env())
+        m.start(expect_children=1)
+        _, env, names = environ_of(port)
+        self.assertEqual(env["ZS_SECRET"], "root-only")  # the documented default: inherited
+        self.assertEqual(env["LANG"], "C.UTF-8")
+        self.assertEqual(env["EXTRA"], "a=b c")
+        self.assertEqual(len(names), len(set(names)), "a name twice: %r" % names)
+        self.assertTrue(CONTRACT <= set(env))
+
+    @ROOT_ONLY
+    def test_cleared_environment_is_exactly_the_config(self):
+        port = lib.free_port()
+        m = self.master({"e.cf": "server-command = %s\nserver-service = 127.0.0.1:%d\nserver-user = nobody\n"
+                                 "server-env-clear = yes\nserver-env = LANG=C.UTF-8\n" % (FD, port)},
+                        env=self.env())
+        os.chmod(m.dir, 0o755)
+        m.start(expect_children=1)
+        pid, env, names = environ_of(port)
+        self.assertEqual(set(names), CONTRACT | {"LANG", "PATH"}, env)
+        self.assertEqual(len(names), len(set(names)), names)
+        self.assertEqual(env["LANG"], "C.UTF-8")
+        self.assertEqual(env["PATH"], DEFAULT_PATH)
+        self.assertEqual(env["LISTEN_PID"], str(pid))
+        self.assertEqual(env["ZMASTER_CONFIG"], os.path.join(m.cf, "e.cf"))
+        # PATH is the config's when it sets one.
+        m.write("e.cf", "server-command = %s\nserver-service = 127.0.0.1:%d\nserver-env-clear = yes\n"
+                        "server-env = PATH=/opt/x/bin\n" % (FD, port))
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: environ_of(port)[0] != pid, 10, what="the new generation serving")
+        _, env, names = environ_of(port)
+        self.assertEqual(set(names), CONTRACT | {"PATH"}, env)
+        self.assertEqual(env["PATH"], "/opt/x/bin")
+        self.assertEqual(env["ZMASTER_GENERATION"], "2")
+
+    def test_bad_server_env_refused(self):
+        m = self.master({"e.cf": "server-command = %s\nserver-env = LISTEN_FDS=7\nserver-env = NOEQ\n"
+                                 "server-env-clear = maybe\n" % FD})
+        r = m.run("-t")
+        self.assertNotEqual(r.returncode, 0)
+        cf = os.path.join(m.cf, "e.cf")
+        self.assertIn("%s:2: server-env: 'LISTEN_FDS=7': LISTEN_FDS is set by masterd" % cf, r.stderr + r.stdout)
+        self.assertIn("%s:3: server-env: 'NOEQ': expected NAME=VALUE" % cf, r.stderr + r.stdout)
+        self.assertIn("%s:4: server-env-clear: 'maybe': expected yes or no" % cf, r.stderr + r.stdout)
+
+
 if __name__ == "__main__":
     unittest.main()
