@@ -232,7 +232,7 @@ static void check_env(zs_service *s, const zs_config *cf, zs_errs *errs)
             continue;
         }
         int i = 0;
-        while (i < s->nenv && !(strncmp(s->env[i], v, len + 1) == 0))
+        while (i < s->nenv && strncmp(s->env[i], v, len + 1))
             i++;
         if (i == s->nenv) {
             s->env = zs_xrealloc(s->env, ((size_t)s->nenv + 2) * sizeof(char *));

@@ -173,7 +173,9 @@ class PassedDescriptor(lib.MasterTest):
         self.assertLess(time.monotonic() - t0, 1.5, "replacement took too long (hostile child: %r)" % res)
         self.assertNotEqual(new, sib)
         if kernel_at_least(6, 16):  # SO_PASSRIGHTS: every descriptor refused in the kernel
-            self.assertEqual(res, ["sent=0", "refused=10"])
+            sent, refused = (int(w.split("=")[1]) for w in res)
+            self.assertEqual(sent, 0, res)
+            self.assertGreater(refused, 0, res)
         m.signal(signal.SIGHUP)
         lib.wait_until(lambda: "reload: reading" in m.log(), 1.5, what="SIGHUP handled promptly (hostile: %r)" % res)
         self.assertEqual(m.stop(), 0)
@@ -302,11 +304,11 @@ class Environment(lib.MasterTest):
         m.write("e.cf", "server-command = %s\nserver-service = 127.0.0.1:%d\nserver-env-clear = yes\n"
                         "server-env = PATH=/opt/x/bin\n" % (FD, port))
         m.signal(signal.SIGHUP)
-        lib.wait_until(lambda: environ_of(port)[0] != pid, 10, what="the new generation serving")
-        _, env, names = environ_of(port)
+        # A new generation (the old one may still answer a connection while it stops).
+        _, env, names = lib.wait_until(lambda: (lambda r: r if r[1]["ZMASTER_GENERATION"] == "2" else None)(
+            environ_of(port)), 10, what="the new generation serving")
         self.assertEqual(set(names), CONTRACT | {"PATH"}, env)
         self.assertEqual(env["PATH"], "/opt/x/bin")
-        self.assertEqual(env["ZMASTER_GENERATION"], "2")
 
     def test_bad_server_env_refused(self):
         m = self.master({"e.cf": "server-command = %s\nserver-env = LISTEN_FDS=7\nserver-env = NOEQ\n"
