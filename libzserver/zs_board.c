@@ -8,14 +8,21 @@
 #include <unistd.h>
 #include "zs_board.h"
 
+/* Connection counts read from the board are clamped to this (server-max-nofile's maximum):
+ * a worker may write anything into a sibling's slot, and the arithmetic on them must hold. */
+#define LIVE_MAX (1 << 24)
+
 int zs_board_create(void)
 {
-    int fd = memfd_create("zserver-board", MFD_CLOEXEC);
+    int fd = memfd_create("zserver-board", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return -1;
     zs_board hdr = { .magic = ZS_BOARD_MAGIC };
+    /* Sealed at its size: a worker that could shrink it would kill every sibling that touches
+     * the lost pages (SIGBUS).  Writes stay allowed, so what is on it is only ever a hint. */
     if (ftruncate(fd, sizeof(zs_board)) < 0 ||
-        pwrite(fd, &hdr, offsetof(zs_board, slot), 0) != (ssize_t)offsetof(zs_board, slot)) {
+        pwrite(fd, &hdr, offsetof(zs_board, slot), 0) != (ssize_t)offsetof(zs_board, slot) ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
         int saved = errno;
         close(fd);
         errno = saved;
@@ -86,18 +93,23 @@ void zs_board_accepting(int on)
         __atomic_store_n(&s->accepting, on ? 1 : 0, __ATOMIC_RELAXED);
 }
 
+static int clamp_live(int live)
+{
+    return live < 0 ? 0 : live > LIVE_MAX ? LIVE_MAX : live;
+}
+
 int zs_board_add_live(int delta)
 {
     zs_board_slot *s = own();
     if (!s)
         return 0;
-    return __atomic_add_fetch(&s->live, delta, __ATOMIC_RELAXED);
+    return clamp_live(__atomic_add_fetch(&s->live, delta, __ATOMIC_RELAXED));
 }
 
 int zs_board_live(void)
 {
     zs_board_slot *s = own();
-    return s ? __atomic_load_n(&s->live, __ATOMIC_RELAXED) : 0;
+    return s ? clamp_live(__atomic_load_n(&s->live, __ATOMIC_RELAXED)) : 0;
 }
 
 int zs_board_fewest_others(void)
@@ -112,9 +124,7 @@ int zs_board_fewest_others(void)
         zs_board_slot *s = &board->slot[i];
         if (s == mine || !__atomic_load_n(&s->pid, __ATOMIC_ACQUIRE) || !__atomic_load_n(&s->accepting, __ATOMIC_RELAXED))
             continue;
-        int live = __atomic_load_n(&s->live, __ATOMIC_RELAXED);
-        if (live < 0)
-            live = 0;
+        int live = clamp_live(__atomic_load_n(&s->live, __ATOMIC_RELAXED));
         if (fewest < 0 || live < fewest)
             fewest = live;
     }

@@ -9,7 +9,9 @@
  * (SCM_RIGHTS) on the status channel; it clears a slot when its process is reaped.  A child
  * writes only its own slot, and stops writing once the slot carries another pid (its slot was
  * given to a replacement while it was stopping).  Everything is a hint: a board that is missing,
- * torn or stale only makes accepting less fair, never wrong.
+ * torn, stale or scribbled over by a hostile worker only makes accepting less fair, never wrong:
+ * the memfd is sealed at its size (no worker can shrink it under its siblings) and every value
+ * read from it is bounded before use.
  */
 #ifndef ZS_BOARD_H
 #define ZS_BOARD_H

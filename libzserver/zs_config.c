@@ -20,7 +20,7 @@
 
 static int accumulates(const char *key)
 {
-    return !strcmp(key, "server-service");
+    return !strcmp(key, "server-service") || !strcmp(key, "server-env");
 }
 
 void zs_config_init(zs_config *c)

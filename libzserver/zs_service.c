@@ -21,6 +21,7 @@ static const char *known_keys[] = {
     "server-command", "server-service", "server-proc-count", "server-log",
     "server-stop-on-softstop-after", "server-restart", "server-user", "server-unix-mode",
     "server-listen-backlog", "server-max-nofile", "server-core-size", "server-ready-timeout",
+    "server-env", "server-env-clear",
     "server-config-path", /* alone mode's -server-config-path argument */
     NULL,
 };
@@ -190,6 +191,59 @@ static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
     }
 }
 
+/* The names masterd gives a child itself (zs_spawn.c): a server-env could only contradict them. */
+static const char *reserved_env[] = { "LISTEN_", "ZMASTER_", "NOTIFY_SOCKET=", NULL };
+
+static void check_env(zs_service *s, const zs_config *cf, zs_errs *errs)
+{
+    const zs_kv *kv;
+    char w[600];
+    if ((kv = zs_config_find(cf, "server-env-clear"))) {
+        where(kv, w, sizeof(w));
+        if (!strcmp(kv->value, "yes"))
+            s->env_clear = 1;
+        else if (strcmp(kv->value, "no"))
+            zs_errs_add(errs, "%s: server-env-clear: '%s': expected yes or no", w, kv->value);
+    }
+    for (kv = zs_config_find(cf, "server-env"); kv; kv = zs_config_next(cf, "server-env", kv)) {
+        where(kv, w, sizeof(w));
+        const char *v = kv->value, *eq = strchr(v, '=');
+        size_t len = eq ? (size_t)(eq - v) : 0;
+        if (!eq) {
+            zs_errs_add(errs, "%s: server-env: '%s': expected NAME=VALUE", w, v);
+            continue;
+        }
+        if (!len) {
+            zs_errs_add(errs, "%s: server-env: '%s': empty name", w, v);
+            continue;
+        }
+        if ((v[0] >= '0' && v[0] <= '9') || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                      "0123456789_") != len) {
+            zs_errs_add(errs, "%s: server-env: '%s': '%.*s' is not a valid name (letters, digits and _, not "
+                        "starting with a digit)", w, v, (int)len, v);
+            continue;
+        }
+        int bad = 0;
+        for (int i = 0; reserved_env[i]; i++)
+            bad |= !strncmp(v, reserved_env[i], strlen(reserved_env[i]));
+        if (bad) {
+            zs_errs_add(errs, "%s: server-env: '%s': %.*s is set by masterd (LISTEN_*, ZMASTER_*, NOTIFY_SOCKET)",
+                        w, v, (int)len, v);
+            continue;
+        }
+        int i = 0;
+        while (i < s->nenv && strncmp(s->env[i], v, len + 1))
+            i++;
+        if (i == s->nenv) {
+            s->env = zs_xrealloc(s->env, ((size_t)s->nenv + 2) * sizeof(char *));
+            s->env[s->nenv++] = NULL;
+            s->env[s->nenv] = NULL;
+        }
+        free(s->env[i]);
+        s->env[i] = zs_xstrdup(v);
+    }
+}
+
 /* The same address twice in one service could never be bound; masterd also checks across
  * services, with the same message. */
 static void check_duplicates(const zs_service *s, zs_errs *errs)
@@ -234,6 +288,7 @@ int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, c
     }
     check_command(s, cf, need_command, errs);
     check_enum_keys(s, cf, errs);
+    check_env(s, cf, errs);
     if (get_num(cf, "server-proc-count", 1, 4096, &n, errs) == 0 && zs_config_find(cf, "server-proc-count"))
         s->proc_count = (int)n;
     if (get_num(cf, "server-stop-on-softstop-after", 0, 86400, &n, errs) == 0 && zs_config_find(cf, "server-stop-on-softstop-after"))
@@ -268,6 +323,9 @@ void zs_service_free(zs_service *s)
     zs_listen_free_array(s->listen, s->nlisten);
     free(s->log);
     free(s->user);
+    for (int i = 0; i < s->nenv; i++)
+        free(s->env[i]);
+    free(s->env);
     memset(s, 0, sizeof(*s));
 }
 

@@ -31,6 +31,9 @@ typedef struct zs_service {
     long long max_nofile;/* -1: inherited */
     long long core_size; /* -1: inherited, -2: unlimited */
     int ready_timeout;
+    char **env;          /* server-env NAME=VALUE entries, NULL-terminated; a name once */
+    int nenv;
+    int env_clear;       /* server-env-clear: start from an empty environment */
 } zs_service;
 
 /* Validates every server-* key of cf into s.  Errors are `file:line: key: what`.

@@ -28,6 +28,10 @@ extern char **environ;
 
 #define MAX_GROUPS 256
 
+/* The PATH a child gets when server-env-clear starts it from nothing and server-env sets none
+ * (systemd's default for services). */
+#define CLEAR_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 static int drop_env(const char *e)
 {
     static const char *prefixes[] = { "LISTEN_", "ZMASTER_", "NOTIFY_SOCKET=", NULL };
@@ -37,19 +41,34 @@ static int drop_env(const char *e)
     return 0;
 }
 
-/* The child's environment: ours minus the protocol variables, plus the contract's.  The
- * LISTEN_PID entry is a buffer the child fills in after fork. */
+/* server-env sets the variable e (NAME=...) names. */
+static int env_overridden(const zs_service *svc, const char *e)
+{
+    size_t len = strcspn(e, "=");
+    for (int i = 0; i < svc->nenv; i++)
+        if (!strncmp(svc->env[i], e, len + 1))
+            return 1;
+    return 0;
+}
+
+/* The child's environment: ours (none with server-env-clear) minus the protocol variables and
+ * what server-env sets, then server-env, then the contract's.  The LISTEN_PID entry is a buffer
+ * the child fills in after fork. */
 static char **build_env(const zs_spawn_req *r, char *pidbuf)
 {
+    const zs_service *svc = r->svc;
     size_t n = 0;
-    while (environ[n])
+    while (!svc->env_clear && environ[n])
         n++;
-    char **env = zs_xcalloc(n + 8, sizeof(char *));
+    char **env = zs_xcalloc(n + (size_t)svc->nenv + 9, sizeof(char *));
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (!drop_env(environ[i]))
+        if (!drop_env(environ[i]) && !env_overridden(svc, environ[i]))
             env[k++] = zs_xstrdup(environ[i]);
-    const zs_service *svc = r->svc;
+    for (int i = 0; i < svc->nenv; i++)
+        env[k++] = zs_xstrdup(svc->env[i]);
+    if (svc->env_clear && !env_overridden(svc, CLEAR_PATH))
+        env[k++] = zs_xstrdup(CLEAR_PATH);
     size_t names = 1;
     for (int i = 0; i < svc->nlisten; i++)
         names += strlen(svc->listen[i].name) + 1;
@@ -126,12 +145,10 @@ void zs_spawn_set_child_nofile(rlim_t soft)
     child_nofile_set = 1;
 }
 
-/* Process group, rlimits, user, parent-death signal: what both modes need. */
+/* Rlimits, user, parent-death signal: what both modes need. */
 static void common_setup(const zs_spawn_req *r, pid_t parent, const gid_t *groups, int ngroups)
 {
     const zs_service *svc = r->svc;
-    if (setpgid(0, 0) < 0)
-        die(r, "setpgid", 126);
     if (svc->max_nofile > 0) {
         struct rlimit rl = { (rlim_t)svc->max_nofile, (rlim_t)svc->max_nofile };
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -229,6 +246,10 @@ pid_t zs_spawn(const zs_spawn_req *r, int *chan)
         ngroups = 0; /* more than MAX_GROUPS: keep only the primary group */
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -1;
+    /* Our end takes no descriptors: one we had to close could block us (zs_status.c).  An
+     * older kernel lacks the option; what arrives there is dropped without lingering. */
+    if (zs_status_refuse_fds(sv[0]) < 0 && errno != ENOPROTOOPT)
+        zwarning("%s: status channel: SO_PASSRIGHTS: %s", r->svc->id, strerror(errno));
     if (!r->run) {
         pidbuf = zs_xcalloc(32, 1);
         env = build_env(r, pidbuf);
@@ -247,6 +268,12 @@ pid_t zs_spawn(const zs_spawn_req *r, int *chan)
     }
     if (pid == 0) {
         reset_signals(); /* before anything: the master's handlers must never run here */
+        /* A session of its own, hence no controlling terminal: a child sharing masterd's could
+         * TIOCSTI commands into the terminal masterd was started from.  It also makes the
+         * child the leader of its own process group (pgid == pid), which the supervisor's
+         * kill(-pid) relies on. */
+        if (setsid() < 0)
+            die(r, "setsid", 126);
         close(sv[0]);
         if (r->run) {
             if (r->after_fork)
@@ -260,10 +287,10 @@ pid_t zs_spawn(const zs_spawn_req *r, int *chan)
         execve(r->svc->exec_path, r->svc->argv, env);
         die(r, r->svc->exec_path, 127);
     }
-    /* Both sides set the group (the shells' idiom), so a kill(-pid) sent right after fork
-     * already reaches the child.  EACCES: it has exec'd, having set it itself. */
-    if (setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
-        zwarning("%s: setpgid(%ld): %s", r->svc->id, (long)pid, strerror(errno));
+    /* No setpgid(pid, pid) here (the shells' idiom): had it come first, the child would lead
+     * a group already and its setsid() would fail.  Until the child's setsid() no group pid
+     * exists, so every kill(-pid) of the supervisor fails with ESRCH and falls back to
+     * kill(pid), which reaches the child: before exec it has no helpers to take along. */
     close(sv[1]);
     if (env)
         free_env(env, pidbuf);

@@ -1,13 +1,52 @@
 /*
  * zs_status.c — send and receive status-channel records (zs_status.h).  One packet a record on a
  * SOCK_SEQPACKET pair; a short or foreign packet is a protocol error, never half-interpreted.
- * A record may carry one descriptor (SCM_RIGHTS).
+ * A record may carry one descriptor (SCM_RIGHTS); only the master sends one.
+ *
+ * A descriptor from a child is hostile until proven otherwise: closing it may block (the last
+ * close of a TCP socket with SO_LINGER set waits for its unsent data).  The master's end refuses
+ * them in the kernel where it can (SO_PASSRIGHTS), and whatever still arrives is closed without
+ * lingering.
  */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "zs_status.h"
+
+/* Linux 6.16 (include/uapi/asm-generic/socket.h); alpha, mips, parisc and sparc number their
+ * socket options differently: there the fallback alone applies. */
+#if !defined(SO_PASSRIGHTS) && !defined(__alpha__) && !defined(__mips__) && !defined(__hppa__) && \
+    !defined(__sparc__)
+#define SO_PASSRIGHTS 83
+#endif
+
+/* The most descriptors one message carries (SCM_MAX_FD): receiving them all keeps the kernel
+ * from dropping the surplus itself, which it would do in our context, lingering included. */
+#define MAX_PASSED 253
+
+int zs_status_refuse_fds(int fd)
+{
+#ifdef SO_PASSRIGHTS
+    int off = 0;
+    return setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &off, sizeof(off));
+#else
+    (void)fd;
+    errno = ENOPROTOOPT;
+    return -1;
+#endif
+}
+
+void zs_status_drop_fd(int fd)
+{
+    if (fd < 0)
+        return;
+    /* Linger 0: the close resets the connection at once instead of waiting to send.  On a
+     * descriptor that is not a socket this fails (ENOTSOCK), which is what we want. */
+    struct linger lg = { 1, 0 };
+    (void)!setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+}
 
 int zs_status_send_fd(int fd, uint32_t type, uint32_t generation, int32_t value, int passed_fd)
 {
@@ -51,7 +90,7 @@ int zs_status_recv_fd(int fd, zs_status_rec *rec, int *passed_fd)
     struct iovec iov = { rec, sizeof(*rec) };
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int) * 4)];
+        char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED)];
     } ctl;
     struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
     ssize_t n;
@@ -71,14 +110,13 @@ int zs_status_recv_fd(int fd, zs_status_rec *rec, int *passed_fd)
             if (*passed_fd < 0)
                 *passed_fd = got;
             else
-                close(got); /* one descriptor a record: the rest is not ours to keep */
+                zs_status_drop_fd(got); /* one descriptor a record: the rest is not ours to keep */
         }
     }
     if (n == 0)
         return 0;
     if ((size_t)n != sizeof(*rec) || (m.msg_flags & MSG_TRUNC) || rec->magic != ZS_STATUS_MAGIC) {
-        if (*passed_fd >= 0)
-            close(*passed_fd);
+        zs_status_drop_fd(*passed_fd);
         *passed_fd = -1;
         errno = EPROTO;
         return -1;
@@ -90,7 +128,6 @@ int zs_status_recv(int fd, zs_status_rec *rec)
 {
     int passed;
     int rc = zs_status_recv_fd(fd, rec, &passed);
-    if (passed >= 0)
-        close(passed);
+    zs_status_drop_fd(passed);
     return rc;
 }

@@ -3,6 +3,9 @@
  * worker's view.  One process plays both sides, as masterd and a child would through the memfd.
  */
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -88,6 +91,38 @@ START_TEST(test_board_refuses_junk)
 }
 END_TEST
 
+/* What a hostile worker can do to the board it was handed: not resize it (the memfd is sealed;
+ * shrinking it would SIGBUS every sibling), and whatever it writes reads back bounded. */
+START_TEST(test_board_sealed_and_garbage_bounded)
+{
+    int bfd = zs_board_create();
+    ck_assert_int_ge(bfd, 0);
+    ck_assert_int_eq(zs_board_attach(dup(bfd), 1), 0);
+    errno = 0;
+    ck_assert_int_eq(ftruncate(bfd, 0), -1);
+    ck_assert_int_eq(errno, EPERM);
+    ck_assert_int_eq(ftruncate(bfd, 2 * (off_t)sizeof(zs_board)), -1);
+    ck_assert_int_eq(fcntl(bfd, F_ADD_SEALS, F_SEAL_WRITE), -1); /* the seals themselves are sealed */
+    ck_assert_int_eq(fcntl(bfd, F_GET_SEALS) & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+                     F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+
+    uint32_t all = 0xffffffffu;
+    ck_assert_int_eq(pwrite(bfd, &all, sizeof(all), offsetof(zs_board, nslots)), (ssize_t)sizeof(all));
+    for (int i = 0; i < ZS_BOARD_SLOTS; i++)
+        put_slot(bfd, i, i == 1 ? getpid() : 0x7f7f7f7f, 1, INT32_MAX);
+    int fewest = zs_board_fewest_others();
+    ck_assert_int_eq(fewest, 1 << 24);
+    ck_assert_int_gt(fewest + fewest / 2, fewest); /* the fairness check's arithmetic holds */
+    ck_assert_int_eq(zs_board_live(), 1 << 24);
+    put_slot(bfd, 1, getpid(), 1, -5);
+    ck_assert_int_eq(zs_board_live(), 0);
+    ck_assert_int_eq(zs_board_add_live(1), 0);
+    zs_board_publish(bfd, 4);  /* the supervisor's operations cope too */
+    zs_board_clear(bfd, 0, 1);
+    close(bfd);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("board");
@@ -95,6 +130,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 10);
     tcase_add_test(tc, test_board_roundtrip);
     tcase_add_test(tc, test_board_refuses_junk);
+    tcase_add_test(tc, test_board_sealed_and_garbage_bounded);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -631,6 +631,53 @@ END_TEST
 
 /* ---- reload's scale-only comparison ---- */
 
+/* server-env accumulates like server-service; a name set twice keeps its last value (a .cf
+ * overriding a .gcf default), in the place it was first set. */
+START_TEST(test_env_keys)
+{
+    zs_service s;
+    validate_ok("server-command = /bin/true\n", &s);
+    ck_assert_int_eq(s.nenv, 0);
+    ck_assert_int_eq(s.env_clear, 0); /* inherits masterd's environment by default */
+    zs_service_free(&s);
+    validate_ok("server-command = /bin/true\n"
+                "server-env = LANG=C.UTF-8\n"
+                "server-env = EMPTY=\n"
+                "server-env-clear = yes\n"
+                "server-env = _X1=a=b c:d\n"
+                "server-env = LANG=C\n", &s);
+    ck_assert_int_eq(s.env_clear, 1);
+    ck_assert_int_eq(s.nenv, 3);
+    ck_assert_str_eq(s.env[0], "LANG=C");
+    ck_assert_str_eq(s.env[1], "EMPTY=");
+    ck_assert_str_eq(s.env[2], "_X1=a=b c:d");
+    ck_assert_ptr_null(s.env[3]);
+    zs_service_free(&s);
+    validate_ok("server-command = /bin/true\nserver-env-clear = no\n", &s);
+    ck_assert_int_eq(s.env_clear, 0);
+    zs_service_free(&s);
+}
+END_TEST
+
+START_TEST(test_env_errors)
+{
+    validate_one_error("server-command = /bin/true\nserver-env = NOVALUE\n", 2,
+                       "server-env: 'NOVALUE': expected NAME=VALUE");
+    validate_one_error("server-command = /bin/true\nserver-env = =x\n", 2,
+                       "server-env: '=x': empty name");
+    validate_one_error("server-command = /bin/true\nserver-env = 1A=x\n", 2,
+                       "server-env: '1A=x': '1A' is not a valid name (letters, digits and _, not starting with a digit)");
+    validate_one_error("server-command = /bin/true\nserver-env = A-B=x\n", 2,
+                       "server-env: 'A-B=x': 'A-B' is not a valid name (letters, digits and _, not starting with a digit)");
+    validate_one_error("server-command = /bin/true\n\nserver-env = LISTEN_FDS=3\n", 3,
+                       "server-env: 'LISTEN_FDS=3': LISTEN_FDS is set by masterd (LISTEN_*, ZMASTER_*, NOTIFY_SOCKET)");
+    validate_one_error("server-command = /bin/true\nserver-env = ZMASTER_GENERATION=1\n", 2,
+                       "server-env: 'ZMASTER_GENERATION=1': ZMASTER_GENERATION is set by masterd (LISTEN_*, ZMASTER_*, NOTIFY_SOCKET)");
+    validate_one_error("server-command = /bin/true\nserver-env-clear = maybe\n", 2,
+                       "server-env-clear: 'maybe': expected yes or no");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("service");
@@ -653,6 +700,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_duplicate_address);
     tcase_add_test(tc, test_every_error_reported);
     tcase_add_test(tc, test_errors_appended);
+    tcase_add_test(tc, test_env_keys);
+    tcase_add_test(tc, test_env_errors);
     suite_add_tcase(s, tc);
     return s;
 }
