@@ -105,6 +105,7 @@ def session(cfg, seed, ops=None, seconds=None, max_ops=None, skip=(), verbose=Tr
     checker = Checker(world, cfg)
     executed = []
     failure = None
+    phase = "ops"
     t_end = time.monotonic() + seconds if seconds else None
     try:
         world.start()
@@ -130,9 +131,11 @@ def session(cfg, seed, ops=None, seconds=None, max_ops=None, skip=(), verbose=Tr
             checker.step()
             if world.baseline is None:
                 baseline(world, checker)
+        phase = "closing"
         finish(world, checker)
     except Failure as f:
         failure = f
+        failure.phase = phase
     finally:
         world.close(keep=keep and failure is not None)
     return failure, executed, checker, world
@@ -149,7 +152,7 @@ def main():
     ap.add_argument("--latency-ms", type=float, default=None, help="signal reaction bound (100; SAN 500)")
     ap.add_argument("--rss-slack-kb", type=int, default=None)
     ap.add_argument("--san", type=int, default=None, help="1: generous SAN bounds (default: build-san)")
-    ap.add_argument("--skip", default="", help="comma-separated op names never generated")
+    ap.add_argument("--skip", default="", help="comma-separated op names (or junk kinds, e.g. crash) never generated")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir of a failing run")
     ap.add_argument("-q", "--quiet", action="store_true")
     a = ap.parse_args()
@@ -177,7 +180,8 @@ def main():
     if failure is None:
         print("chaos: %d passed, 0 failed (seed %d, %d ops)" % (checker.passed, seed, len(executed)))
         return 0
-    print("chaos: FAIL %s after op %d: %s" % (failure.kind, len(executed), failure.detail), flush=True)
+    print("chaos: FAIL %s %s: %s" % (failure.kind, "after op %d" % len(executed) if failure.phase == "ops" else
+                                     "in the closing step, after all %d ops" % len(executed), failure.detail), flush=True)
     fd, path = tempfile.mkstemp(prefix="chaos-%d-%s." % (seed, failure.kind), suffix=".json", dir="/tmp")
     with os.fdopen(fd, "w") as f:
         json.dump({"seed": seed, "kind": failure.kind, "ops": executed}, f, indent=1)
@@ -197,6 +201,7 @@ def main():
     print("chaos: seed %d, %s, reproduced by:" % (seed, failure.kind))
     for i, op in enumerate(minimal, 1):
         print("chaos:   %d. %s" % (i, opsmod.describe(op)))
+    print("chaos:   then the closing step: junk .cf files removed, SIGHUP, resources checked, SIGTERM")
     print("chaos: %d passed, 1 failed (seed %d, %d ops)" % (checker.passed, seed, len(executed)))
     return 1
 

@@ -38,6 +38,8 @@ class Checker:
     def alive(self):
         if not self.w.alive():
             rc = self.w.m.proc.returncode
+            poll(self.w.sanitizer_reports, 1.0, 0.05)  # a dying ASan process may still be writing
+            self.sanitizers()
             raise Failure("masterd-died", "masterd exited (%s)" % (
                 "signal %d" % -rc if rc < 0 else "status %d" % rc))
         self.ok()

@@ -31,7 +31,7 @@ def generate(rng, world, skip=()):
         op["count"] = rng.randint(1, 3)
         op["hup"] = rng.random() < 0.8
     elif name == "add":
-        kind = rng.choice(JUNK_KINDS)
+        kind = rng.choice([k for k in JUNK_KINDS if k not in skip] or JUNK_KINDS)
         many = kind in ("crash", "hostile_exit") and rng.random() < 0.3
         op.update(kind=kind, count=rng.choice([16, 48]) if many else rng.randint(1, 2),
                   symlink=rng.random() < 0.25, listen=rng.random() < 0.3, hup=rng.random() < 0.7)

@@ -1,7 +1,8 @@
 """Shrinking a failing op list: the shortest list that still fails the same way.
 
 `fails(ops)` replays a list on a fresh world and returns the Failure kind (or None).  First the
-list is cut after the op that failed, then delta debugging (ddmin) removes chunks while the kind
+list is cut after the op that failed, then its shortest failing suffix (1, 2, 4, ... last ops)
+is looked for, then delta debugging (ddmin) removes chunks while the kind
 stays the same, until no chunk can go or the time budget is spent."""
 import time
 
@@ -19,6 +20,13 @@ def shrink(ops, kind, fails, budget, log=print):
         return k == kind
 
     best = list(ops)
+    # The cause is usually close to the failing (last) op: try the shortest suffixes first.
+    k = 1
+    while k < len(best) and time.monotonic() < deadline:
+        if same(best[-k:]):
+            best = best[-k:]
+            break
+        k *= 2
     n = 2
     while len(best) >= 2 and time.monotonic() < deadline:
         size = max(1, len(best) // n)
