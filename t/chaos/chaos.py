@@ -29,7 +29,7 @@ import lib  # noqa: E402  t/e2e/lib.py
 import ops as opsmod  # noqa: E402
 from invariants import Checker  # noqa: E402
 from shrink import shrink  # noqa: E402
-from world import Failure, World, poll  # noqa: E402
+from world import Failure, World, cmdline, poll  # noqa: E402
 
 
 def config(a):
@@ -77,7 +77,7 @@ def finish(world, checker):
     def only_healthy():
         kids = world.scan()
         live = [p for p, (sid, comm, st) in kids.items()
-                if comm != "chaos-daemon" and "hostile detach" not in world.seen.get(p, ("", "", ""))[2]]
+                if comm != "chaos-daemon" and "hostile detach" not in cmdline(p)]
         return all(kids[p][0] in world.HEALTHY for p in live)
     if not poll(only_healthy, world.cfg.converge + 10, 0.1):
         raise Failure("converge", "processes of removed services still children of masterd: %s" % (

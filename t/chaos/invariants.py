@@ -1,6 +1,5 @@
 """What must hold after every step of a chaos run.  Each check raises world.Failure or returns;
 `Checker.passed` counts the checks that held.  Every wait is a poll with a deadline."""
-import math
 import re
 import signal
 import time
@@ -123,19 +122,28 @@ class Checker:
                     sid, spec["kind"], now - at, what))
 
     def detach_rate(self):
-        """Detaching counts toward the slot's backoff: at most about log2(t / 100 ms) + 3
-        detaches per slot in t seconds."""
-        now = time.monotonic()
+        """Detaching counts toward the slot's backoff like an exit, and a crash backs off: the
+        hostile children log their start times (t/tools/hostile CAPFILE), and in any 1 s a slot
+        starts at most about 5 times (0, 0.1, 0.3, 0.7 s ...), plus one per slot for each
+        SIGHUP / SIGUSR2 sent around then (a new generation starts at once)."""
         for sid, spec in self.w.applied.items():
-            if spec["kind"] != "hostile_detach":
+            if spec["kind"] not in ("hostile_detach", "hostile_exit"):
                 continue
-            t = max(now - self.w.applied_at.get(sid, now), 0.1)
-            n = sum(1 for l in self.w.tail.update() if ("%s: pid " % sid) in l and "detached" in l)
-            bound = spec["count"] * (math.log2(t / 0.1) + 4) + 4
-            # Earlier applications of the same id count too; the cap file bounds the total.
-            if n > bound and n > 12:
-                raise Failure("detach-backoff", "%s: %d detaches logged in %.1f s (%d slots)" % (
-                    sid, n, t, spec["count"]))
+            # A rate needs a window: look at least 1.2 s after the service was applied.
+            young = 1.2 - (time.monotonic() - self.w.applied_at.get(sid, 0))
+            if young > 0:
+                time.sleep(young)
+            starts = self.w.hostile_starts(sid)
+            j = 0
+            for i, t in enumerate(starts):
+                while starts[j] < t - 1.0:
+                    j += 1
+                n = i - j + 1
+                regen = sum(1 for e in self.w.regen_events if t - 1.5 <= e <= t + 0.5)
+                bound = spec["count"] * (6 + regen) + 4
+                if n > bound:
+                    raise Failure("detach-backoff" if "detach" in spec["kind"] else "crash-backoff",
+                                  "%s (%d slots): %d starts within 1 s (bound %d)" % (sid, spec["count"], n, bound))
             self.ok()
 
     def population(self):

@@ -127,7 +127,7 @@ def apply(op, world, checker):
         world.junk_seq += 1
         sid = "j%d_%s" % (world.junk_seq, op["kind"])
         spec = {"kind": op["kind"], "count": op["count"], "touch": 0, "symlink": op["symlink"],
-                "valid": op["kind"] not in INVALID}
+                "valid": op["kind"] not in INVALID, "cap": sid}
         if op["listen"]:
             import lib
             spec["port"] = lib.free_port()

@@ -182,7 +182,7 @@ class World:
         self.baseline = None  # (fds, rss) of this masterd in the canonical state
         self.latencies = []
         self.clients = Clients(self)
-        self.reload_predictions = []
+        self.regen_events = []  # monotonic times of every SIGHUP / SIGUSR2 sent
         for sid in self.HEALTHY:
             self.write_cf(sid)
 
@@ -208,7 +208,8 @@ class World:
                       "probe-out = %s/probe.out" % self.dir, "server-ready-timeout = 1"]
         elif k.startswith("hostile_"):
             mode = k[len("hostile_"):]
-            lines += ["server-command = %s/t/tools/hostile %s %s/cap.%s 40" % (b, mode, self.dir, sid)]
+            lines += ["server-command = %s/t/tools/hostile %s %s/cap.%s 40" % (
+                b, mode, self.dir, spec.get("cap", sid))]
             if mode == "noready":
                 lines += ["server-ready-timeout = 1"]
         elif k == "bad_value":
@@ -296,7 +297,18 @@ class World:
                 self.applied_at[sid] = now
 
     def signal(self, sig):
+        if sig in (signal.SIGHUP, signal.SIGUSR2):
+            self.regen_events.append(time.monotonic())
         os.kill(self.pid, sig)
+
+    def hostile_starts(self, sid):
+        """Start times a t/tools/hostile of service sid wrote to its cap file (sorted)."""
+        cap = self.applied.get(sid, self.disk.get(sid, {})).get("cap", sid)
+        try:
+            with open(os.path.join(self.dir, "cap." + cap)) as f:
+                return sorted(float(l) for l in f if l.strip())
+        except (OSError, ValueError):
+            return []
 
     # ---- processes ----
 

@@ -7,7 +7,8 @@
  * libzserver/zs_status.h and must be kept equal to it.
  *
  * Usage: hostile MODE [CAPFILE CAP]
- * With CAPFILE, each start appends one byte to CAPFILE first; once it holds more than CAP bytes
+ * With CAPFILE, each start first appends a line with its CLOCK_MONOTONIC time in seconds to
+ * CAPFILE (so the tester sees how fast masterd starts them); once it holds more than CAP lines
  * the program exits 1 at once instead (a bound on how many a run can make, whatever masterd does).
  *
  * MODE:
@@ -126,17 +127,25 @@ static void daemonize(int port)
     linger();
 }
 
-/* Appends one byte to file; true when it now holds more than cap bytes. */
+static double now_s(void);
+
+/* Appends a start-time line to file; true when it now holds more than cap lines. */
 static int over_cap(const char *file, long cap)
 {
-    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    char line[64], buf[4096];
+    int fd = open(file, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return 0;
-    off_t size = -1;
-    if (write(fd, "x", 1) == 1)
-        size = lseek(fd, 0, SEEK_END);
+    int n = snprintf(line, sizeof(line), "%.6f\n", now_s());
+    long lines = 0;
+    if (write(fd, line, (size_t)n) == n && lseek(fd, 0, SEEK_SET) == 0) {
+        ssize_t r;
+        while ((r = read(fd, buf, sizeof(buf))) > 0)
+            for (ssize_t i = 0; i < r; i++)
+                lines += buf[i] == '\n';
+    }
     close(fd);
-    return size > cap;
+    return lines > cap;
 }
 
 int main(int argc, char **argv)
