@@ -96,9 +96,14 @@ def finish(world, checker):
     checker.sanitizers()
 
 
-def session(cfg, seed, ops=None, seconds=None, max_ops=None, skip=(), verbose=True, keep=False):
+class OutOfTime(Exception):
+    pass
+
+
+def session(cfg, seed, ops=None, seconds=None, max_ops=None, skip=(), verbose=True, keep=False, deadline=None):
     """One run.  With ops, replays them; else generates from seed for `seconds` / `max_ops`.
-    Returns (failure or None, executed ops, checker, world stats)."""
+    Past `deadline` (monotonic) a replay gives up: no failure.
+    Returns (failure or None, executed ops, checker, world)."""
     rng = random.Random(seed)
     run_id = "%d-%d-%s" % (os.getpid(), seed, os.urandom(4).hex())
     world = World(cfg, run_id)
@@ -115,6 +120,8 @@ def session(cfg, seed, ops=None, seconds=None, max_ops=None, skip=(), verbose=Tr
         checker.step()
         i = 0
         while True:
+            if deadline and time.monotonic() >= deadline:
+                raise OutOfTime()
             if ops is not None:
                 if i >= len(ops):
                     break
@@ -136,6 +143,8 @@ def session(cfg, seed, ops=None, seconds=None, max_ops=None, skip=(), verbose=Tr
     except Failure as f:
         failure = f
         failure.phase = phase
+    except OutOfTime:
+        pass
     finally:
         world.close(keep=keep and failure is not None)
     return failure, executed, checker, world
@@ -188,8 +197,10 @@ def main():
     print("chaos: op list written to %s (--replay it)" % path)
     minimal = executed
     if a.shrink_seconds > 0 and len(executed) > 1:
+        shrink_deadline = time.monotonic() + a.shrink_seconds
+
         def fails(cand):
-            f, _, _, _ = session(cfg, seed, cand, verbose=False)
+            f, _, _, _ = session(cfg, seed, cand, verbose=False, deadline=shrink_deadline)
             return f.kind if f else None
         minimal, tries, out_of_time = shrink(executed, failure.kind, fails, a.shrink_seconds)
         print("chaos: shrunk %d -> %d ops in %d replays%s" % (
