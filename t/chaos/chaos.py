@@ -29,7 +29,7 @@ import lib  # noqa: E402  t/e2e/lib.py
 import ops as opsmod  # noqa: E402
 from invariants import Checker  # noqa: E402
 from shrink import shrink  # noqa: E402
-from world import Failure, World, cmdline, poll  # noqa: E402
+from world import Failure, World, cmdline, poll, rss_kb  # noqa: E402
 
 
 def config(a):
@@ -47,7 +47,7 @@ def config(a):
         max_procs=400)
 
 
-def baseline(world, checker):
+def baseline(world):
     """fds and RSS of masterd once the canonical state has settled."""
     pid = world.pid
     seq = []
@@ -56,12 +56,7 @@ def baseline(world, checker):
         seq.append(lib.fd_count(pid))
         return len(seq) >= 4 and len(set(seq[-4:])) == 1
     poll(stable, world.cfg.converge, 0.1)
-    world.baseline = (lib.fd_count(pid), _rss(pid))
-
-
-def _rss(pid):
-    from world import rss_kb
-    return rss_kb(pid)
+    world.baseline = (lib.fd_count(pid), rss_kb(pid))
 
 
 def finish(world, checker):
@@ -115,7 +110,7 @@ def session(cfg, seed, ops=None, seconds=None, max_ops=None, skip=(), verbose=Tr
     try:
         world.start()
         checker.converged()
-        baseline(world, checker)
+        baseline(world)
         world.clients.start()
         checker.step()
         i = 0
@@ -137,7 +132,7 @@ def session(cfg, seed, ops=None, seconds=None, max_ops=None, skip=(), verbose=Tr
             opsmod.apply(op, world, checker)
             checker.step()
             if world.baseline is None:
-                baseline(world, checker)
+                baseline(world)
         phase = "closing"
         finish(world, checker)
     except Failure as f:

@@ -6,6 +6,8 @@ import os
 import signal
 import time
 
+import lib  # t/e2e/lib.py
+from invariants import parse_reload
 from world import Failure, poll
 
 JUNK_KINDS = ["crash", "hostile_exit", "tlib_noready", "hostile_noready", "hostile_garbage",
@@ -24,7 +26,6 @@ WEIGHTS = {
 def generate(rng, world, skip=()):
     names = [n for n in WEIGHTS if n not in skip]
     name = rng.choices(names, [WEIGHTS[n] for n in names])[0]
-    junk = sorted(s for s in world.disk if s not in world.HEALTHY)
     op = {"op": name}
     if name in ("touch", "scale"):
         op["sid"] = rng.choice(world.HEALTHY)
@@ -69,7 +70,6 @@ def _send_and_settle(world, sigs):
         world.signal(SIGS[s])
     if "HUP" not in sigs:
         return
-    from invariants import parse_reload
     res = poll(lambda: [r for r in map(parse_reload, world.tail.update()[start:]) if r],
                world.cfg.bound, 0.02)
     if not res:
@@ -88,7 +88,6 @@ def _send_and_settle(world, sigs):
 
 def _pick_child(world, op):
     kids = world.scan()
-    now = time.monotonic()
     cands = []
     for pid, (sid, comm, state) in sorted(kids.items()):
         if comm == "chaos-daemon" or sid is None:
@@ -99,7 +98,6 @@ def _pick_child(world, op):
         if healthy and _age(pid) < 2.0:
             continue  # dying young counts as a failure and backs off: not what this op is for
         cands.append(pid)
-    del now
     return cands[op["index"] % len(cands)] if cands else None
 
 
@@ -129,7 +127,6 @@ def apply(op, world, checker):
         spec = {"kind": op["kind"], "count": op["count"], "touch": 0, "symlink": op["symlink"],
                 "valid": op["kind"] not in INVALID, "cap": sid}
         if op["listen"]:
-            import lib
             spec["port"] = lib.free_port()
         world.disk[sid] = spec
         world.write_cf(sid)

@@ -9,7 +9,6 @@ so the tester cannot disagree with masterd about which config is live.
 import copy
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
