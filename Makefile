@@ -34,7 +34,7 @@ TOOL_SRC  := $(sort $(wildcard t/tools/*.c))
 TOOLS     := $(TOOL_SRC:t/tools/%.c=$(B)/t/tools/%)
 DEPS_STAMP := $(B)/.deps-ok
 
-.PHONY: all deps test unit e2e run install clean bench fuzz valgrind fuzz-smoke
+.PHONY: all deps test unit e2e run install clean bench fuzz valgrind fuzz-smoke chaos
 all: $(B)/masterd/masterd $(B)/libzserver.a $(B)/libzserver.so $(B)/libzserver.pc $(SAMPLES) $(TOOLS)
 
 # Install the Debian packages when a header is missing (fresh machine: clone, `make test`).
@@ -108,6 +108,14 @@ fuzz: deps
 	@sh t/fuzz/run.sh $(FUZZ_SECONDS)
 fuzz-smoke: deps
 	@sh t/fuzz/smoke.sh
+
+# Randomized operations against a real masterd (t/chaos/): SECONDS of seeded random reloads,
+# signals, kills and hostile children, invariants checked after every step; a failure is shrunk
+# to the shortest op list that reproduces it.  SEED= replays a run; SAN=1 uses build-san/.
+SECONDS ?= 120
+CHAOS_FLAGS ?=
+chaos: all
+	@python3 t/chaos/chaos.py --build $(B) --seconds $(SECONDS) $(if $(SEED),--seed $(SEED)) $(CHAOS_FLAGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/masterd
