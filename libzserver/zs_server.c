@@ -284,10 +284,6 @@ static int serve(void)
     if (S.mode->loop_init && S.mode->loop_init(S.loop) < 0)
         zfatal("cannot initialise the %s runtime", S.mode->name);
     ev_init(&S.exit_timer, exit_timer_cb);
-    ev_signal_init(&S.sigterm, signal_cb, SIGTERM);
-    ev_signal_start(S.loop, &S.sigterm);
-    ev_signal_init(&S.sigint, signal_cb, SIGINT);
-    ev_signal_start(S.loop, &S.sigint);
     if (S.status_fd >= 0) {
         ev_io_init(&S.status_w, status_cb, S.status_fd, EV_READ);
         ev_io_start(S.loop, &S.status_w);
@@ -304,6 +300,12 @@ static int serve(void)
     }
     if (*S.mode->before_service)
         (*S.mode->before_service)();
+    /* Only now is SIGTERM a soft-stop: until the loop runs nobody would look at it, and a
+     * process stuck in before_service must still die of its master's death (PDEATHSIG). */
+    ev_signal_init(&S.sigterm, signal_cb, SIGTERM);
+    ev_signal_start(S.loop, &S.sigterm);
+    ev_signal_init(&S.sigint, signal_cb, SIGINT);
+    ev_signal_start(S.loop, &S.sigint);
     if (S.status_fd >= 0)
         zs_status_send(S.status_fd, ZS_ST_READY, S.gen, 0);
     S.mode->loop_run(S.loop);

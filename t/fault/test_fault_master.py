@@ -160,6 +160,20 @@ class Master(lib.MasterTest):
         m.proc.wait(5)
         lib.wait_until(lambda: not any(lib.alive(p) for p in pids), 3, what="detached processes to exit")
 
+    def test_child_stuck_before_ready_dies_with_masterd(self):
+        """Found by t/chaos: a libzserver child blocked in before_service only noted the
+        PDEATHSIG SIGTERM (its loop never ran) and outlived a kill -9'd masterd."""
+        m = self.master({"h.cf": "server-command = %s\nprobe-out = {dir}/events\nprobe-hang-before-ready = yes\n"
+                                 % PROBE})
+        m.start()
+        lib.wait_until(lambda: any("hanging" in e for e in sum(lib.probe_events(m.path("events")).values(), [])),
+                       5, what="the child to hang in before_service")
+        kids = m.children()
+        self.assertEqual(len(kids), 1)
+        os.kill(m.pid, signal.SIGKILL)
+        m.proc.wait(5)
+        lib.wait_until(lambda: not lib.alive(kids[0]), 3, what="the hung child to die with masterd")
+
     def daemonizing(self, m, port, ignore_term=False):
         trap = "trap '' TERM\n" if ignore_term else ""
         # The daemon keeps the inherited listener (fd 3) open, as a forking server would.
