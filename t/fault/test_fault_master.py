@@ -248,20 +248,21 @@ class Master(lib.MasterTest):
         1.2 s."""
         port = lib.free_port()
         m = self.master()
-        flood = script(m, "flood.py", CHANNEL_PY)
-        m.write("flood.cf", "server-command = %s flood\nserver-proc-count = 16\n" % flood)
+        m.write("flood.cf", "server-command = %s flood\nserver-proc-count = 16\n" % lib.tool("hostile"))
         m.write("ok.cf", "server-command = %s\nserver-service = 127.0.0.1:%d\n" % (FD, port))
         m.start()
         lib.wait_until(lambda: len(m.children()) == 17, 10, what="17 children")
         time.sleep(1.0)
-        reload_lat = max(signal_latency(m, signal.SIGHUP, "reload: reading") for _ in range(3))
+        lats = sorted(signal_latency(m, signal.SIGHUP, "reload: reading") for _ in range(5))
+        reload_lat = lats[2]  # the median: one scheduling hiccup of a loaded machine is not the point
         victim = lib.report(("127.0.0.1", port))["pid"]
         t0 = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         lib.wait_until(lambda: (lambda r: r["pid"] != victim)(lib.report(("127.0.0.1", port), timeout=1)), 5)
         respawn = time.monotonic() - t0
-        print("under a 16-child flood: reload seen after %.0f ms, respawn %.0f ms" % (reload_lat * 1000, respawn * 1000))
-        self.assertLess(reload_lat, 0.5 * lib.SLOW)
+        print("under a 16-child flood: reload seen after %.0f ms (median of 5; %s), respawn %.0f ms"
+              % (reload_lat * 1000, " ".join("%.0f" % (x * 1000) for x in lats), respawn * 1000))
+        self.assertLess(reload_lat, 0.25 * lib.SLOW)
         self.assertLess(respawn, 1.0 * lib.SLOW)
         self.assertEqual(m.stop(), 0)
 

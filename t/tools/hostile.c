@@ -10,6 +10,8 @@
  *                          127.0.0.1:PORT (a peer that never reads) with their send buffer full
  *                          and SO_LINGER {1, 15}, our copy closed first: masterd's close would
  *                          be the last one and linger.  Words: sent=N refused=N (EPERM)
+ *     flood                HELLO + READY, then AVAIL records as fast as the channel takes them,
+ *                          for good (blocking sends: each record goes as soon as masterd reads one)
  *     board MARK OUT PROG ARGS...
  *                          the first process to create MARK (O_EXCL) is the hostile worker: it
  *                          writes its pid to MARK, says HELLO, takes the scoreboard masterd
@@ -246,6 +248,16 @@ static void mode_board(const char *mark, const char *out, char **prog)
     report(out);
 }
 
+static void mode_flood(void)
+{
+    int fd = chan();
+    send_rec(fd, ZS_ST_HELLO, (int32_t)getpid(), -1);
+    send_rec(fd, ZS_ST_READY, 0, -1);
+    for (int32_t n = 0;; n++)
+        if (send_rec(fd, ZS_ST_AVAIL, n, -1) < 0 && errno != EAGAIN && errno != EINTR)
+            break;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -253,10 +265,12 @@ int main(int argc, char **argv)
         mode_tty(argv[2]);
     else if (argc == 4 && !strcmp(argv[1], "passfd"))
         mode_passfd(atoi(argv[2]), argv[3]);
+    else if (argc == 2 && !strcmp(argv[1], "flood"))
+        mode_flood();
     else if (argc >= 5 && !strcmp(argv[1], "board"))
         mode_board(argv[2], argv[3], argv + 4);
     else {
-        fprintf(stderr, "usage: hostile tty OUT | passfd PORT OUT | board MARK OUT PROG ARGS...\n");
+        fprintf(stderr, "usage: hostile tty OUT | passfd PORT OUT | flood | board MARK OUT PROG ARGS...\n");
         return 2;
     }
     for (;;)
