@@ -35,10 +35,8 @@
  * of the supervisor, a stray (zs_strays.h) like what double-forking programs leave behind, and
  * zs_super_strays() signals every stray when the owner stops.
  *
- * Ownership: a zs_proc is in the supervisor's list from fork until it is reaped (or detached);
- * it sits in a slot of its group while it counts towards `want`, and leaves the slot the moment
- * it is asked to stop.  Slots are allocated one by one because libev holds pointers to the
- * timers inside them.
+ * This file: the group API, the start queue, stopping.  Status records are zs_super_chan.c,
+ * exits and the respawn policy zs_super_reap.c; what they share is zs_super_int.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,87 +55,9 @@
 #include "zs_strays.h"
 #include "zs_super.h"
 #include "zserver.h"
+#include "zs_super_int.h"
 
-#define BACKOFF_FIRST 0.1
-#define BACKOFF_MAX 60.0
-#define FAILURE_LIFETIME 1.0   /* dying sooner than this after start is a failure */
-#define RESET_LIFETIME 10.0    /* living this long forgives earlier failures */
-#define PLAIN_READY_AFTER 1.0  /* a program that never says HELLO is ready after this */
-#define KILL_GRACE 5.0         /* added to a child's soft-stop deadline before SIGKILL */
-#define MIN_DRAIN_CAP 3600     /* a child may announce a soft-stop deadline up to this (or its M) */
-#define SPAWN_BATCH 16         /* processes started per loop iteration, at most... */
-#define SPAWN_SLICE 0.010      /* ...and no more once this many seconds went into starting */
-#define RECORDS_PER_WAKE 32    /* status records read from one channel per loop iteration */
-
-typedef struct zs_proc zs_proc;
-typedef struct zs_slot zs_slot;
-
-struct zs_proc {
-    zs_proc *next;
-    zs_group *g;
-    pid_t pid;
-    zs_slot *slot;     /* NULL once it was asked to stop */
-    int chan;          /* our end of the status channel, -1 once closed */
-    ev_io chan_w;
-    ev_timer timer;    /* ready deadline while starting, kill deadline while stopping */
-    ev_timer stopped_w; /* armed while the process is stopped by a signal */
-    double started;    /* CLOCK_MONOTONIC seconds */
-    int spoke, hello, ready, stopping, timed_out, stopped;
-    int board_slot;    /* its slot on the group's scoreboard, -1 before HELLO */
-    unsigned abuse;    /* malformed or unexpected records it sent */
-};
-
-struct zs_slot {
-    zs_group *g;
-    int index;         /* 0-based; worker No.index+1 */
-    zs_proc *proc;
-    int failures;
-    ev_timer backoff;
-    zs_slot *qnext;    /* in the supervisor's start queue while queued */
-    int queued;
-};
-
-struct zs_group {
-    zs_group *next;
-    zs_super *s;
-    const zs_service *svc;
-    int *fds;
-    unsigned gen;
-    char *config_dir;
-    zs_run_fn run;
-    void *run_ctx;
-    zs_slot **slots;
-    int nslots, want;
-    int stopping, empty_pending, empty_fired;
-    int nready, ever_ready;
-    int board_fd;      /* the accept scoreboard (zs_board.h), -1 until a child says HELLO */
-    int config_fd;     /* the validated config view (ZS_ST_CONFIG), -1: none (fork mode) */
-    void *user;
-};
-
-struct zs_super {
-    struct ev_loop *loop;
-    zs_super_hooks hooks;
-    ev_child child_w;
-    ev_timer work_w;   /* zero timer: queued starts and group-empty reports */
-    zs_proc *procs;
-    zs_group *groups;
-    zs_slot *q_head, *q_tail;
-    int hurry;         /* zs_super_hurry(): deadlines are KILL_GRACE at most */
-    pid_t *seen_strays;/* strays already accounted for (daemonize warning) */
-    int nseen_strays;
-};
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void spawn_slot(zs_slot *sl);
 static void stop_proc(zs_proc *p);
-static void check_empty(zs_group *g);
 
 static void work_kick(zs_super *s)
 {
@@ -149,7 +69,7 @@ static void work_kick(zs_super *s)
 
 /* ---- process records ---- */
 
-static zs_proc *proc_find(zs_super *s, pid_t pid)
+zs_proc *zs_sv_proc_find(zs_super *s, pid_t pid)
 {
     for (zs_proc *p = s->procs; p; p = p->next)
         if (p->pid == pid)
@@ -159,11 +79,11 @@ static zs_proc *proc_find(zs_super *s, pid_t pid)
 
 const zs_service *zs_super_pid_service(zs_super *s, pid_t pid)
 {
-    zs_proc *p = proc_find(s, pid);
+    zs_proc *p = zs_sv_proc_find(s, pid);
     return p ? p->g->svc : NULL;
 }
 
-static void proc_close_chan(zs_proc *p)
+void zs_sv_proc_close_chan(zs_proc *p)
 {
     if (p->chan < 0)
         return;
@@ -173,7 +93,7 @@ static void proc_close_chan(zs_proc *p)
 }
 
 /* Takes p out of its slot; it no longer counts towards the group's capacity. */
-static void proc_leave_slot(zs_proc *p)
+void zs_sv_proc_leave_slot(zs_proc *p)
 {
     if (!p->slot)
         return;
@@ -183,13 +103,13 @@ static void proc_leave_slot(zs_proc *p)
     p->slot = NULL;
 }
 
-static void proc_forget(zs_proc *p)
+void zs_sv_proc_forget(zs_proc *p)
 {
     zs_super *s = p->g->s;
     if (p->board_slot >= 0)
         zs_board_clear(p->g->board_fd, p->board_slot, p->pid);
-    proc_leave_slot(p);
-    proc_close_chan(p);
+    zs_sv_proc_leave_slot(p);
+    zs_sv_proc_close_chan(p);
     ev_timer_stop(s->loop, &p->timer);
     ev_timer_stop(s->loop, &p->stopped_w);
     for (zs_proc **pp = &s->procs; *pp; pp = &(*pp)->next) {
@@ -201,7 +121,7 @@ static void proc_forget(zs_proc *p)
     free(p);
 }
 
-static void proc_set_ready(zs_proc *p)
+void zs_sv_proc_set_ready(zs_proc *p)
 {
     ev_timer_stop(p->g->s->loop, &p->timer);
     if (p->ready || p->stopping || !p->slot)
@@ -225,7 +145,7 @@ static void proc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (kill(-p->pid, SIGKILL) < 0)
             kill(p->pid, SIGKILL);
     } else if (!p->spoke) {
-        proc_set_ready(p); /* a plain program: running for a second is all it can tell us */
+        zs_sv_proc_set_ready(p); /* a plain program: running for a second is all it can tell us */
     } else {
         zerror("%s: pid %ld said HELLO but not READY within %d s; killing it", p->g->svc->id,
                (long)p->pid, p->g->svc->ready_timeout);
@@ -248,131 +168,17 @@ static void stopped_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         kill(p->pid, SIGKILL);
 }
 
-static void proc_arm(zs_proc *p, double after)
+void zs_sv_proc_arm(zs_proc *p, double after)
 {
     ev_timer_stop(p->g->s->loop, &p->timer);
     ev_timer_set(&p->timer, after, 0.);
     ev_timer_start(p->g->s->loop, &p->timer);
 }
 
-/* Hands a child that said HELLO its slot on the group's accept scoreboard (zs_board.h).  A
- * group that cannot have one runs without: the board only makes accepting fairer. */
-static void board_offer(zs_proc *p)
-{
-    zs_group *g = p->g;
-    if (!p->slot || p->board_slot >= 0 || p->chan < 0)
-        return;
-    if (g->board_fd < 0 && (g->board_fd = zs_board_create()) < 0) {
-        zwarning("%s: no accept scoreboard: %m", g->svc->id);
-        return;
-    }
-    zs_board_publish(g->board_fd, g->nslots);
-    if (zs_status_send_fd(p->chan, ZS_ST_BOARD, g->gen, p->slot->index, g->board_fd) == 0)
-        p->board_slot = p->slot->index;
-}
-
-/* A lying or broken child costs a counter and a log line at 1, 10, 100, ... occurrences. */
-static void proc_abuse(zs_proc *p, const char *what)
-{
-    unsigned n = ++p->abuse;
-    for (unsigned k = 1; k && k <= n; k *= 10) {
-        if (k == n) {
-            zwarning("%s: pid %ld: %s on its status channel (%u bad record%s so far)", p->g->svc->id,
-                     (long)p->pid, what, n, n == 1 ? "" : "s");
-            break;
-        }
-    }
-}
-
-enum slot_end { END_EXIT, END_DETACH };
-static void slot_after_end(zs_slot *sl, double lived, int failed_start, int status, enum slot_end how);
-
-static void proc_detach(zs_proc *p)
-{
-    zs_group *g = p->g;
-    zs_super *s = g->s;
-    zs_slot *sl = p->slot;
-    double lived = mono_now() - p->started;
-    zinfo("%s: pid %ld detached after %.1f s; starting a replacement", g->svc->id, (long)p->pid, lived);
-    /* From now on a stray: still our child, signalled when we stop, never counted again. */
-    s->seen_strays = zs_xrealloc(s->seen_strays, (size_t)(s->nseen_strays + 1) * sizeof(pid_t));
-    s->seen_strays[s->nseen_strays++] = p->pid;
-    proc_forget(p);
-    if (sl)
-        slot_after_end(sl, lived, 0, 0, END_DETACH);
-    check_empty(g);
-}
-
-static void chan_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    zs_proc *p = (zs_proc *)((char *)w - offsetof(zs_proc, chan_w));
-    zs_status_rec r;
-    int rc = -1;
-    /* Bounded: a flooding child gets the next turn on the next loop iteration. */
-    for (int n = 0; n < RECORDS_PER_WAKE; n++) {
-        rc = zs_status_recv(p->chan, &r);
-        if (rc < 0 && errno == ECONNRESET)
-            continue; /* it closed with our records unread: what it sent before is still queued */
-        if (rc < 0 && errno == EPROTO) {
-            proc_abuse(p, "a malformed record");
-            continue;
-        }
-        if (rc != 1)
-            break;
-        if (r.generation != p->g->gen) {
-            proc_abuse(p, "a record of another generation");
-            continue; /* never acted on */
-        }
-        switch (r.type) {
-        case ZS_ST_HELLO:
-            if (p->hello) {
-                proc_abuse(p, "a second HELLO"); /* answered once: no fd per record to a liar */
-                break;
-            }
-            p->spoke = p->hello = 1;
-            if (!p->ready && !p->stopping)
-                proc_arm(p, p->g->svc->ready_timeout);
-            /* Asked for, not queued at spawn: a plain program never holds an fd in flight. */
-            if (p->g->config_fd >= 0 && p->chan >= 0 &&
-                zs_status_send_fd(p->chan, ZS_ST_CONFIG, p->g->gen, 0, p->g->config_fd) < 0)
-                zerror("%s: pid %ld: cannot send its config: %s", p->g->svc->id, (long)p->pid, strerror(errno));
-            board_offer(p);
-            break;
-        case ZS_ST_READY:
-            p->spoke = 1;
-            proc_set_ready(p);
-            break;
-        case ZS_ST_STOPPING:
-            if (p->stopping && r.value >= 0) {
-                double cap = p->g->svc->softstop_after > MIN_DRAIN_CAP ? p->g->svc->softstop_after : MIN_DRAIN_CAP;
-                double d = r.value < cap ? r.value : cap;
-                proc_arm(p, (p->g->s->hurry ? 0 : d) + KILL_GRACE);
-            }
-            break;
-        case ZS_ST_DETACH:
-            proc_detach(p);
-            return;
-        case ZS_ST_AVAIL:
-            break;
-        default:
-            proc_abuse(p, "an unknown record type");
-            break;
-        }
-    }
-    if (rc == 0 || (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNRESET &&
-                    errno != EPROTO)) {
-        if (rc < 0)
-            zwarning("%s: pid %ld: status channel: %s", p->g->svc->id, (long)p->pid, strerror(errno));
-        proc_close_chan(p); /* the child closed it; SIGCHLD will tell us the rest */
-    }
-}
-
 /* ---- respawn policy ---- */
 
 /* Queues sl to be started from the work timer (never more than SPAWN_BATCH an iteration). */
-static void spawn_slot(zs_slot *sl)
+void zs_sv_spawn_slot(zs_slot *sl)
 {
     zs_super *s = sl->g->s;
     ev_timer_stop(s->loop, &sl->backoff);
@@ -407,173 +213,6 @@ static void unqueue_group(zs_super *s, zs_group *g)
     }
 }
 
-static void backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    zs_slot *sl = (zs_slot *)((char *)w - offsetof(zs_slot, backoff));
-    if (!sl->proc && !sl->g->stopping && sl->index < sl->g->want)
-        spawn_slot(sl);
-}
-
-/* Decides what happens to a slot whose process ended (exited, or detached) after `lived`
- * seconds.  A detach is replaced whatever server-restart says, and counts like an exit. */
-static void slot_after_end(zs_slot *sl, double lived, int failed_start, int status, enum slot_end how)
-{
-    zs_group *g = sl->g;
-    const zs_service *svc = g->svc;
-    if (g->stopping || sl->index >= g->want)
-        return;
-    int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (how == END_EXIT &&
-        (svc->restart == ZS_RESTART_NEVER || (svc->restart == ZS_RESTART_ON_FAILURE && clean))) {
-        zinfo("%s: slot %d not restarted (server-restart %s)", svc->id, sl->index + 1,
-              svc->restart == ZS_RESTART_NEVER ? "never" : "on-failure");
-        return;
-    }
-    if (failed_start || lived < FAILURE_LIFETIME) {
-        sl->failures++;
-        double delay = BACKOFF_FIRST;
-        for (int i = 1; i < sl->failures && delay < BACKOFF_MAX; i++)
-            delay *= 2;
-        if (delay > BACKOFF_MAX)
-            delay = BACKOFF_MAX;
-        zwarning("%s: slot %d failed %d time%s in a row; next try in %ld ms", svc->id, sl->index + 1,
-                 sl->failures, sl->failures == 1 ? "" : "s", (long)(delay * 1000));
-        ev_timer_stop(g->s->loop, &sl->backoff);
-        ev_timer_set(&sl->backoff, delay, 0.);
-        ev_timer_start(g->s->loop, &sl->backoff);
-        return;
-    }
-    if (lived >= RESET_LIFETIME)
-        sl->failures = 0;
-    spawn_slot(sl);
-}
-
-static void describe_status(int status, char *buf, size_t len)
-{
-    if (WIFEXITED(status))
-        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        snprintf(buf, len, "killed by signal %d (%s)%s", WTERMSIG(status), strsignal(WTERMSIG(status)),
-                 WCOREDUMP(status) ? ", core dumped" : "");
-    else
-        snprintf(buf, len, "status 0x%x", status);
-}
-
-/* A stop or continue of a supervised child (see the top of this file). */
-static void proc_stop_event(zs_proc *p, int status)
-{
-    struct ev_loop *loop = p->g->s->loop;
-    if (WIFSTOPPED(status)) {
-        int sig = WSTOPSIG(status);
-        p->stopped = 1;
-        zwarning("%s: pid %ld stopped by signal %d (%s); killed unless continued within %d s", p->g->svc->id,
-                 (long)p->pid, sig, strsignal(sig), p->g->svc->ready_timeout);
-        ev_timer_stop(loop, &p->stopped_w);
-        ev_timer_set(&p->stopped_w, p->g->svc->ready_timeout, 0.);
-        ev_timer_start(loop, &p->stopped_w);
-        if (p->stopping && kill(-p->pid, SIGCONT) < 0)
-            kill(p->pid, SIGCONT); /* it was asked to stop: let it hear that */
-    } else {
-        p->stopped = 0;
-        ev_timer_stop(loop, &p->stopped_w);
-        zinfo("%s: pid %ld continued", p->g->svc->id, (long)p->pid);
-    }
-}
-
-static int is_supervised(pid_t pid, void *ctx)
-{
-    zs_super *s = ctx;
-    if (proc_find(s, pid))
-        return 1;
-    return 0;
-}
-
-/* A process that exits 0 at once and leaves processes behind put itself in the background:
- * say so once (its first failure in a row), naming what it left. */
-static void check_daemonized(zs_super *s, const zs_proc *p)
-{
-    pid_t found[64];
-    int n = zs_strays_find(is_supervised, s, found, 64);
-    if (n <= 0)
-        return;
-    char list[256] = "";
-    size_t len = 0;
-    int fresh = 0;
-    for (int i = 0; i < n && i < 64; i++) {
-        int seen = 0;
-        for (int k = 0; k < s->nseen_strays && !seen; k++)
-            seen = s->seen_strays[k] == found[i];
-        if (seen)
-            continue;
-        fresh++;
-        if (len < sizeof(list) - 16)
-            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%ld", len ? " " : "", (long)found[i]);
-    }
-    free(s->seen_strays);
-    s->seen_strays = zs_xcalloc((size_t)(n < 64 ? n : 64), sizeof(pid_t));
-    memcpy(s->seen_strays, found, (size_t)(n < 64 ? n : 64) * sizeof(pid_t));
-    s->nseen_strays = n < 64 ? n : 64;
-    if (fresh)
-        zerror("%s: pid %ld exited with status 0 at once and left %d process%s running (pid %s): the program "
-               "put itself in the background (daemonized). masterd supervises the process it starts: run the "
-               "program in the foreground (its -D, --foreground or --nodaemon option; nginx: daemon off;). "
-               "What it left is stopped when masterd stops", p->g->svc->id, (long)p->pid, fresh,
-               fresh == 1 ? "" : "es", list);
-}
-
-/* One reaped (or stopped, or continued) child; now is the time the loop saw SIGCHLD. */
-static void reaped(zs_super *s, pid_t pid, int status, double now)
-{
-    zs_proc *p = proc_find(s, pid);
-    char how[160];
-    if (WIFSTOPPED(status) || WIFCONTINUED(status)) {
-        if (p)
-            proc_stop_event(p, status);
-        return;
-    }
-    describe_status(status, how, sizeof(how));
-    if (!p) {
-        zdebug("reaped pid %ld (not a supervised process): %s", (long)pid, how);
-        return;
-    }
-    zs_group *g = p->g;
-    zs_slot *sl = p->slot;
-    double lived = now - p->started;
-    int failed_start = p->timed_out;
-    /* A process asked to stop is gone: what it leaves in its process group (helpers it
-     * forked) goes too, as systemd's KillMode=mixed does.  Nobody else can hold that group id
-     * while any member is alive. */
-    if (p->stopping && kill(-p->pid, SIGKILL) == 0)
-        zdebug("%s: killed what pid %ld left in its process group", g->svc->id, (long)p->pid);
-    int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    int level = (p->stopping || clean) ? ZLOG_INFO : ZLOG_WARNING;
-    zlog_write(level, __FILE__, __func__, __LINE__, "%s: pid %ld %s after %.1f s", g->svc->id,
-               (long)p->pid, how, lived);
-    if (clean && !p->stopping && lived < FAILURE_LIFETIME && sl && sl->failures == 0)
-        check_daemonized(s, p);
-    proc_forget(p);
-    if (sl)
-        slot_after_end(sl, lived, failed_start, status, END_EXIT);
-    check_empty(g);
-}
-
-static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    zs_super *s = (zs_super *)((char *)w - offsetof(zs_super, child_w));
-    double now = mono_now();
-    reaped(s, w->rpid, w->rstatus, now);
-    /* libev reaps one child per loop iteration; take every other zombie now, so none waits
-     * (and grows its lifetime) behind the others.  Every child of this process is ours. */
-    int st;
-    pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG | WUNTRACED | WCONTINUED)) > 0)
-        reaped(s, pid, st, now);
-}
-
 /* ---- spawning ---- */
 
 static void after_fork_cb(void *ctx)
@@ -598,7 +237,7 @@ static void spawn_now(zs_slot *sl)
     pid = zs_spawn(&req, &chan);
     if (pid < 0) {
         zerror("%s: cannot start a process: %s", g->svc->id, strerror(errno));
-        slot_after_end(sl, 0, 1, W_EXITCODE(127, 0), END_EXIT); /* a failure, also for on-failure */
+        zs_sv_slot_after_end(sl, 0, 1, W_EXITCODE(127, 0), END_EXIT); /* a failure, also for on-failure */
         return;
     }
     zs_proc *p = zs_xcalloc(1, sizeof(*p));
@@ -607,15 +246,15 @@ static void spawn_now(zs_slot *sl)
     p->slot = sl;
     p->chan = chan;
     p->board_slot = -1;
-    p->started = mono_now();
+    p->started = zs_sv_mono_now();
     p->next = s->procs;
     s->procs = p;
     sl->proc = p;
-    ev_io_init(&p->chan_w, chan_cb, chan, EV_READ);
+    ev_io_init(&p->chan_w, zs_sv_chan_cb, chan, EV_READ);
     ev_io_start(s->loop, &p->chan_w);
     ev_init(&p->timer, proc_timer_cb);
     ev_init(&p->stopped_w, stopped_timer_cb);
-    proc_arm(p, PLAIN_READY_AFTER);
+    zs_sv_proc_arm(p, PLAIN_READY_AFTER);
     if (g->run)
         zinfo("Start up worker process No.%d (pid %ld)", sl->index + 1, (long)pid);
     else
@@ -644,8 +283,8 @@ static void work_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     zs_super *s = (zs_super *)((char *)w - offsetof(zs_super, work_w));
-    double t0 = mono_now();
-    for (int n = 0; n < SPAWN_BATCH && s->q_head && (n == 0 || mono_now() - t0 < SPAWN_SLICE); n++) {
+    double t0 = zs_sv_mono_now();
+    for (int n = 0; n < SPAWN_BATCH && s->q_head && (n == 0 || zs_sv_mono_now() - t0 < SPAWN_SLICE); n++) {
         zs_slot *sl = s->q_head;
         s->q_head = sl->qnext;
         if (!s->q_head)
@@ -670,7 +309,7 @@ static void stop_proc(zs_proc *p)
 {
     if (p->stopping)
         return;
-    proc_leave_slot(p);
+    zs_sv_proc_leave_slot(p);
     p->stopping = 1;
     /* A program that never spoke is stopped the systemd way: SIGTERM to its whole process
      * group, so helpers it forked leave with it (it may have left its group: then just it). */
@@ -680,10 +319,10 @@ static void stop_proc(zs_proc *p)
     }
     if (p->stopped && kill(-p->pid, SIGCONT) < 0)
         kill(p->pid, SIGCONT); /* a stopped process would only hear SIGKILL */
-    proc_arm(p, stop_deadline(p));
+    zs_sv_proc_arm(p, stop_deadline(p));
 }
 
-static void check_empty(zs_group *g)
+void zs_sv_check_empty(zs_group *g)
 {
     if (!g->stopping || g->empty_fired || g->empty_pending || zs_group_running_count(g) > 0)
         return;
@@ -699,7 +338,7 @@ zs_super *zs_super_new(struct ev_loop *loop, const zs_super_hooks *hooks)
     s->loop = loop;
     if (hooks)
         s->hooks = *hooks;
-    ev_child_init(&s->child_w, child_cb, 0, 1); /* 1: stops and continues too */
+    ev_child_init(&s->child_w, zs_sv_child_cb, 0, 1); /* 1: stops and continues too */
     /* First among what is pending: an exit is timed before any other work of the iteration. */
     ev_set_priority(&s->child_w, EV_MAXPRI);
     ev_child_start(loop, &s->child_w);
@@ -772,7 +411,7 @@ void zs_group_set_want(zs_group *g, int count)
             zs_slot *sl = zs_xcalloc(1, sizeof(*sl));
             sl->g = g;
             sl->index = i;
-            ev_init(&sl->backoff, backoff_cb);
+            ev_init(&sl->backoff, zs_sv_backoff_cb);
             g->slots[i] = sl;
         }
         g->nslots = count;
@@ -786,7 +425,7 @@ void zs_group_set_want(zs_group *g, int count)
     }
     for (int i = old; i < count; i++)
         if (!g->slots[i]->proc)
-            spawn_slot(g->slots[i]);
+            zs_sv_spawn_slot(g->slots[i]);
 }
 
 int zs_group_retire_one(zs_group *g)
@@ -804,7 +443,7 @@ void zs_group_stop(zs_group *g)
     for (zs_proc *p = g->s->procs; p; p = p->next)
         if (p->g == g)
             stop_proc(p);
-    check_empty(g);
+    zs_sv_check_empty(g);
 }
 
 void zs_super_hurry(zs_super *s)
@@ -812,13 +451,13 @@ void zs_super_hurry(zs_super *s)
     s->hurry = 1;
     for (zs_proc *p = s->procs; p; p = p->next)
         if (p->stopping && ev_timer_remaining(s->loop, &p->timer) > KILL_GRACE)
-            proc_arm(p, KILL_GRACE);
+            zs_sv_proc_arm(p, KILL_GRACE);
 }
 
 int zs_super_strays(zs_super *s, int sig)
 {
     pid_t found[1024];
-    int n = zs_strays_find(is_supervised, s, found, 1024);
+    int n = zs_strays_find(zs_sv_is_supervised, s, found, 1024);
     for (int i = 0; i < n && i < 1024 && sig; i++) {
         kill(found[i], sig);
         if (sig != SIGKILL)
@@ -833,7 +472,7 @@ void zs_group_free(zs_group *g)
     for (zs_proc *p = s->procs, *nx; p; p = nx) {
         nx = p->next;
         if (p->g == g)
-            proc_forget(p); /* only reached when the owner gives up on live children */
+            zs_sv_proc_forget(p); /* only reached when the owner gives up on live children */
     }
     unqueue_group(s, g);
     for (int i = 0; i < g->nslots; i++) {

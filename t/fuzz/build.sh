@@ -10,7 +10,7 @@ out=build/fuzz
 CLANG=${FUZZ_CC:-clang}
 # The modules the harnesses reach, and what they call in turn (no coroutine runtime: its
 # syscall hooks have no business in a fuzzer).
-LIBSRC="zs_board.c zs_config.c zs_config_wire.c zs_err.c zs_listen.c zs_log.c zs_service.c zs_server.c zs_spawn.c zs_status.c zs_super.c zs_zconfig.c"
+LIBSRC="zs_board.c zs_config.c zs_config_wire.c zs_err.c zs_listen.c zs_log.c zs_service.c zs_server.c zs_spawn.c zs_status.c zs_strays.c zs_super.c zs_super_chan.c zs_super_reap.c zs_zconfig.c"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 BASE="-g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Ilibzserver -DMASTERD_VERSION=\"fuzz\""
 # The library is compiled with -w: clang warns about things gcc (the project's compiler, with
