@@ -53,6 +53,9 @@ void zs_board_clear(int bfd, int i, pid_t pid)
 static zs_board *board;
 static zs_board_slot *mine;
 static int32_t my_pid;
+/* Connections held, counted also before the board arrives: a connection accepted then and
+ * closed after would otherwise take one off a board that never counted it. */
+static int32_t held;
 
 int zs_board_attach(int bfd, int i)
 {
@@ -72,7 +75,7 @@ int zs_board_attach(int bfd, int i)
     }
     my_pid = (int32_t)getpid();
     mine = &board->slot[i];
-    __atomic_store_n(&mine->live, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&mine->live, __atomic_load_n(&held, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
     __atomic_store_n(&mine->accepting, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&mine->pid, my_pid, __ATOMIC_RELEASE);
     return 0;
@@ -100,6 +103,7 @@ static int clamp_live(int live)
 
 int zs_board_add_live(int delta)
 {
+    __atomic_add_fetch(&held, delta, __ATOMIC_RELAXED);
     zs_board_slot *s = own();
     if (!s)
         return 0;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
@@ -32,7 +33,36 @@ static struct {
     int fd;          /* file or masterlog socket; 2 for stderr */
     char path[512];
     int facility;
-} lg = { T_STDERR, 2, "", LOG_USER };
+    int wfd;         /* what our own lines go to: fd, or a non-blocking alias of stderr */
+    int wsend;       /* wfd is a socket: send(MSG_DONTWAIT) */
+} lg = { T_STDERR, 2, "", LOG_USER, 2, 0 };
+
+/* Our own lines must never block on a stderr whose reader stalls (a pipe to logger, docker,
+ * a slow journald stream), yet the children keep fd 2 as it is.  A pipe or fifo is opened anew
+ * through /proc (a file description of our own, non-blocking); a socket is written with
+ * MSG_DONTWAIT; a file or a terminal is written as it is. */
+static void stderr_alias(void)
+{
+    struct stat st;
+    lg.wfd = 2;
+    lg.wsend = 0;
+    if (fstat(2, &st) < 0)
+        return;
+    if (S_ISSOCK(st.st_mode)) {
+        lg.wsend = 1;
+    } else if (S_ISFIFO(st.st_mode)) {
+        int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (fd >= 0)
+            lg.wfd = fd;
+    }
+}
+
+static ssize_t out_write(const char *buf, size_t len)
+{
+    if (lg.wsend)
+        return send(lg.wfd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    return write(lg.wfd, buf, len);
+}
 
 int zvar_log_debug_enable = 0;
 
@@ -93,9 +123,18 @@ static int open_target(int type, const char *path, char *err, size_t errlen)
 {
     int fd = -1;
     if (type == T_FILE) {
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
-        if (fd < 0)
+        /* Non-blocking, then checked: a fifo put where the log was must not hang the opener. */
+        struct stat st;
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
+        if (fd < 0) {
             snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        } else if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) {
+            snprintf(err, errlen, "%s: not a regular file (a log file must be one, or a device)", path);
+            close(fd);
+            fd = -1;
+        }
+        if (fd < 0)
+            return -1;
     } else if (type == T_MASTERLOG) {
         struct sockaddr_un sun = { .sun_family = AF_UNIX };
         if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -193,12 +232,18 @@ int zs_log_open(const char *target, const char *ident, char *err, size_t errlen)
         if (fd < 0)
             return -1;
     }
+    if (lg.wfd != 2 && lg.wfd != lg.fd)
+        close(lg.wfd); /* our alias of stderr */
     if (lg.type == T_FILE || lg.type == T_MASTERLOG)
         close(lg.fd);
     syslog_close();
     lg.type = type;
     lg.fd = fd;
     lg.facility = fac;
+    lg.wfd = fd;
+    lg.wsend = 0;
+    if (type == T_STDERR)
+        stderr_alias();
     snprintf(lg.path, sizeof(lg.path), "%s", arg ? arg : "");
     if (type == T_SYSLOG) {
         snprintf(sl.ident, sizeof(sl.ident), "%s", ident ? ident : "zserver");
@@ -300,10 +345,10 @@ static void fd_write_line(const char *buf, size_t len)
                  lost.err ? strerror(lost.err) : "short write");
         size_t n = zs_log_format(note, sizeof(note) - 1, ZLOG_WARNING, __FILE__, __func__, __LINE__, msg);
         note[n++] = '\n';
-        if (write(lg.fd, note, n) == (ssize_t)n)
+        if (out_write(note, n) == (ssize_t)n)
             lost.n = 0;
     }
-    ssize_t w = write(lg.fd, buf, len);
+    ssize_t w = out_write(buf, len);
     if (w != (ssize_t)len) {
         lost.err = w < 0 ? errno : 0;
         lost.n++;

@@ -54,13 +54,27 @@ static void proc_detach(zs_proc *p)
     zs_super *s = g->s;
     zs_slot *sl = p->slot;
     double lived = zs_sv_mono_now() - p->started;
+    /* A slot whose previous detached process still runs is detaching faster than its processes
+     * finish: that is a failure in a row, so the pile of detached processes grows only as fast as
+     * the backoff lets it. */
+    int piling = sl && sl->detached_pid > 0 && kill(sl->detached_pid, 0) == 0;
     zinfo("%s: pid %ld detached after %.1f s; starting a replacement", g->svc->id, (long)p->pid, lived);
-    /* From now on a stray: still our child, signalled when we stop, never counted again. */
+    /* From now on a stray: still our child, signalled when we stop, never counted again.  The
+     * list forgets the dead ones before it grows past a few hundred. */
+    if (s->nseen_strays >= 256) {
+        int k = 0;
+        for (int i = 0; i < s->nseen_strays; i++)
+            if (kill(s->seen_strays[i], 0) == 0)
+                s->seen_strays[k++] = s->seen_strays[i];
+        s->nseen_strays = k;
+    }
     s->seen_strays = zs_xrealloc(s->seen_strays, (size_t)(s->nseen_strays + 1) * sizeof(pid_t));
     s->seen_strays[s->nseen_strays++] = p->pid;
+    if (sl)
+        sl->detached_pid = p->pid;
     zs_sv_proc_forget(p);
     if (sl)
-        zs_sv_slot_after_end(sl, lived, 0, 0, END_DETACH);
+        zs_sv_slot_after_end(sl, lived, piling, 0, END_DETACH);
     zs_sv_check_empty(g);
 }
 
@@ -108,8 +122,13 @@ void zs_sv_chan_cb(struct ev_loop *loop, ev_io *w, int revents)
         case ZS_ST_STOPPING:
             if (p->stopping && r.value >= 0) {
                 double cap = p->g->svc->softstop_after > MIN_DRAIN_CAP ? p->g->svc->softstop_after : MIN_DRAIN_CAP;
-                double d = r.value < cap ? r.value : cap;
-                zs_sv_proc_arm(p, (p->g->s->hurry ? 0 : d) + KILL_GRACE);
+                double d = (p->g->s->hurry ? 0 : r.value < cap ? r.value : cap) + KILL_GRACE;
+                /* The first announcement sets the deadline (later than the default, for a hook
+                 * server); later ones can only bring it closer, so a child cannot keep putting
+                 * off its own kill, and after zs_super_hurry() nothing extends it. */
+                if ((!p->announced && !p->g->s->hurry) || d < ev_timer_remaining(p->g->s->loop, &p->timer))
+                    zs_sv_proc_arm(p, d);
+                p->announced = 1;
             }
             break;
         case ZS_ST_DETACH:

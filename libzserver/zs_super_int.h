@@ -39,6 +39,7 @@ struct zs_proc {
     ev_timer stopped_w; /* armed while the process is stopped by a signal */
     double started;    /* CLOCK_MONOTONIC seconds */
     int spoke, hello, ready, stopping, timed_out, stopped;
+    int announced;     /* sent STOPPING since it was asked to stop */
     int board_slot;    /* its slot on the group's scoreboard, -1 before HELLO */
     unsigned abuse;    /* malformed or unexpected records it sent */
 };
@@ -51,6 +52,7 @@ struct zs_slot {
     ev_timer backoff;
     zs_slot *qnext;    /* in the supervisor's start queue while queued */
     int queued;
+    pid_t detached_pid;/* the last process that detached from this slot */
 };
 
 struct zs_group {

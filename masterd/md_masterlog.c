@@ -23,6 +23,7 @@
 #include "md_masterlog.h"
 #include "zs_listen.h"
 #include "zs_log.h"
+#include "zs_status.h"
 #include "zserver.h"
 
 typedef struct receiver {
@@ -83,7 +84,7 @@ static void close_passed_fds(struct msghdr *mh)
         for (size_t k = 0; k < nfd; k++) {
             int fd;
             memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-            close(fd);
+            zs_status_drop_fd(fd); /* never a lingering close in our loop */
         }
     }
 }
@@ -95,7 +96,9 @@ static void recv_cb(struct ev_loop *loop, ev_io *w, int revents)
     char buf[8192], out[8192];
     union {
         struct cmsghdr h;
-        char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(4 * sizeof(int))];
+        /* Room for as many descriptors as one message can carry (SCM_MAX_FD): what does not fit
+         * would be closed by the kernel in our context, lingering if it is a TCP socket. */
+        char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(253 * sizeof(int))];
     } ctl;
     for (int i = 0; i < 64; i++) { /* bounded: other watchers get their turn */
         struct iovec iov = { buf, sizeof(buf) };
@@ -173,6 +176,9 @@ static int open_receiver(const char *path, int shared, gid_t gid, struct stat *m
         return -1;
     }
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)); /* best effort: absorbs bursts */
+    /* A sender's SCM_RIGHTS fails (EPERM) where the kernel has SO_PASSRIGHTS; elsewhere
+     * recv_cb drops what arrives without lingering. */
+    (void)zs_status_refuse_fds(fd);
     gid_t egid = getegid();
     int switch_gid = shared && gid != egid;
     if (switch_gid && setegid(gid) < 0) {

@@ -58,6 +58,21 @@ def socket_inodes(pid):
     return out
 
 
+def conn_inodes(pid, port):
+    """'socket:[INODE]' of the established TCP connections to local port `port` in pid's netns."""
+    out = set()
+    for proto in ("tcp", "tcp6"):
+        try:
+            with open("/proc/%d/net/%s" % (pid, proto)) as f:
+                for line in f.readlines()[1:]:
+                    parts = line.split()
+                    if int(parts[1].rsplit(":", 1)[1], 16) == port and parts[3] == "01":
+                        out.add("socket:[%s]" % parts[9])
+        except OSError:
+            pass
+    return out
+
+
 def epoll_listener_flags(pid, port_fd=3):
     """The event masks of fd port_fd in the epoll sets of pid (from /proc/PID/fdinfo)."""
     masks = []
@@ -122,7 +137,7 @@ class AcceptCase(MasterTest):
             self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
             held.append(s)
             time.sleep(0.003)
-        per = {k: len(socket_inodes(k) - base[k]) for k in kids}
+        per = {k: len(conn_inodes(k, port) & (socket_inodes(k) - base[k])) for k in kids}
         return held, per
 
 

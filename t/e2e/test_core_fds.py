@@ -136,7 +136,9 @@ class CoreFds(lib.MasterTest):
                         "server-proc-count = 4\n" % (FD, p4, p6),
         }).start()
         kids = m.wait_children(4)
-        # Same count stays: nothing extra gets spawned once the slots are full.
+        # Same count stays: nothing extra gets spawned once the slots are full.  (A start is
+        # logged once fork returned: the 4th child may be seen before its line.)
+        lib.wait_until(lambda: m.log().count("multi: started pid") >= 4, 5, what="4 start lines")
         self.assertEqual(m.log().count("multi: started pid"), 4, m.log())
         seen = set()
         for addr in (("127.0.0.1", p4), ("::1", p6), m.path("m.sock")) * 3:

@@ -286,9 +286,11 @@ class Master(lib.MasterTest):
         m = self.master()
         out = m.path("events")
         m.write("h.cf", "server-command = %s\nserver-service = 127.0.0.1:%d\nprobe-out = %s\n"
-                        "probe-softstop-hook = yes\n" % (PROBE, port, out))
+                        "probe-softstop-hook = yes\n" % (PROBE, port, out), args=["-v"])
         m.start(expect_children=1)
         old = m.children()[0]
+        # Ready first: a generation that never was ready is not drained but stopped at once.
+        lib.wait_until(lambda: "h: pid %d ready" % old in m.log(), 10, what="generation 1 ready")
         m.signal(signal.SIGUSR2)
         lib.wait_until(lambda: len(lib.started_pids(m.log(), "h")) == 2, 5)
         time.sleep(7.0)  # past server-stop-on-softstop-after + 5 s
