@@ -45,6 +45,8 @@ START_TEST(test_board_roundtrip)
     zs_board_slot me = slot_at(bfd, 1);
     ck_assert_int_eq(me.pid, getpid());
     ck_assert_int_eq(me.accepting, 0);
+    ck_assert_int_eq(me.live, 1); /* the connection held before the board came is published */
+    ck_assert_int_eq(zs_board_add_live(-1), 0); /* and its close is not taken off a count it is not in */
     ck_assert_int_eq(zs_board_fewest_others(), -1); /* no accepting sibling */
 
     put_slot(bfd, 0, 4242, 1, 7);  /* an accepting sibling with 7 connections */
