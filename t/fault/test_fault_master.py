@@ -283,10 +283,10 @@ class Master(lib.MasterTest):
         let the old process linger (3600 s) while SIGTERM killed it after 5 s.  One rule now: the
         deadline the process announced; a second SIGTERM cuts it to 5 s."""
         port = lib.free_port()
-        m = self.master()
+        m = self.master(args=["-v"])
         out = m.path("events")
         m.write("h.cf", "server-command = %s\nserver-service = 127.0.0.1:%d\nprobe-out = %s\n"
-                        "probe-softstop-hook = yes\n" % (PROBE, port, out), args=["-v"])
+                        "probe-softstop-hook = yes\n" % (PROBE, port, out))
         m.start(expect_children=1)
         old = m.children()[0]
         # Ready first: a generation that never was ready is not drained but stopped at once.

@@ -1,0 +1,201 @@
+"""Fault: what a hostile tester who had not seen the suite broke (each failed before its fix).
+
+- a child passing lingering TCP sockets over the masterlog socket froze the loop in close();
+- a child re-sending STOPPING kept moving its own kill deadline, so stop never ended;
+- masterd blocked writing its own log to a stderr pipe whose reader stalled;
+- a fifo put where the log file was hung masterd in open() on SIGUSR1 (and at start);
+- a child that detaches after a second piled detached processes up without backoff.
+"""
+import os
+import signal
+import subprocess
+import time
+
+import lib
+
+
+LINGER_CHILD = r'''#!/usr/bin/env python3
+import os, socket, struct, sys, time
+path, done = sys.argv[1], sys.argv[2]
+d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+for i in range(300):  # masterd reads the descriptors only after we dropped our copies
+    d.sendto(b"junk %d" % i, path)
+keep, sent, refused = [], 0, 0
+for j in range(6):
+    ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ls.bind(("127.0.0.1", 0)); ls.listen(1); keep.append(ls)
+    c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    c.connect(ls.getsockname()); c.setblocking(False)
+    try:
+        while True:
+            c.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 20))
+    try:
+        d.sendmsg([b"fd %d" % j], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", c.fileno()))], 0, path)
+        sent += 1
+    except OSError:
+        refused += 1  # then our close is the last one: do not linger in it ourselves
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+open(done + ".tmp", "w").write("sent=%d refused=%d\n" % (sent, refused)); os.rename(done + ".tmp", done)
+time.sleep(300)
+'''
+
+STOPPING_LIAR = r'''#!/usr/bin/env python3
+import os, signal, socket, struct, sys, time
+fd = int(os.environ["ZMASTER_STATUS_FD"]); gen = int(os.environ["ZMASTER_GENERATION"])
+s = socket.socket(fileno=fd)
+def rec(t, v=0):
+    s.send(struct.pack("<IIIi", 0x7a6d7331, t, gen, v))
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+rec(1, os.getpid()); rec(2)
+value = int(sys.argv[1])
+while True:
+    r = s.recv(64)
+    if not r:
+        break
+    if struct.unpack_from("<I", r, 4)[0] == 100:  # SOFTSTOP: announce again and again
+        for _ in range(600):
+            rec(3, value); time.sleep(1)
+time.sleep(600)
+'''
+
+DETACHER = r'''#!/usr/bin/env python3
+import os, socket, struct, time
+fd = int(os.environ["ZMASTER_STATUS_FD"]); gen = int(os.environ["ZMASTER_GENERATION"])
+s = socket.socket(fileno=fd)
+def rec(t, v=0):
+    s.send(struct.pack("<IIIi", 0x7a6d7331, t, gen, v))
+rec(1, os.getpid()); rec(2)
+time.sleep(1.1)
+rec(4)  # DETACH, and keep running (as a process finishing its sessions would)
+time.sleep(120)
+'''
+
+FLOOD_STDERR = "#!/bin/sh\nexec yes 'a line that fills the pipe of stderr' >&2\n"
+
+
+def script(m, name, text):
+    p = m.path(name)
+    with open(p, "w") as f:
+        f.write(text)
+    os.chmod(p, 0o755)
+    return p
+
+
+class Hostile(lib.MasterTest):
+
+    def test_descriptors_over_masterlog_do_not_freeze_the_loop(self):
+        m = self.master()
+        child = script(m, "linger.py", LINGER_CHILD)
+        done = m.path("done")
+        m.write("l.cf", "server-command = %s {dir}/log.sock %s\nserver-log = masterlog,{dir}/log.sock\n" % (child, done))
+        m.start()
+        res = lib.wait_until(lambda: os.path.exists(done) and open(done).read(), 20, what="the child's attack")
+        print("masterlog attack: %s" % res.strip())
+        t0 = time.monotonic()
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: "reload: reading" in m.log(), 5, what="SIGHUP handled (attack: %s)" % res.strip())
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertEqual(m.stop(), 0)
+
+    def check_liar(self, value):
+        m = self.master()
+        liar = script(m, "liar.py", STOPPING_LIAR)
+        m.write("liar.cf", "server-command = %s %d\n" % (liar, value))
+        m.start(expect_children=1)
+        kid = m.children()[0]
+        lib.wait_until(lambda: os.path.exists("/proc/%d/fd/3" % kid), 5)
+        time.sleep(0.5)  # HELLO + READY read
+        t0 = time.monotonic()
+        m.signal(signal.SIGTERM)
+        return m, t0
+
+    def test_stopping_again_cannot_postpone_the_kill(self):
+        """STOPPING 0 every second: the first one sets 0 + 5 s; later ones must not move it."""
+        m, t0 = self.check_liar(0)
+        self.assertEqual(m.wait_exit(20), 0)
+        took = time.monotonic() - t0
+        print("a child re-announcing STOPPING 0 was killed after %.1f s" % took)
+        self.assertLess(took, 9.0)
+
+    def test_second_sigterm_is_final(self):
+        """STOPPING 3600 every second: the second SIGTERM cuts it to 5 s for good."""
+        m, t0 = self.check_liar(3600)
+        time.sleep(2.0)
+        self.assertIsNone(m.proc.poll(), "the announced 3600 s were not honoured")
+        t1 = time.monotonic()
+        m.signal(signal.SIGTERM)
+        self.assertEqual(m.wait_exit(20), 0)
+        self.assertLess(time.monotonic() - t1, 8.0)
+
+    def test_stalled_stderr_pipe_never_blocks_masterd(self):
+        m = self.master()
+        flood = script(m, "flood.sh", FLOOD_STDERR)
+        m.write("f.cf", "server-command = %s\n" % flood)
+        # masterd logs to a pipe nobody reads (as `masterd 2>&1 | logger` with logger stopped).
+        p = subprocess.Popen(lib.valgrind_prefix(m.dir) + [lib.MASTERD, "-C", m.cf], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=m.dir)
+        m.proc, m.pid = p, p.pid
+        lib.wait_until(lambda: len(lib.children(p.pid)) == 1, 5, what="the flooding child")
+        m.known.update(lib.children(p.pid))
+        time.sleep(1.0)  # the pipe is full by now: the child blocks in write, masterd must not
+        m.signal(signal.SIGHUP)  # masterd logs "reload: reading" into the full pipe
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        m.signal(signal.SIGTERM)
+        try:
+            rc = p.wait(10)
+        finally:
+            p.stdout.close()
+        self.assertEqual(rc, 0)
+        self.assertLess(time.monotonic() - t0, 8.0)
+
+    def test_fifo_in_place_of_the_log_file(self):
+        m = self.master()
+        m.args = ["-log", "file," + m.path("m.log")]
+        m.write("s.cf", "server-command = /bin/sleep 1000\n")
+        m.start(wait_ready=False)
+        lib.wait_until(lambda: os.path.exists(m.path("m.log")) and "started" in open(m.path("m.log")).read(), 5)
+        os.rename(m.path("m.log"), m.path("m.log.1"))
+        os.mkfifo(m.path("m.log"))
+        m.signal(signal.SIGUSR1)  # a rotation gone wrong: the new "file" is a fifo
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        self.assertEqual(m.stop(timeout=10), 0)
+        self.assertLess(time.monotonic() - t0, 8.0)
+        # Refused (a fifo without a reader: ENXIO; with one: not a regular file), never waited on.
+        self.assertIn("reopen log: %s" % m.path("m.log"), open(m.path("m.log.1")).read())
+        # And at start: an error, not a hang.
+        r = m.run()
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(m.path("m.log"), r.stderr)
+        reader = os.open(m.path("m.log"), os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            r = m.run()
+        finally:
+            os.close(reader)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("not a regular file", r.stderr)
+
+    def test_detaching_after_a_second_backs_off(self):
+        m = self.master()
+        m.write("d.cf", "server-command = %s\n" % script(m, "detach.py", DETACHER))
+        m.start()
+        time.sleep(20.0)  # the window: one detach a second, each living >= 1 s
+        starts = lib.started_pids(m.log(), "d")
+        print("%d starts in 20 s" % len(starts))
+        # Backing off from the second detach on: starts at 0, 1.1, 2.3, 3.6, 5.1, 7.0, 9.7, 14.0 s.
+        self.assertLessEqual(len(starts), 9, "detached processes pile up without backoff")
+        self.assertIn("d: slot 1 failed 5 times in a row", m.log())
+        live = [p for p in starts if lib.alive(p)]
+        m.known.update(live)
+        self.assertEqual(m.stop(), 0)
+        self.assertFalse(any(lib.alive(p) for p in live))
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
