@@ -37,6 +37,25 @@ int zs_status_refuse_fds(int fd)
 #endif
 }
 
+int zs_status_take_fds(struct msghdr *m, int keep_first)
+{
+    int kept = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (keep_first && kept < 0)
+                kept = got;
+            else
+                zs_status_drop_fd(got);
+        }
+    }
+    return kept;
+}
+
 void zs_status_drop_fd(int fd)
 {
     if (fd < 0)
@@ -100,19 +119,7 @@ int zs_status_recv_fd(int fd, zs_status_rec *rec, int *passed_fd)
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return -1;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++) {
-            int got;
-            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-            if (*passed_fd < 0)
-                *passed_fd = got;
-            else
-                zs_status_drop_fd(got); /* one descriptor a record: the rest is not ours to keep */
-        }
-    }
+    *passed_fd = zs_status_take_fds(&m, 1); /* one descriptor a record: the rest is not ours */
     if (n == 0)
         return 0;
     if ((size_t)n != sizeof(*rec) || (m.msg_flags & MSG_TRUNC) || rec->magic != ZS_STATUS_MAGIC) {

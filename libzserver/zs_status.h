@@ -60,4 +60,8 @@ int zs_status_refuse_fds(int fd);
 /* Closes a descriptor received from a child without blocking on it (a socket's SO_LINGER is
  * reset first).  Nothing for fd < 0. */
 void zs_status_drop_fd(int fd);
+struct msghdr;
+/* Every descriptor that came with a received message m is dropped (zs_status_drop_fd), but the
+ * first one when keep_first, which is returned (-1: none). */
+int zs_status_take_fds(struct msghdr *m, int keep_first);
 #endif

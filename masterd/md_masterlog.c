@@ -75,20 +75,6 @@ static size_t escape(char *out, size_t cap, const char *src, size_t n)
     return o;
 }
 
-static void close_passed_fds(struct msghdr *mh)
-{
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t k = 0; k < nfd; k++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-            zs_status_drop_fd(fd); /* never a lingering close in our loop */
-        }
-    }
-}
-
 static void recv_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
@@ -115,7 +101,7 @@ static void recv_cb(struct ev_loop *loop, ev_io *w, int revents)
                 have = 1;
             }
         }
-        close_passed_fds(&mh); /* nobody sends us fds; whatever came is not kept */
+        (void)zs_status_take_fds(&mh, 0); /* nobody sends us fds: dropped, never a lingering close */
         while (n > 0 && buf[n - 1] == '\n')
             n--;
         if (n == 0)

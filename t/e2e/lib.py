@@ -408,6 +408,15 @@ def probe_events(path):
     return out
 
 
+def script(m, name, text):
+    """Writes an executable file into m's temp dir (a program for server-command); returns its path."""
+    p = m.path(name)
+    with open(p, "w") as f:
+        f.write(text)
+    os.chmod(p, 0o755)
+    return p
+
+
 def started_pids(log, sid):
     """Pids masterd logged as started for service sid, in order."""
     import re

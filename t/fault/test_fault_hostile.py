@@ -77,19 +77,11 @@ time.sleep(120)
 FLOOD_STDERR = "#!/bin/sh\nexec yes 'a line that fills the pipe of stderr' >&2\n"
 
 
-def script(m, name, text):
-    p = m.path(name)
-    with open(p, "w") as f:
-        f.write(text)
-    os.chmod(p, 0o755)
-    return p
-
-
 class Hostile(lib.MasterTest):
 
     def test_descriptors_over_masterlog_do_not_freeze_the_loop(self):
         m = self.master()
-        child = script(m, "linger.py", LINGER_CHILD)
+        child = lib.script(m, "linger.py", LINGER_CHILD)
         done = m.path("done")
         m.write("l.cf", "server-command = %s {dir}/log.sock %s\nserver-log = masterlog,{dir}/log.sock\n" % (child, done))
         m.start()
@@ -103,7 +95,7 @@ class Hostile(lib.MasterTest):
 
     def check_liar(self, value):
         m = self.master()
-        liar = script(m, "liar.py", STOPPING_LIAR)
+        liar = lib.script(m, "liar.py", STOPPING_LIAR)
         m.write("liar.cf", "server-command = %s %d\n" % (liar, value))
         m.start(expect_children=1)
         kid = m.children()[0]
@@ -133,7 +125,7 @@ class Hostile(lib.MasterTest):
 
     def test_stalled_stderr_pipe_never_blocks_masterd(self):
         m = self.master()
-        flood = script(m, "flood.sh", FLOOD_STDERR)
+        flood = lib.script(m, "flood.sh", FLOOD_STDERR)
         m.write("f.cf", "server-command = %s\n" % flood)
         # masterd logs to a pipe nobody reads (as `masterd 2>&1 | logger` with logger stopped).
         p = subprocess.Popen(lib.valgrind_prefix(m.dir) + [lib.MASTERD, "-C", m.cf], stdin=subprocess.DEVNULL,
@@ -182,7 +174,7 @@ class Hostile(lib.MasterTest):
 
     def test_detaching_after_a_second_backs_off(self):
         m = self.master()
-        m.write("d.cf", "server-command = %s\n" % script(m, "detach.py", DETACHER))
+        m.write("d.cf", "server-command = %s\n" % lib.script(m, "detach.py", DETACHER))
         m.start()
         time.sleep(20.0)  # the window: one detach a second, each living >= 1 s
         starts = lib.started_pids(m.log(), "d")

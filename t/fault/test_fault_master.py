@@ -15,8 +15,6 @@ keeps supervising:
 import os
 import re
 import signal
-import stat
-import struct
 import time
 
 import lib
@@ -24,14 +22,6 @@ import lib
 FD = lib.FDSERVER
 PROBE = lib.tool("tlib_probe")
 GREETER = lib.sample("greeter")
-
-
-def script(m, name, text):
-    p = m.path(name)
-    with open(p, "w") as f:
-        f.write(text)
-    os.chmod(p, 0o755)
-    return p
 
 
 def signal_latency(m, sig, marker, timeout=10.0):
@@ -177,7 +167,7 @@ class Master(lib.MasterTest):
     def daemonizing(self, m, port, ignore_term=False):
         trap = "trap '' TERM\n" if ignore_term else ""
         # The daemon keeps the inherited listener (fd 3) open, as a forking server would.
-        return script(m, "daemonize.sh", "#!/bin/sh\n%s(setsid sleep 1000 </dev/null >/dev/null 2>&1 &)\nexit 0\n" % trap)
+        return lib.script(m, "daemonize.sh", "#!/bin/sh\n%s(setsid sleep 1000 </dev/null >/dev/null 2>&1 &)\nexit 0\n" % trap)
 
     def check_daemon_stopped(self, env=None, ignore_term=False):
         port = lib.free_port()
@@ -268,7 +258,7 @@ class Master(lib.MasterTest):
 
     def test_garbage_records_are_counted_not_fatal(self):
         m = self.master()
-        prog = script(m, "garbage.py", CHANNEL_PY)
+        prog = lib.script(m, "garbage.py", CHANNEL_PY)
         m.write("bad.cf", "server-command = %s garbage\n" % prog)
         m.start()
         lib.wait_until(lambda: "1000 bad records so far" in m.log(), 10, what="the abuse counter")
