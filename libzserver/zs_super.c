@@ -128,7 +128,6 @@ void zs_sv_proc_set_ready(zs_proc *p)
         return;
     p->ready = 1;
     p->g->nready++;
-    p->g->ever_ready = 1;
     zdebug("%s: pid %ld ready", p->g->svc->id, (long)p->pid);
     if (p->g->s->hooks.proc_ready)
         p->g->s->hooks.proc_ready(p->g, p->g->s->hooks.ctx);
@@ -496,7 +495,6 @@ void zs_group_free(zs_group *g)
 }
 
 int zs_group_ready_count(const zs_group *g) { return g->nready; }
-int zs_group_ever_ready(const zs_group *g) { return g->ever_ready; }
 int zs_group_want(const zs_group *g) { return g->want; }
 void *zs_group_user(const zs_group *g) { return g->user; }
 void zs_group_set_user(zs_group *g, void *user) { g->user = user; }

@@ -54,8 +54,6 @@ void zs_group_stop(zs_group *g);
 void zs_group_free(zs_group *g);
 
 int zs_group_ready_count(const zs_group *g);
-/* True once any process of g has been ready. */
-int zs_group_ever_ready(const zs_group *g);
 int zs_group_want(const zs_group *g);
 int zs_group_running_count(const zs_group *g);   /* processes alive (slots + stopping) */
 void *zs_group_user(const zs_group *g);

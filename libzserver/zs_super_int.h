@@ -67,7 +67,7 @@ struct zs_group {
     zs_slot **slots;
     int nslots, want;
     int stopping, empty_pending, empty_fired;
-    int nready, ever_ready;
+    int nready;
     int board_fd;      /* the accept scoreboard (zs_board.h), -1 until a child says HELLO */
     int config_fd;     /* the validated config view (ZS_ST_CONFIG), -1: none (fork mode) */
     void *user;

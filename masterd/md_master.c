@@ -102,14 +102,14 @@ static void start_generation(md_svc *m, unsigned gen)
 }
 
 /* Puts g on the retiring list; whoever waited for g now waits for succ instead.  A generation
- * that never became ready serves nobody: it stops at once instead of waiting for succ (only
- * the last serving generation drains).  (zs_group_stop never frees a group from inside the
+ * with no ready process serves nobody (it never became ready, or it is crash-looping): it stops
+ * at once instead of waiting for succ, so only a serving generation drains.  (zs_group_stop never frees a group from inside the
  * call, so walking the list while stopping is safe.) */
 static void retire_group(zs_group *g, zs_group *succ)
 {
     retiring *r = zs_xcalloc(1, sizeof(*r));
     r->g = g;
-    r->succ = zs_group_ever_ready(g) ? succ : NULL;
+    r->succ = zs_group_ready_count(g) > 0 ? succ : NULL;
     r->next = M.retiring;
     M.retiring = r;
     for (retiring *o = M.retiring; o; o = o->next)

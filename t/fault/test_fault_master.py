@@ -233,6 +233,27 @@ class Master(lib.MasterTest):
         self.assertEqual(lib.report(("127.0.0.1", port))["pid"], first)
         self.assertEqual(m.stop(), 0)
 
+    def test_crash_looping_generation_is_not_kept_behind_a_new_one(self):
+        """Found by t/chaos (30 min, seed 4242): a generation that had been ready once, then
+        crash-looped, was kept draining behind every newer (never ready) one and kept
+        restarting.  A superseded generation with no ready process now stops at once."""
+        m = self.master(args=["-v"])
+        flaky = lib.script(m, "flaky.sh", "#!/bin/sh\n[ -e %s ] && exit 1\ntouch %s\nsleep 1.5\nexit 1\n"
+                           % (m.path("ran"), m.path("ran")))
+        m.write("f.cf", "server-command = %s\n" % flaky)
+        m.start()
+        lib.wait_until(lambda: re.search(r"f: pid \d+ ready", m.log()), 5, what="generation 1 ready once")
+        lib.wait_until(lambda: "f: slot 1 failed 2 times in a row" in m.log(), 10, what="generation 1 crash-looping")
+        m.signal(signal.SIGUSR2)
+        lib.wait_until(lambda: any(g == 2 for _, g in gens_started(m.log(), "f")), 5, what="generation 2")
+        time.sleep(1.0)
+        mark = len(m.log())
+        time.sleep(3.0)
+        later = gens_started(m.log()[mark:], "f")
+        self.assertTrue(later)
+        self.assertEqual({g for _, g in later}, {2}, "generation 1 still restarts: %r" % later)
+        self.assertEqual(m.stop(), 0)
+
     def test_status_flood_does_not_starve_the_master(self):
         """Defect 9: 16 children flooding AVAIL records pushed a reload to 2.4 s and a respawn to
         1.2 s."""
