@@ -94,13 +94,13 @@ class Hostile(lib.MasterTest):
         self.assertEqual(m.stop(), 0)
 
     def check_liar(self, value):
-        m = self.master()
+        m = self.master(args=["-v"])
         liar = lib.script(m, "liar.py", STOPPING_LIAR)
         m.write("liar.cf", "server-command = %s %d\n" % (liar, value))
         m.start(expect_children=1)
         kid = m.children()[0]
-        lib.wait_until(lambda: os.path.exists("/proc/%d/fd/3" % kid), 5)
-        time.sleep(0.5)  # HELLO + READY read
+        # Its READY was read (so it ignores SIGTERM by now, and gets SOFTSTOP, not SIGTERM).
+        lib.wait_until(lambda: "liar: pid %d ready" % kid in m.log(), 10, what="the liar ready")
         t0 = time.monotonic()
         m.signal(signal.SIGTERM)
         return m, t0
