@@ -123,9 +123,10 @@ void zs_sv_proc_forget(zs_proc *p)
 
 void zs_sv_proc_set_ready(zs_proc *p)
 {
-    ev_timer_stop(p->g->s->loop, &p->timer);
+    /* A process asked to stop keeps its kill deadline whatever it says now. */
     if (p->ready || p->stopping || !p->slot)
         return;
+    ev_timer_stop(p->g->s->loop, &p->timer); /* the ready deadline */
     p->ready = 1;
     p->g->nready++;
     zdebug("%s: pid %ld ready", p->g->svc->id, (long)p->pid);

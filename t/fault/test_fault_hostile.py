@@ -62,6 +62,20 @@ while True:
 time.sleep(600)
 '''
 
+LATE_READY = r'''#!/usr/bin/env python3
+import os, signal, socket, struct, time
+fd = int(os.environ["ZMASTER_STATUS_FD"]); gen = int(os.environ["ZMASTER_GENERATION"])
+s = socket.socket(fileno=fd)
+def rec(t, v=0):
+    s.send(struct.pack("<IIIi", 0x7a6d7331, t, gen, v))
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+open(os.environ["MARK"], "w").close()
+rec(1, os.getpid())
+time.sleep(3)
+rec(2)  # READY, long after it was told to stop
+time.sleep(600)
+'''
+
 DETACHER = r'''#!/usr/bin/env python3
 import os, socket, struct, time
 fd = int(os.environ["ZMASTER_STATUS_FD"]); gen = int(os.environ["ZMASTER_GENERATION"])
@@ -122,6 +136,22 @@ class Hostile(lib.MasterTest):
         m.signal(signal.SIGTERM)
         self.assertEqual(m.wait_exit(20), 0)
         self.assertLess(time.monotonic() - t1, 8.0)
+
+    def test_ready_after_stop_keeps_the_kill_deadline(self):
+        """Found by the second hostile tester: a READY after the stop request cancelled the kill
+        deadline, so masterd never exited (a second SIGTERM did not help either)."""
+        m = self.master()
+        late = lib.script(m, "late.py", LATE_READY)
+        m.write("late.cf", "server-command = %s\nserver-env = MARK=%s\n" % (late, m.path("mark")))
+        m.start(expect_children=1)
+        lib.wait_until(lambda: os.path.exists(m.path("mark")), 10, what="the child ignoring SIGTERM")
+        t0 = time.monotonic()
+        m.signal(signal.SIGTERM)
+        self.assertEqual(m.wait_exit(20), 0)
+        took = time.monotonic() - t0
+        print("a child saying READY after the stop was killed after %.1f s" % took)
+        self.assertGreater(took, 3.0)
+        self.assertLess(took, 9.0)
 
     def test_stalled_stderr_pipe_never_blocks_masterd(self):
         m = self.master()
