@@ -129,7 +129,38 @@ static const char *masterlog_path(const char *target)
 /* Binds a datagram socket at path (replacing a stale socket file) with its mode set by the
  * umask at bind and its group by our egid at bind (no chmod/chown of a path a swap could
  * redirect); fills *made with the file. */
-static int open_receiver(const char *path, int shared, gid_t gid, struct stat *made, char *err, size_t errlen)
+/* A socket file at path that answers (a datagram or a stream peer) belongs to a live process. */
+static int socket_in_use(const struct sockaddr_un *sun)
+{
+    static const int types[] = { SOCK_DGRAM, SOCK_STREAM, SOCK_SEQPACKET };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return 0;
+        int rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+        int e = errno;
+        close(fd);
+        if (rc == 0)
+            return 1;
+        if (e != EPROTOTYPE)
+            return 0; /* ECONNREFUSED: stale */
+    }
+    return 0;
+}
+
+/* The listen entry of set bound at path, or NULL: a masterlog socket there would replace it. */
+static const zs_listen *listener_at(const md_set *set, const char *path)
+{
+    for (int i = 0; i < set->n; i++)
+        for (int k = 0; k < set->v[i]->svc.nlisten; k++)
+            if (set->v[i]->svc.listen[k].path && !strcmp(set->v[i]->svc.listen[k].path, path))
+                return &set->v[i]->svc.listen[k];
+    return NULL;
+}
+
+/* ours: the socket file we made there before (replaced freely), or NULL. */
+static int open_receiver(const char *path, int shared, gid_t gid, const struct stat *ours, struct stat *made,
+                         char *err, size_t errlen)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     struct stat st;
@@ -146,6 +177,11 @@ static int open_receiver(const char *path, int shared, gid_t gid, struct stat *m
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             snprintf(err, errlen, "masterlog,%s: exists and is not a socket", path);
+            return -1;
+        }
+        int mine = ours && st.st_dev == ours->st_dev && st.st_ino == ours->st_ino;
+        if (!mine && socket_in_use(&sun)) {
+            snprintf(err, errlen, "masterlog,%s: is in use by another process (not removing it)", path);
             return -1;
         }
         unlink(path);
@@ -273,7 +309,8 @@ static int access_for(const md_set *set, const char *path, access_t *a, char *er
 static int replace_socket(struct ev_loop *loop, receiver *r, char *err, size_t errlen)
 {
     struct stat st;
-    int fd = open_receiver(r->path, r->shared, r->gid, &st, err, errlen);
+    struct stat ours = { .st_dev = r->dev, .st_ino = r->ino };
+    int fd = open_receiver(r->path, r->shared, r->gid, &ours, &st, err, errlen);
     if (fd < 0)
         return -1;
     if (r->old_fd >= 0) {
@@ -309,7 +346,11 @@ int md_masterlog_check(const md_set *set, zs_errs *errs)
         const zs_kv *kv = zs_config_find(&set->v[i]->cf, "server-log");
         char where[PATH_MAX + 32];
         snprintf(where, sizeof(where), "%s:%d", kv ? kv->file : set->v[i]->svc.id, kv ? kv->line : 0);
-        if (access_for(set, path, &a, err, sizeof(err)) < 0)
+        const zs_listen *l = listener_at(set, path);
+        if (l)
+            zs_errs_add(errs, "%s: server-log: masterlog,%s: is also a listening socket (%s)", where, path,
+                        l->where ? l->where : l->text);
+        else if (access_for(set, path, &a, err, sizeof(err)) < 0)
             zs_errs_add(errs, "%s: server-log: %s", where, err);
         else if (zs_path_dir_check(path, (uid_t)-1, why, sizeof(why)) < 0)
             zs_errs_add(errs, "%s: server-log: masterlog,%s: %s: another user could replace the socket", where,
@@ -330,6 +371,13 @@ int md_masterlog_sync(struct ev_loop *loop, const md_set *set, char *err, size_t
             seen = !strcmp(acc[k].path, path);
         if (!path || seen)
             continue;
+        const zs_listen *l = listener_at(set, path);
+        if (l) {
+            snprintf(err, errlen, "server-log: masterlog,%s: is also a listening socket (%s)", path,
+                     l->where ? l->where : l->text);
+            free(acc);
+            return -1;
+        }
         if (access_for(set, path, &acc[nacc], err, errlen) < 0) {
             free(acc);
             return -1;
@@ -357,7 +405,7 @@ int md_masterlog_sync(struct ev_loop *loop, const md_set *set, char *err, size_t
             continue;
         }
         struct stat st;
-        int fd = open_receiver(acc[k].path, acc[k].shared, acc[k].gid, &st, err, errlen);
+        int fd = open_receiver(acc[k].path, acc[k].shared, acc[k].gid, NULL, &st, err, errlen);
         if (fd < 0) {
             rc = -1;
             break;

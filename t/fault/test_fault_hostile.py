@@ -153,6 +153,31 @@ class Hostile(lib.MasterTest):
         self.assertGreater(took, 3.0)
         self.assertLess(took, 9.0)
 
+    def test_masterlog_path_never_takes_a_live_socket(self):
+        """Found by the second hostile tester: masterd removed whatever socket was at a masterlog
+        path, a service's own listener or another process's live socket."""
+        import socket
+        m = self.master()
+        m.write("a.cf", "server-command = %s\nserver-service = {dir}/sock\n" % lib.FDSERVER)
+        m.write("b.cf", "server-command = %s\nserver-log = masterlog,{dir}/sock\n" % lib.FDSERVER)
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("is also a listening socket", r.stderr)
+        m.remove("a.cf")
+        other = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        other.bind(m.path("sock"))  # another program's live log socket
+        ino = os.stat(m.path("sock")).st_ino
+        try:
+            r = m.run()
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("in use by another process", r.stderr)
+            self.assertEqual(os.stat(m.path("sock")).st_ino, ino, "the live socket was replaced")
+        finally:
+            other.close()
+        # A stale one (nobody reads it) is replaced as before.
+        m.start(expect_children=1)
+        self.assertEqual(m.stop(), 0)
+
     def test_stalled_stderr_pipe_never_blocks_masterd(self):
         m = self.master()
         flood = lib.script(m, "flood.sh", FLOOD_STDERR)
