@@ -103,8 +103,8 @@ static void start_generation(md_svc *m, unsigned gen)
 
 /* Puts g on the retiring list; whoever waited for g now waits for succ instead.  A generation
  * with no ready process serves nobody (it never became ready, or it is crash-looping): it stops
- * at once instead of waiting for succ, so only a serving generation drains.  (zs_group_stop never frees a group from inside the
- * call, so walking the list while stopping is safe.) */
+ * at once instead of waiting for succ, so only a serving generation drains.  (zs_group_stop
+ * never frees a group from inside the call, so walking the list while stopping is safe.) */
 static void retire_group(zs_group *g, zs_group *succ)
 {
     retiring *r = zs_xcalloc(1, sizeof(*r));
@@ -169,9 +169,15 @@ static void finish_stop(struct ev_loop *loop, ev_timer *w, int revents)
     if (M.ngroups > 0)
         return;
     double now = ev_now(loop);
-    if (M.empty_at == 0)
+    int left;
+    if (M.empty_at == 0) {
+        /* What the services' last processes left (helpers that had left their process group)
+         * hears it too, not only the strays of when the stop began. */
         M.empty_at = now;
-    int left = zs_super_strays(M.super, 0);
+        left = zs_super_strays(M.super, SIGTERM);
+    } else {
+        left = zs_super_strays(M.super, 0);
+    }
     if (left <= 0) {
         ev_break(loop, EVBREAK_ALL);
         return;
