@@ -196,6 +196,9 @@ class CoreFds(lib.MasterTest):
         lib.wait_until(lambda: os.path.exists(target) and "started" in open(target).read(), 5,
                        what="masterd to log to its file")
         (kid,) = m.wait_children(1)
+        # Audit the program, not the child between fork and exec (it still has masterd's fds).
+        lib.wait_until(lambda: os.readlink("/proc/%d/exe" % kid) == os.path.realpath(FD), 5,
+                       what="the child to exec")
         fds = lib.fd_links(kid)
         self.assertEqual((fds[0], fds[1], fds[2]), ("/dev/null", target, target))
         self.assertEqual(sorted(fds), [0, 1, 2, 3])
