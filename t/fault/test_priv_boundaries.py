@@ -118,7 +118,9 @@ class Terminal(lib.MasterTest):
                                   what="2 workers")
             self.assertNotEqual(stat_fields(p.pid)[2], 0, "the alone-mode parent has no controlling terminal")
             for k in kids:
-                self.assertEqual(stat_fields(k), (k, k, 0), "worker %d (pgrp, session, tty_nr)" % k)
+                # A worker just forked has not reached its setsid() yet: give it the time to.
+                lib.wait_until(lambda: stat_fields(k) == (k, k, 0), 5,
+                               what="worker %d in its own session (pgrp, session, tty_nr = %r)" % (k, stat_fields(k)))
         finally:
             p.terminate()
             p.wait(timeout=15)
