@@ -135,6 +135,13 @@ void zs_sv_proc_set_ready(zs_proc *p)
 }
 
 /* One timer per proc: while starting it is the ready deadline, while stopping the kill one. */
+/* Signals p's process group, or p alone when it has none (yet: a child leads its own session
+ * only once it ran setsid(); or any more: it may have left it). */
+int zs_sv_proc_signal(const zs_proc *p, int sig)
+{
+    return kill(-p->pid, sig) == 0 ? 0 : kill(p->pid, sig);
+}
+
 static void proc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -142,16 +149,14 @@ static void proc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     zs_proc *p = (zs_proc *)((char *)w - offsetof(zs_proc, timer));
     if (p->stopping) {
         zwarning("%s: pid %ld did not stop in time; killing its process group", p->g->svc->id, (long)p->pid);
-        if (kill(-p->pid, SIGKILL) < 0)
-            kill(p->pid, SIGKILL);
+        zs_sv_proc_signal(p, SIGKILL);
     } else if (!p->spoke) {
         zs_sv_proc_set_ready(p); /* a plain program: running for a second is all it can tell us */
     } else {
         zerror("%s: pid %ld said HELLO but not READY within %d s; killing it", p->g->svc->id,
                (long)p->pid, p->g->svc->ready_timeout);
         p->timed_out = 1;
-        if (kill(-p->pid, SIGKILL) < 0)
-            kill(p->pid, SIGKILL);
+        zs_sv_proc_signal(p, SIGKILL);
     }
 }
 
@@ -164,8 +169,7 @@ static void stopped_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     zs_proc *p = (zs_proc *)((char *)w - offsetof(zs_proc, stopped_w));
     zerror("%s: pid %ld still stopped after %d s; killing its process group", p->g->svc->id, (long)p->pid,
            p->g->svc->ready_timeout);
-    if (kill(-p->pid, SIGKILL) < 0)
-        kill(p->pid, SIGKILL);
+    zs_sv_proc_signal(p, SIGKILL);
 }
 
 void zs_sv_proc_arm(zs_proc *p, double after)
@@ -314,11 +318,11 @@ static void stop_proc(zs_proc *p)
     /* A program that never spoke is stopped the systemd way: SIGTERM to its whole process
      * group, so helpers it forked leave with it (it may have left its group: then just it). */
     if (!p->spoke || p->chan < 0 || zs_status_send(p->chan, ZS_ST_SOFTSTOP, p->g->gen, 0) < 0) {
-        if (kill(-p->pid, SIGTERM) < 0 && kill(p->pid, SIGTERM) < 0 && errno != ESRCH)
+        if (zs_sv_proc_signal(p, SIGTERM) < 0 && errno != ESRCH)
             zerror("%s: kill %ld: %s", p->g->svc->id, (long)p->pid, strerror(errno));
     }
-    if (p->stopped && kill(-p->pid, SIGCONT) < 0)
-        kill(p->pid, SIGCONT); /* a stopped process would only hear SIGKILL */
+    if (p->stopped)
+        zs_sv_proc_signal(p, SIGCONT); /* a stopped process would only hear SIGKILL */
     zs_sv_proc_arm(p, stop_deadline(p));
 }
 

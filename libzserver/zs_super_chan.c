@@ -37,14 +37,12 @@ static void board_offer(zs_proc *p)
 /* A lying or broken child costs a counter and a log line at 1, 10, 100, ... occurrences. */
 static void proc_abuse(zs_proc *p, const char *what)
 {
-    unsigned n = ++p->abuse;
-    for (unsigned k = 1; k && k <= n; k *= 10) {
-        if (k == n) {
-            zwarning("%s: pid %ld: %s on its status channel (%u bad record%s so far)", p->g->svc->id,
-                     (long)p->pid, what, n, n == 1 ? "" : "s");
-            break;
-        }
-    }
+    unsigned n = ++p->abuse, m = n;
+    while (m % 10 == 0)
+        m /= 10;
+    if (m == 1)
+        zwarning("%s: pid %ld: %s on its status channel (%u bad record%s so far)", p->g->svc->id,
+                 (long)p->pid, what, n, n == 1 ? "" : "s");
 }
 
 

@@ -103,6 +103,8 @@ void zs_sv_proc_leave_slot(zs_proc *p);
 void zs_sv_proc_forget(zs_proc *p);
 void zs_sv_proc_set_ready(zs_proc *p);
 void zs_sv_proc_arm(zs_proc *p, double after);
+/* kill() of p's process group, else of p: 0 or -1 (errno set). */
+int zs_sv_proc_signal(const zs_proc *p, int sig);
 /* Queues sl to be started from the work timer. */
 void zs_sv_spawn_slot(zs_slot *sl);
 /* Reports g empty from the work timer once it is stopping and has no process left. */

@@ -82,8 +82,8 @@ static void proc_stop_event(zs_proc *p, int status)
         ev_timer_stop(loop, &p->stopped_w);
         ev_timer_set(&p->stopped_w, p->g->svc->ready_timeout, 0.);
         ev_timer_start(loop, &p->stopped_w);
-        if (p->stopping && kill(-p->pid, SIGCONT) < 0)
-            kill(p->pid, SIGCONT); /* it was asked to stop: let it hear that */
+        if (p->stopping)
+            zs_sv_proc_signal(p, SIGCONT); /* it was asked to stop: let it hear that */
     } else {
         p->stopped = 0;
         ev_timer_stop(loop, &p->stopped_w);
