@@ -408,6 +408,17 @@ def probe_events(path):
     return out
 
 
+# The start of a python program that speaks the status channel (CONTRACT section 5) without
+# libzserver: rec(type, value) sends one record.  Tests append what their child does.
+CHANNEL_CHILD = r'''#!/usr/bin/env python3
+import os, signal, socket, struct, sys, time
+fd = int(os.environ["ZMASTER_STATUS_FD"]); gen = int(os.environ["ZMASTER_GENERATION"])
+s = socket.socket(fileno=fd)
+def rec(t, v=0):
+    s.send(struct.pack("<IIIi", 0x7a6d7331, t, gen, v))
+'''
+
+
 def script(m, name, text):
     """Writes an executable file into m's temp dir (a program for server-command); returns its path."""
     p = m.path(name)

@@ -43,13 +43,7 @@ open(done + ".tmp", "w").write("sent=%d refused=%d\n" % (sent, refused)); os.ren
 time.sleep(300)
 '''
 
-STOPPING_LIAR = r'''#!/usr/bin/env python3
-import os, signal, socket, struct, sys, time
-fd = int(os.environ["ZMASTER_STATUS_FD"]); gen = int(os.environ["ZMASTER_GENERATION"])
-s = socket.socket(fileno=fd)
-def rec(t, v=0):
-    s.send(struct.pack("<IIIi", 0x7a6d7331, t, gen, v))
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
+STOPPING_LIAR = lib.CHANNEL_CHILD + r'''signal.signal(signal.SIGTERM, signal.SIG_IGN)
 rec(1, os.getpid()); rec(2)
 value = int(sys.argv[1])
 while True:
@@ -62,13 +56,7 @@ while True:
 time.sleep(600)
 '''
 
-LATE_READY = r'''#!/usr/bin/env python3
-import os, signal, socket, struct, time
-fd = int(os.environ["ZMASTER_STATUS_FD"]); gen = int(os.environ["ZMASTER_GENERATION"])
-s = socket.socket(fileno=fd)
-def rec(t, v=0):
-    s.send(struct.pack("<IIIi", 0x7a6d7331, t, gen, v))
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
+LATE_READY = lib.CHANNEL_CHILD + r'''signal.signal(signal.SIGTERM, signal.SIG_IGN)
 open(os.environ["MARK"], "w").close()
 rec(1, os.getpid())
 time.sleep(3)
@@ -76,13 +64,7 @@ rec(2)  # READY, long after it was told to stop
 time.sleep(600)
 '''
 
-DETACHER = r'''#!/usr/bin/env python3
-import os, socket, struct, time
-fd = int(os.environ["ZMASTER_STATUS_FD"]); gen = int(os.environ["ZMASTER_GENERATION"])
-s = socket.socket(fileno=fd)
-def rec(t, v=0):
-    s.send(struct.pack("<IIIi", 0x7a6d7331, t, gen, v))
-rec(1, os.getpid()); rec(2)
+DETACHER = lib.CHANNEL_CHILD + r'''rec(1, os.getpid()); rec(2)
 time.sleep(1.1)
 rec(4)  # DETACH, and keep running (as a process finishing its sessions would)
 time.sleep(120)

@@ -40,13 +40,7 @@ def gens_started(log, sid):
 
 
 # A plain program that speaks the status channel (CONTRACT section 5) without libzserver.
-CHANNEL_PY = r'''#!/usr/bin/env python3
-import os, socket, struct, sys, time
-fd = int(os.environ["ZMASTER_STATUS_FD"]); gen = int(os.environ["ZMASTER_GENERATION"])
-s = socket.socket(fileno=fd)
-def rec(t, v=0):
-    s.send(struct.pack("<IIIi", 0x7a6d7331, t, gen, v))
-rec(1, os.getpid()); rec(2)
+CHANNEL_PY = lib.CHANNEL_CHILD + r'''rec(1, os.getpid()); rec(2)
 mode = sys.argv[1]
 if mode == "flood":
     while True:
