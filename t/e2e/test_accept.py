@@ -179,8 +179,10 @@ class Accept(AcceptCase):
             [c for c in m.children() if c not in kids]), 10, what="the new generation")
         wait_until(lambda: all(epoll_listener_flags(k) for k in new), 10, what="new workers to listen")
         self.assertTrue(all(os.path.exists("/proc/%d" % k) for k in kids), "old workers still drain")
-        # the old workers' epoll sets no longer hold the listener
-        self.assertEqual([epoll_listener_flags(k) for k in kids], [[], []])
+        # the old workers' epoll sets no longer hold the listener, once each got its SOFTSTOP (sent
+        # as a new worker's READY is read, which can come after the new one already listens)
+        wait_until(lambda: [epoll_listener_flags(k) for k in kids] == [[], []], 10,
+                   what="old workers to drop the listener (have %r)" % [epoll_listener_flags(k) for k in kids])
         t0 = time.monotonic()
         for _ in range(60):
             _, head = get(port, timeout=3.0)
