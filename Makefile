@@ -1,6 +1,10 @@
 # masterd + libzserver.  `make` builds, `make test` runs every test, `make run` serves etc/mail.
-# Sources are picked up by wildcard: a new libzserver/*.c joins the library, a new t/unit/*.c
+# Sources are picked up by wildcard: a new libzserver/LAYER/*.c joins its layer, a new t/unit/*.c
 # becomes a Check test, a new sample/*.c a sample server.
+# libzserver is five layers, each a folder and an archive, each using only those before it:
+#   core (config, listen, service, status, log, board) < super (supervision: groups, spawn,
+#   reaping, strays) < server (the server process skeleton) < aio | co (the two modes; the
+#   coroutine runtime and its syscall hooks).  masterd links core and super only.
 
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
@@ -13,7 +17,7 @@ SAN_FLAGS := -fsanitize=address,undefined
 ifeq ($(SAN),1)
 OPT       := -O1 -g -fno-omit-frame-pointer $(SAN_FLAGS) -fno-sanitize-recover=undefined
 endif
-CFLAGS    := $(OPT) $(CFLAGS_W) -fPIC -Ilibzserver $(EXTRA_CFLAGS)
+CFLAGS    := $(OPT) $(CFLAGS_W) -fPIC -Ilibzserver -Ilibzserver/core $(EXTRA_CFLAGS)
 LDFLAGS   := $(if $(filter 1,$(SAN)),$(SAN_FLAGS)) $(EXTRA_LDFLAGS)
 LIBS      := -linih -lev -ldl -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
@@ -21,9 +25,11 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 # A sanitizer build lives beside the normal one, so both can exist (and run) at once.
 B         := $(if $(filter 1,$(SAN)),build-san,build)
 export ZS_BUILD := $(abspath $(B))
-LIB_SRC   := $(sort $(wildcard libzserver/*.c))
-LIB_ASM   := $(sort $(wildcard libzserver/*.S))
-LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_ASM:%.S=$(B)/%.o)
+LAYERS    := core super server aio co
+layer_obj = $(patsubst %.c,$(B)/%.o,$(sort $(wildcard libzserver/$(1)/*.c))) $(patsubst %.S,$(B)/%.o,$(sort $(wildcard libzserver/$(1)/*.S)))
+LIB_OBJ   := $(foreach l,$(LAYERS),$(call layer_obj,$(l)))
+LAYER_LIBS := $(LAYERS:%=$(B)/libzs_%.a)
+LIB_HDR   := $(wildcard libzserver/*.h libzserver/*/*.h)
 MD_SRC    := $(sort $(wildcard masterd/*.c))
 MD_OBJ    := $(MD_SRC:%.c=$(B)/%.o)
 SAMPLE_SRC := $(sort $(wildcard sample/*.c))
@@ -34,8 +40,9 @@ TOOL_SRC  := $(sort $(wildcard t/tools/*.c))
 TOOLS     := $(TOOL_SRC:t/tools/%.c=$(B)/t/tools/%)
 DEPS_STAMP := $(B)/.deps-ok
 
+.SECONDEXPANSION:
 .PHONY: all deps test unit e2e run install clean bench fuzz valgrind fuzz-smoke chaos
-all: $(B)/masterd/masterd $(B)/libzserver.a $(B)/libzserver.so $(B)/libzserver.pc $(SAMPLES) $(TOOLS)
+all: $(B)/masterd/masterd $(LAYER_LIBS) $(B)/libzserver.a $(B)/libzserver.so $(B)/libzserver.pc $(SAMPLES) $(TOOLS)
 
 # Install the Debian packages when a header is missing (fresh machine: clone, `make test`).
 $(DEPS_STAMP):
@@ -47,13 +54,16 @@ $(DEPS_STAMP):
 	@mkdir -p $(B) && touch $@
 deps: $(DEPS_STAMP)
 
-$(B)/%.o: %.c $(DEPS_STAMP) $(wildcard libzserver/*.h masterd/*.h sample/*.h t/unit/*.h)
+$(B)/%.o: %.c $(DEPS_STAMP) $(LIB_HDR) $(wildcard masterd/*.h sample/*.h t/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 $(B)/%.o: %.S $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+$(B)/libzs_%.a: $$(call layer_obj,%)
+	@rm -f $@
+	ar rcs $@ $^
 $(B)/libzserver.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -63,20 +73,22 @@ $(B)/libzserver.pc: Makefile
 	@mkdir -p $(B)
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: libzserver\nDescription: server side of masterd (aio and coroutine main loops)\nVersion: %s\nLibs: -L$${libdir} -lzserver\nLibs.private: -linih -lev -ldl\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
 
-# Programs link the archive whole, so the coroutine syscall hooks are always the ones used.
+# Server programs link the archive whole, so the coroutine syscall hooks are always the ones used.
 LINK_LIB := -Wl,--whole-archive $(B)/libzserver.a -Wl,--no-whole-archive $(LIBS)
 
-$(B)/masterd/masterd: $(MD_OBJ) $(B)/libzserver.a
-	$(CC) -o $@ $(MD_OBJ) $(LDFLAGS) $(LINK_LIB)
+# The supervisor links what it calls and nothing more: no server runtime, no syscall hooks
+# (t/e2e/test_layers.py checks its symbols).
+$(B)/masterd/masterd: $(MD_OBJ) $(B)/libzs_super.a $(B)/libzs_core.a
+	$(CC) -o $@ $(MD_OBJ) $(LDFLAGS) $(B)/libzs_super.a $(B)/libzs_core.a $(LIBS)
 $(B)/sample/%: $(B)/sample/%.o $(B)/libzserver.a
 	$(CC) -o $@ $< $(LDFLAGS) $(LINK_LIB)
 $(B)/t/unit/%: $(B)/t/unit/%.o $(B)/libzserver.a
 	$(CC) -o $@ $< $(LDFLAGS) $(LINK_LIB) $(CHECK_LIBS)
 # Test tools are plain C: they must not depend on libzserver (they check it from outside).
 # A tool whose name contains "tlib" is a test server built on libzserver.
-$(B)/t/tools/%: t/tools/%.c $(DEPS_STAMP) $(B)/libzserver.a $(wildcard libzserver/*.h)
+$(B)/t/tools/%: t/tools/%.c $(DEPS_STAMP) $(B)/libzserver.a $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(OPT) $(CFLAGS_W) $(if $(findstring tlib,$*),-Ilibzserver) -o $@ $< $(LDFLAGS) $(if $(findstring tlib,$*),$(LINK_LIB)) -lpthread
+	$(CC) $(OPT) $(CFLAGS_W) $(if $(findstring tlib,$*),-Ilibzserver -Ilibzserver/core) -o $@ $< $(LDFLAGS) $(if $(findstring tlib,$*),$(LINK_LIB)) -lpthread
 
 # valgrind memcheck on masterd through the masterd-focused end-to-end modules (E2E_VALGRIND=1 in
 # t/e2e/lib.py): a memory error or a definite leak in any masterd fails the run.
@@ -125,7 +137,7 @@ install: all
 	install -m 0755 $(B)/libzserver.so $(DESTDIR)$(PREFIX)/lib/libzserver.so.$(VERSION)
 	ln -sf libzserver.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libzserver.so.0
 	ln -sf libzserver.so.0 $(DESTDIR)$(PREFIX)/lib/libzserver.so
-	install -m 0644 libzserver/zserver.h $(DESTDIR)$(PREFIX)/include/zserver.h
+	install -m 0644 libzserver/zserver.h libzserver/core/zserver_core.h $(DESTDIR)$(PREFIX)/include/
 	install -m 0644 $(B)/libzserver.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/libzserver.pc
 	@if [ -d man ]; then for m in man/*.[0-9]; do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done; fi
 

@@ -10,29 +10,11 @@
 #define ZSERVER_H
 
 #include <stddef.h>
+#include "zserver_core.h" /* logging and fd types: the part masterd shares */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---- fd types handed to the service_register hooks ---- */
-#define zvar_tcp_listen_type_inet 'i'
-#define zvar_tcp_listen_type_unix 'u'
-#define zvar_tcp_listen_type_fifo 'f'
-
-/* ---- logging: `MM/DD/YYYY HH:MM:SS UTC LEVEL: file:func:line: PID:n message`, one write a line ---- */
-enum { ZLOG_DEBUG = 0, ZLOG_INFO, ZLOG_WARNING, ZLOG_ERROR, ZLOG_FATAL };
-void zlog_write(int level, const char *file, const char *func, int line, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-/* zfatal logs then exits the process with status 1: it is the program's own decision to die. */
-void zlog_fatal(const char *file, const char *func, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5), noreturn));
-extern int zvar_log_debug_enable;
-#define zdebug(...) do { if (zvar_log_debug_enable) zlog_write(ZLOG_DEBUG, __FILE__, __func__, __LINE__, __VA_ARGS__); } while (0)
-#define zinfo(...) zlog_write(ZLOG_INFO, __FILE__, __func__, __LINE__, __VA_ARGS__)
-#define zwarning(...) zlog_write(ZLOG_WARNING, __FILE__, __func__, __LINE__, __VA_ARGS__)
-#define zerror(...) zlog_write(ZLOG_ERROR, __FILE__, __func__, __LINE__, __VA_ARGS__)
-#define zfatal(...) zlog_fatal(__FILE__, __func__, __LINE__, __VA_ARGS__)
 
 /* ---- config: the merged view (*.gcf, then the service's .cf, then -key value arguments) ---- */
 const char *zconfig_get_str(const char *key, const char *def);
@@ -80,7 +62,7 @@ void zcoroutine_server_detach_from_master(void);
  * EPERM from another thread than the one running the coroutines).  Start coroutines from the
  * hooks (service_register, before_service) or from other coroutines, not before
  * zcoroutine_server_main.  Inside a coroutine, blocking socket calls, poll and the sleeps yield
- * to the others (see libzserver/zs_co_hook.c for the list and what is not covered). */
+ * to the others (see libzserver/co/zs_co_hook.c for the list and what is not covered). */
 int zcoroutine_go(void *(*fn)(void *), void *ctx, int stack_kb);
 /* Lets the other ready coroutines run; no-op outside a coroutine. */
 void zcoroutine_yield(void);

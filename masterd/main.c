@@ -19,10 +19,10 @@
 #include "md_master.h"
 #include "md_masterlog.h"
 #include "md_set.h"
-#include "zs_listen.h"
-#include "zs_log.h"
-#include "zs_spawn.h"
-#include "zserver.h"
+#include "core/zs_listen.h"
+#include "core/zs_log.h"
+#include "super/zs_spawn.h"
+#include "core/zserver_core.h"
 
 #ifndef MASTERD_VERSION
 #define MASTERD_VERSION "0.0.0"

@@ -25,8 +25,8 @@
 #include <ev.h>
 #include "md_master.h"
 #include "md_masterlog.h"
-#include "zs_log.h"
-#include "zserver.h"
+#include "core/zs_log.h"
+#include "core/zserver_core.h"
 
 typedef struct retiring {
     struct retiring *next;

@@ -21,10 +21,10 @@
 #include <unistd.h>
 #include <ev.h>
 #include "md_masterlog.h"
-#include "zs_listen.h"
-#include "zs_log.h"
-#include "zs_status.h"
-#include "zserver.h"
+#include "core/zs_listen.h"
+#include "core/zs_log.h"
+#include "core/zs_status.h"
+#include "core/zserver_core.h"
 
 typedef struct receiver {
     struct receiver *next;

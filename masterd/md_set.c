@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "md_set.h"
-#include "zserver.h"
+#include "core/zserver_core.h"
 
 /* A .gcf may set defaults for every service, but not what only makes sense once. */
 static void check_gcf(const zs_config *gcf, zs_errs *errs)

@@ -8,9 +8,9 @@
 #ifndef MD_SET_H
 #define MD_SET_H
 #include <sys/stat.h>
-#include "zs_config.h"
-#include "zs_service.h"
-#include "zs_super.h"
+#include "core/zs_config.h"
+#include "core/zs_service.h"
+#include "super/zs_super.h"
 
 typedef struct md_listener {
     struct md_listener *next;

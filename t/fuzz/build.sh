@@ -10,9 +10,9 @@ out=build/fuzz
 CLANG=${FUZZ_CC:-clang}
 # The modules the harnesses reach, and what they call in turn (no coroutine runtime: its
 # syscall hooks have no business in a fuzzer).
-LIBSRC="zs_board.c zs_config.c zs_config_wire.c zs_err.c zs_listen.c zs_log.c zs_service.c zs_server.c zs_spawn.c zs_status.c zs_strays.c zs_super.c zs_super_chan.c zs_super_reap.c zs_zconfig.c"
+LIBSRC="core/zs_board.c core/zs_config.c core/zs_config_wire.c core/zs_err.c core/zs_listen.c core/zs_log.c core/zs_service.c server/zs_server.c super/zs_spawn.c core/zs_status.c super/zs_strays.c super/zs_super.c super/zs_super_chan.c super/zs_super_reap.c server/zs_zconfig.c"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-BASE="-g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Ilibzserver -DMASTERD_VERSION=\"fuzz\""
+BASE="-g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Ilibzserver -Ilibzserver/core -DMASTERD_VERSION=\"fuzz\""
 # The library is compiled with -w: clang warns about things gcc (the project's compiler, with
 # -Werror) does not, and those belong to `make`, not here.  The harnesses are held to -Werror.
 LIB_CFLAGS="$BASE -fsanitize=fuzzer-no-link $SAN -w"
@@ -49,7 +49,7 @@ objs=""
 for s in $LIBSRC; do
     o=$out/obj/${s%.c}.o
     objs="$objs $o"
-    if [ -f "$o" ] && [ -z "$(find libzserver/$s libzserver/*.h t/fuzz/build.sh -newer "$o" 2>/dev/null)" ]; then
+    if [ -f "$o" ] && [ -z "$(find libzserver/$s libzserver/*.h libzserver/*/*.h t/fuzz/build.sh -newer "$o" 2>/dev/null)" ]; then
         continue
     fi
     echo "fuzz: compiling $o"

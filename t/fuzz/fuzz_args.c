@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "zs_server.h"
+#include "server/zs_server.h"
 
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "fuzz_args: check failed: %s\n", #c); abort(); } } while (0)
 

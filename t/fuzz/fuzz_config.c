@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "zs_config.h"
-#include "zs_service.h"
+#include "core/zs_config.h"
+#include "core/zs_service.h"
 
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "fuzz_config: check failed: %s\n", #c); abort(); } } while (0)
 

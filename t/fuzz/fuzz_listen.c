@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
-#include "zs_listen.h"
+#include "core/zs_listen.h"
 
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "fuzz_listen: check failed: %s\n", #c); abort(); } } while (0)
 

@@ -4,7 +4,7 @@
  * It knows nothing of libzserver: it speaks the channel itself, with the fd from ZMASTER_STATUS_FD
  * and the generation from ZMASTER_GENERATION.  Test tools may not include libzserver headers (see
  * the Makefile rule), so the record layout and the numbers below are copied from
- * libzserver/zs_status.h and must be kept equal to it.
+ * libzserver/core/zs_status.h and must be kept equal to it.
  *
  * Usage: chaos_child MODE [CAPFILE CAP]
  * With CAPFILE, each start first appends a line with its CLOCK_MONOTONIC time in seconds to
@@ -38,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Copied from libzserver/zs_status.h (ZS_STATUS_MAGIC, enum zs_status_type, zs_status_rec). */
+/* Copied from libzserver/core/zs_status.h (ZS_STATUS_MAGIC, enum zs_status_type, zs_status_rec). */
 #define ST_MAGIC 0x7a6d7331u
 enum { ST_HELLO = 1, ST_READY = 2, ST_STOPPING = 3, ST_DETACH = 4, ST_AVAIL = 5 };
 struct st_rec {

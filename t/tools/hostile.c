@@ -1,7 +1,7 @@
 /*
  * hostile.c — a child of masterd that attacks what it shares with masterd and its siblings.
  * Plain C: it speaks the status channel from outside (ZMASTER_STATUS_FD, the record of
- * libzserver/zs_status.h).  Each mode writes what happened, one line, to OUT (written to
+ * libzserver/core/zs_status.h).  Each mode writes what happened, one line, to OUT (written to
  * OUT.tmp and renamed, so a reader never sees half a line), then waits to be stopped.
  *
  *     tty OUT              open /dev/tty and TIOCSTI '#' into it; TIOCSCTTY on fds 0-2 that
@@ -33,8 +33,8 @@
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
-#include "../../libzserver/zs_board.h"
-#include "../../libzserver/zs_status.h"
+#include "../../libzserver/core/zs_board.h"
+#include "../../libzserver/core/zs_status.h"
 
 static char res[1024];
 

@@ -7,7 +7,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 #include "check_run.h"
-#include "zs_aio.h"
+#include "aio/zs_aio.h"
 
 START_TEST(test_entry_found_with_data)
 {

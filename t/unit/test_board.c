@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "check_run.h"
-#include "zs_board.h"
+#include "core/zs_board.h"
 
 /* The supervisor's view of slot i, read through the fd as masterd would. */
 static zs_board_slot slot_at(int bfd, int i)

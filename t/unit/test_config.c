@@ -14,8 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "zs_config.h"
-#include "zs_err.h"
+#include "core/zs_config.h"
+#include "core/zs_err.h"
 #include "check_run.h"
 
 static char tmp[64];

@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "check_run.h"
-#include "zs_config.h"
+#include "core/zs_config.h"
 
 START_TEST(test_roundtrip)
 {

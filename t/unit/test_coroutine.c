@@ -1,5 +1,5 @@
 /*
- * test_coroutine.c — the coroutine runtime (libzserver/zs_co*.c): many coroutines, sleeping,
+ * test_coroutine.c — the coroutine runtime (libzserver/co/zs_co*.c): many coroutines, sleeping,
  * the guard page, errno and FP state per coroutine, mutex and cond, and a blocking-style echo
  * server serving 1,000 concurrent clients in one process.
  *
@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "zs_co.h"
+#include "co/zs_co.h"
 #include "zserver.h"
 #include "check_run.h"
 

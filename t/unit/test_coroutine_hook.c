@@ -1,5 +1,5 @@
 /*
- * test_coroutine_hook.c — the syscall hooks (libzserver/zs_co_hook.c): outside coroutines they
+ * test_coroutine_hook.c — the syscall hooks (libzserver/co/zs_co_hook.c): outside coroutines they
  * are libc's calls (blocking, same errno); inside, blocking socket calls wait in the loop, honour
  * SO_RCVTIMEO/SO_SNDTIMEO, are woken by close(), and leave fd flags as they were.
  */
@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "zs_co.h"
+#include "co/zs_co.h"
 #include "zserver.h"
 #include "check_run.h"
 

@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include "zs_listen.h"
+#include "core/zs_listen.h"
 #include "zserver.h"
 #include "check_run.h"
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "zs_service.h"
+#include "core/zs_service.h"
 #include "check_run.h"
 
 static char tmp[64];

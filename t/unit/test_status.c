@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "check_run.h"
-#include "zs_status.h"
+#include "core/zs_status.h"
 
 static double now(void)
 {

@@ -8,8 +8,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 out="$root/build/bench"
 lib="$root/libzserver"
-src="$here/ctx_check.c $lib/zs_co_ctx.c $lib/zs_co_switch_x86_64.S $lib/zs_co_switch_aarch64.S"
-flags="-O2 -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -I$lib"
+src="$here/ctx_check.c $lib/co/zs_co_ctx.c $lib/co/zs_co_switch_x86_64.S $lib/co/zs_co_switch_aarch64.S"
+flags="-O2 -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -I$lib -I$lib/core"
 mkdir -p "$out"
 
 ${CC:-cc} $flags -o "$out/ctx_check" $src -lm

@@ -1,5 +1,5 @@
 /*
- * ctx_check.c — checks the context switch alone (libzserver/zs_co_ctx.c + zs_co_switch_<arch>.S),
+ * ctx_check.c — checks the context switch alone (libzserver/co/zs_co_ctx.c + zs_co_switch_<arch>.S),
  * without libev or the hooks, so it also runs on another architecture under qemu-user
  * (t/bench/coroutine/cross.sh builds it for aarch64).
  *
@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "zs_co_ctx.h"
+#include "co/zs_co_ctx.h"
 
 #define STACK (64 * 1024)
 #define ROUNDS 100000

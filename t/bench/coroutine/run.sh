@@ -18,7 +18,7 @@ mkdir -p "$out"
 
 status=0
 if [ "$what" = all ] || [ "$what" = switch ]; then
-    $cc -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -I"$root/libzserver" -o "$out/co_switch" "$here/switch.c" \
+    $cc -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -I"$root/libzserver" -I"$root/libzserver/core" -o "$out/co_switch" "$here/switch.c" \
         -Wl,--whole-archive "$root/build/libzserver.a" -Wl,--no-whole-archive -linih -lev -ldl -lm -lpthread
     echo "== context switch: correctness (t/bench/coroutine/cross.sh: native, and aarch64 under qemu if installed)"
     sh "$here/cross.sh" || status=1

@@ -16,8 +16,8 @@
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
-#include "zs_co.h"
-#include "zs_co_ctx.h"
+#include "co/zs_co.h"
+#include "co/zs_co_ctx.h"
 #include "zserver.h"
 
 #define STACK (64 * 1024)

@@ -19,7 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "zs_listen.h"
-#include "zserver.h"
+#include "zserver_core.h"
 
 #define UNIX_PATH_MAX_LEN (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 

@@ -49,12 +49,12 @@
 #include <time.h>
 #include <unistd.h>
 #include <ev.h>
-#include "zs_board.h"
+#include "core/zs_board.h"
 #include "zs_spawn.h"
-#include "zs_status.h"
+#include "core/zs_status.h"
 #include "zs_strays.h"
 #include "zs_super.h"
-#include "zserver.h"
+#include "core/zserver_core.h"
 #include "zs_super_int.h"
 
 static void stop_proc(zs_proc *p);

@@ -10,11 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <ev.h>
-#include "zs_board.h"
-#include "zs_status.h"
+#include "core/zs_board.h"
+#include "core/zs_status.h"
 #include "zs_strays.h"
 #include "zs_super_int.h"
-#include "zserver.h"
+#include "core/zserver_core.h"
 
 void zs_sv_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {

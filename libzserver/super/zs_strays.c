@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "zs_strays.h"
-#include "zs_err.h"
-#include "zserver.h"
+#include "core/zs_err.h"
+#include "core/zserver_core.h"
 
 typedef struct pidv {
     pid_t *v;

@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "zs_log.h"
-#include "zserver.h"
+#include "zserver_core.h"
 
 enum { T_STDERR, T_SYSLOG, T_FILE, T_MASTERLOG };
 

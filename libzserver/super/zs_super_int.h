@@ -1,7 +1,7 @@
 /*
  * zs_super_int.h — what the supervision core's files share (zs_super.c: the group API, the start
  * queue and stopping; zs_super_chan.c: status records; zs_super_reap.c: exits and the respawn
- * policy).  Not installed; nothing outside libzserver/zs_super*.c includes it.
+ * policy).  Not installed; nothing outside libzserver/super/zs_super*.c includes it.
  *
  * Ownership: a zs_proc is in the supervisor's list from fork until it is reaped (or detached);
  * it sits in a slot of its group while it counts towards `want`, and leaves the slot the moment

@@ -20,16 +20,26 @@
 #include <string.h>
 #include <unistd.h>
 #include <ev.h>
-#include "zs_listen.h"
-#include "zs_log.h"
-#include "zs_board.h"
+#include "core/zs_listen.h"
+#include "core/zs_log.h"
+#include "core/zs_board.h"
 #include "zs_server.h"
-#include "zs_service.h"
-#include "zs_status.h"
-#include "zs_super.h"
+#include "core/zs_service.h"
+#include "core/zs_status.h"
+#include "super/zs_super.h"
 #include "zserver.h"
 
 zs_config zs_server_config;
+
+static zaio_base_t default_base;
+zaio_base_t *zvar_default_aio_base = &default_base;
+void (*zs_fd_forget_cb)(int fd);
+
+void zs_server_adopt_loop(struct ev_loop *loop)
+{
+    if (!default_base.loop)
+        default_base.loop = loop;
+}
 
 static struct {
     const zs_server_mode *mode;
@@ -281,6 +291,7 @@ static int serve(void)
     S.loop = ev_default_loop(EVFLAG_AUTO);
     if (!S.loop)
         zfatal("cannot initialise libev");
+    zs_server_adopt_loop(S.loop);
     if (S.mode->loop_init && S.mode->loop_init(S.loop) < 0)
         zfatal("cannot initialise the %s runtime", S.mode->name);
     ev_init(&S.exit_timer, exit_timer_cb);

@@ -55,9 +55,9 @@
 #include <unistd.h>
 #include <ev.h>
 #include "zs_aio.h"
-#include "zs_board.h"
-#include "zs_err.h"
-#include "zs_server.h"
+#include "core/zs_board.h"
+#include "core/zs_err.h"
+#include "server/zs_server.h"
 #include "zserver.h"
 
 #define ACCEPT_BATCH 64
@@ -84,8 +84,6 @@ struct zaio_timer_t {
     void *ctx;
 };
 
-static zaio_base_t base;
-zaio_base_t *zvar_default_aio_base = &base;
 void (*zaio_server_service_register)(const char *service, int fd, int fd_type) = 0;
 void (*zaio_server_before_service)(void) = 0;
 void (*zaio_server_before_softstop)(void) = 0;
@@ -95,9 +93,9 @@ static zaio_t *registered;
  * count wake-ups per accepted connection with them). */
 static unsigned long stat_wakeups, stat_accepted, stat_empty, stat_rotations, stat_stepbacks;
 static int has_siblings;  /* server-proc-count > 1: other workers share the listeners */
-/* The connections this process accepted and has not closed, one bit an fd (zs_aio.h). */
-unsigned char *zs_aio_conn_bits;
-size_t zs_aio_conn_nbits;
+/* The connections this process accepted and has not closed, one bit an fd. */
+static unsigned char *conn_bits;
+static size_t conn_nbits;
 static int reserve_fd = -1;
 static unsigned long shed_count;  /* connections closed unserved since the last report */
 static time_t shed_reported;
@@ -128,30 +126,34 @@ static void report_shed(int fd)
 /* ---- connections held (published on the accept scoreboard, zs_board.h) ---- */
 
 /* The bitmap only grows, and an outgrown one is never freed: another thread's close() may be
- * reading it (zs_aio_fd_gone) while the loop thread grows it.  It holds one bit per fd, so all
+ * reading it (conn_forget) while the loop thread grows it.  It holds one bit per fd, so all
  * the outgrown maps together are smaller than the last. */
 static void conn_track(int fd)
 {
-    if ((size_t)fd >= zs_aio_conn_nbits) {
-        size_t n = zs_aio_conn_nbits ? zs_aio_conn_nbits : 1024;
+    if ((size_t)fd >= conn_nbits) {
+        size_t n = conn_nbits ? conn_nbits : 1024;
         while (n <= (size_t)fd)
             n *= 2;
         unsigned char *b = calloc(n / 8, 1);
         if (!b)
             return; /* untracked: the board undercounts, which only makes us less fair */
-        if (zs_aio_conn_bits)
-            memcpy(b, zs_aio_conn_bits, zs_aio_conn_nbits / 8);
-        __atomic_store_n(&zs_aio_conn_bits, b, __ATOMIC_RELEASE);
-        __atomic_store_n(&zs_aio_conn_nbits, n, __ATOMIC_RELEASE);
+        if (conn_bits)
+            memcpy(b, conn_bits, conn_nbits / 8);
+        __atomic_store_n(&conn_bits, b, __ATOMIC_RELEASE);
+        __atomic_store_n(&conn_nbits, n, __ATOMIC_RELEASE);
     }
-    __atomic_fetch_or(&zs_aio_conn_bits[fd / 8], (unsigned char)(1u << (fd % 8)), __ATOMIC_RELAXED);
+    __atomic_fetch_or(&conn_bits[fd / 8], (unsigned char)(1u << (fd % 8)), __ATOMIC_RELAXED);
     zs_board_add_live(1);
 }
 
-void zs_aio_conn_gone(int fd)
+/* zs_fd_forget's callback (server/zs_server.h): fd is closing or was handed out again. */
+static void conn_forget(int fd)
 {
+    if (fd < 0 || (size_t)fd >= __atomic_load_n(&conn_nbits, __ATOMIC_ACQUIRE))
+        return;
     unsigned char bit = (unsigned char)(1u << (fd % 8));
-    if (__atomic_fetch_and(&zs_aio_conn_bits[fd / 8], (unsigned char)~bit, __ATOMIC_RELAXED) & bit)
+    if (__atomic_fetch_and(&__atomic_load_n(&conn_bits, __ATOMIC_ACQUIRE)[fd / 8], (unsigned char)~bit,
+                           __ATOMIC_RELAXED) & bit)
         zs_board_add_live(-1);
 }
 
@@ -551,8 +553,8 @@ static void aio_close_listener(int fd)
     for (zaio_t **pp = &registered; *pp;) {
         zaio_t *a = *pp;
         if (a->fd == fd) {
-            listener_stop(base.loop, a);
-            ev_timer_stop(base.loop, &a->pause);
+            listener_stop(zvar_default_aio_base->loop, a);
+            ev_timer_stop(zvar_default_aio_base->loop, &a->pause);
             *pp = a->next;
             free(a);
         } else {
@@ -575,13 +577,13 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 zaio_timer_t *zaio_timer_set(long ms, void (*fn)(void *ctx), void *ctx)
 {
-    if (!base.loop || !fn)
+    if (!zvar_default_aio_base->loop || !fn)
         return NULL;
     zaio_timer_t *t = zs_xcalloc(1, sizeof(*t));
     t->fn = fn;
     t->ctx = ctx;
     ev_timer_init(&t->w, timer_cb, ms < 0 ? 0. : (double)ms / 1000., 0.);
-    ev_timer_start(base.loop, &t->w);
+    ev_timer_start(zvar_default_aio_base->loop, &t->w);
     return t;
 }
 
@@ -589,13 +591,13 @@ void zaio_timer_cancel(zaio_timer_t *t)
 {
     if (!t)
         return;
-    ev_timer_stop(base.loop, &t->w);
+    ev_timer_stop(zvar_default_aio_base->loop, &t->w);
     free(t);
 }
 
 static int aio_init(struct ev_loop *loop)
 {
-    base.loop = loop;
+    __atomic_store_n(&zs_fd_forget_cb, conn_forget, __ATOMIC_RELEASE);
     const char *how = getenv("ZSERVER_ACCEPT");
     has_siblings = zconfig_get_int("server-proc-count", 1) > 1;
     if (how && !strcmp(how, "plain")) {

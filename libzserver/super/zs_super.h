@@ -16,7 +16,7 @@
 #ifndef ZS_SUPER_H
 #define ZS_SUPER_H
 #include <sys/types.h>
-#include "zs_service.h"
+#include "core/zs_service.h"
 
 struct ev_loop;
 typedef struct zs_super zs_super;

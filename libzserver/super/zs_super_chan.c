@@ -12,11 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <ev.h>
-#include "zs_board.h"
-#include "zs_status.h"
+#include "core/zs_board.h"
+#include "core/zs_status.h"
 #include "zs_strays.h"
 #include "zs_super_int.h"
-#include "zserver.h"
+#include "core/zserver_core.h"
 
 /* Hands a child that said HELLO its slot on the group's accept scoreboard (zs_board.h).  A
  * group that cannot have one runs without: the board only makes accepting fairer. */

@@ -8,7 +8,7 @@
 #define ZS_SPAWN_H
 #include <sys/resource.h>
 #include <sys/types.h>
-#include "zs_service.h"
+#include "core/zs_service.h"
 #include "zs_super.h"
 
 typedef struct zs_spawn_req {

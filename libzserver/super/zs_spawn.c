@@ -19,10 +19,10 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include "zs_log.h"
+#include "core/zs_log.h"
 #include "zs_spawn.h"
-#include "zs_status.h"
-#include "zserver.h"
+#include "core/zs_status.h"
+#include "core/zserver_core.h"
 
 extern char **environ;
 

@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <ev.h>
 #include "zs_co.h"
-#include "zs_server.h"
+#include "server/zs_server.h"
 #include "zserver.h"
 
 void (*zcoroutine_server_service_register)(const char *service, int fd, int fd_type) = 0;

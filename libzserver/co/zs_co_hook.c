@@ -63,7 +63,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-#include "zs_aio.h"
+#include "server/zs_server.h"
 #include "zs_co.h"
 #include "zserver.h"
 
@@ -178,11 +178,11 @@ static fdst *fdst_sock(int fd)
 
 /* fd is being closed or has become another file: nothing cached about it is true any more,
  * and coroutines waiting on the old file wake up (-1/EBADF). */
-static inline void fd_gone(int fd)
+static inline void fd_forget(int fd)
 {
     if (fd < 0)
         return;
-    zs_aio_fd_gone(fd); /* a connection aio mode counts on the accept scoreboard */
+    zs_fd_forget(fd); /* e.g. a connection aio mode counts on the accept scoreboard */
     if (!zs_co_owner_thread)
         return;
     zs_co_fd_closing(fd);
@@ -309,7 +309,7 @@ static ssize_t co_recvmsg(int fd, fdst *s, struct msghdr *msg, int flags, int *p
         if (r >= 0)
             break;
         if (errno == ENOTSOCK) {
-            fd_gone(fd);
+            fd_forget(fd);
             *pass = 1;
             break;
         }
@@ -356,7 +356,7 @@ static ssize_t co_sendmsg(int fd, fdst *s, const struct msghdr *msg, int flags, 
             continue;
         }
         if (errno == ENOTSOCK) {
-            fd_gone(fd);
+            fd_forget(fd);
             *pass = 1;
             break;
         }
@@ -537,7 +537,7 @@ static int co_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
             /* The new socket has the listener's type; a listener without timeouts gives one
              * without timeouts (TCP copies the listener's, unix sockets start at none), so
              * only then its entry is filled now instead of on its first read. */
-            fd_gone(r);
+            fd_forget(r);
             fdst *n = fdst_slot(r);
             s = fdst_sock(fd); /* fdst_slot may have moved the table */
             if (n && s && !s->rcv_us && !s->snd_us) {
@@ -564,7 +564,7 @@ int accept(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len)
     if (IN_CO())
         return co_accept4(fd, SA(addr), len, 0);
     int r = REAL(accept)(fd, addr, len);
-    fd_gone(r);
+    fd_forget(r);
     return r;
 }
 
@@ -573,7 +573,7 @@ int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len, int flags)
     if (IN_CO())
         return co_accept4(fd, SA(addr), len, flags);
     int r = REAL(accept4)(fd, addr, len, flags);
-    fd_gone(r);
+    fd_forget(r);
     return r;
 }
 
@@ -715,21 +715,21 @@ int nanosleep(const struct timespec *req, struct timespec *rem)
 
 int close(int fd)
 {
-    fd_gone(fd);
+    fd_forget(fd);
     return REAL(close)(fd);
 }
 
 int fclose(FILE *f)
 {
     if (f)
-        fd_gone(fileno(f));
+        fd_forget(fileno(f));
     return REAL(fclose)(f);
 }
 
 int dup(int fd)
 {
     int r = REAL(dup)(fd);
-    fd_gone(r);
+    fd_forget(r);
     return r;
 }
 
@@ -738,21 +738,21 @@ int dup2(int fd, int newfd)
 {
     int r = REAL(dup2)(fd, newfd);
     if (r >= 0 && fd != newfd)
-        fd_gone(r);
+        fd_forget(r);
     return r;
 }
 
 int dup3(int fd, int newfd, int flags)
 {
     int r = REAL(dup3)(fd, newfd, flags);
-    fd_gone(r);
+    fd_forget(r);
     return r;
 }
 
 int socket(int domain, int type, int protocol)
 {
     int r = REAL(socket)(domain, type, protocol);
-    fd_gone(r);
+    fd_forget(r);
     return r;
 }
 
@@ -760,8 +760,8 @@ int socketpair(int domain, int type, int protocol, int sv[2])
 {
     int r = REAL(socketpair)(domain, type, protocol, sv);
     if (r == 0) {
-        fd_gone(sv[0]);
-        fd_gone(sv[1]);
+        fd_forget(sv[0]);
+        fd_forget(sv[1]);
     }
     return r;
 }

@@ -5,7 +5,7 @@
  */
 #ifndef ZS_SERVER_H
 #define ZS_SERVER_H
-#include "zs_config.h"
+#include "core/zs_config.h"
 
 struct ev_loop;
 
@@ -24,6 +24,24 @@ typedef struct zs_server_mode {
 int zs_server_main(const zs_server_mode *mode, int argc, char **argv);
 void zs_server_stop_notify(int secs);
 void zs_server_detach(void);
+
+/* The process's libev loop: serve() creates it and publishes it as zvar_default_aio_base->loop
+ * (zserver.h), in either mode.  A runtime started outside zs_server_main (a coroutine started
+ * by a test program) offers its loop with zs_server_adopt_loop; the first one stays. */
+void zs_server_adopt_loop(struct ev_loop *loop);
+
+/* Per-fd state kept above this layer (aio mode's held connections) learns here that an fd
+ * number no longer names the file it knew: it is being closed, or a call (accept, socket,
+ * dup...) just returned it again, so a close nobody saw came before.  The syscall hooks
+ * (co/zs_co_hook.c) call zs_fd_forget for each; one module registers a callback (it may be
+ * called from any thread, so it only does atomic work). */
+extern void (*zs_fd_forget_cb)(int fd);
+static inline void zs_fd_forget(int fd)
+{
+    void (*cb)(int) = __atomic_load_n(&zs_fd_forget_cb, __ATOMIC_ACQUIRE);
+    if (cb)
+        cb(fd);
+}
 
 /* The merged config view behind zconfig_get_*. */
 extern zs_config zs_server_config;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include "zs_co.h"
 #include "zs_co_ctx.h"
+#include "server/zs_server.h"
 #include "zserver.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -329,8 +330,7 @@ int zs_co_init(struct ev_loop *loop)
     ev_idle_init(&R.idle, idle_cb);
     if (R.ready_head)
         ev_idle_start(loop, &R.idle);
-    if (zvar_default_aio_base && !zvar_default_aio_base->loop)
-        zvar_default_aio_base->loop = loop;
+    zs_server_adopt_loop(loop);
     return 0;
 }
 
