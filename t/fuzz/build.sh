@@ -48,6 +48,7 @@ mkdir -p "$out/obj"
 objs=""
 for s in $LIBSRC; do
     o=$out/obj/${s%.c}.o
+    mkdir -p "${o%/*}"
     objs="$objs $o"
     if [ -f "$o" ] && [ -z "$(find libzserver/$s libzserver/*.h libzserver/*/*.h t/fuzz/build.sh -newer "$o" 2>/dev/null)" ]; then
         continue
