@@ -1,13 +1,14 @@
 /*
- * aio_conn.h — a buffered connection on libev for the aio samples: read what arrives, hand it
- * to the protocol, write what it answers, close when it says so.  Per-connection state lives in
- * one struct; nothing blocks.  The protocol is one function:
- *     size_t on_data(aio_conn *c, const char *in, size_t len)   -> bytes consumed
- * which appends its answer with aio_conn_out() and may call aio_conn_close_after(c).
+ * aio_conn.h — the connection loop the aio samples (greeter.c, http_hello.c) share, on libev.
+ * The sample defines two functions:
+ *     static void on_accept(int fd);    takes an accepted fd: calls aio_conn_start()
+ *     static size_t on_data(aio_conn *c, const char *in, size_t len);    -> bytes consumed
+ * on_data appends its answer to c->out (aio_conn_out) and sets c->closing to close after it.
+ * main() returns aio_conn_main(argc, argv).  Nothing blocks; a connection is one struct.
  *
- * Soft-stop: aio_conn_drain() (from the before_softstop hook) marks every connection to close
- * after its next answer and asks libzserver to return from main once the last one is gone
- * (zaio_server_stop_notify(0)), or after max_seconds at the latest.
+ * Soft-stop: every connection is closed after its next answer; an idle one is first told
+ * aio_conn_goodbye, when the sample sets it (SMTP's 421).  The process returns once the last
+ * connection is gone, or after server-stop-on-softstop-after seconds (3 when unset).
  */
 #ifndef SAMPLE_AIO_CONN_H
 #define SAMPLE_AIO_CONN_H
@@ -20,29 +21,27 @@
 #include <unistd.h>
 #include <zserver.h>
 
-#define AIO_CONN_IN 16384
-#define AIO_CONN_OUT 65536
-
 typedef struct aio_conn aio_conn;
-typedef size_t (*aio_conn_data_fn)(aio_conn *c, const char *in, size_t len);
-
 struct aio_conn {
-    ev_io w;
+    ev_io w;                  /* first: the callback casts back */
     ev_timer linger;          /* bounds a lingering close */
-    aio_conn *prev, *next;    /* every live connection, for draining */
+    aio_conn *prev, *next;    /* every live connection, for the goodbye */
     int fd;
     int closing;              /* close once the output is written */
     int drained;              /* the last read emptied the socket (it returned less than asked) */
-    aio_conn_data_fn on_data;
-    void *user;               /* the protocol's per-connection state */
+    void *user;               /* the sample's per-connection state, freed with the connection */
     size_t in_len, out_off, out_len;
-    char in[AIO_CONN_IN];
-    char out[AIO_CONN_OUT];
+    char in[16384];
+    char out[65536];
 };
 
+static void on_accept(int fd);
+static size_t on_data(aio_conn *c, const char *in, size_t len);
+
 static aio_conn *aio_conn_list;
-static long aio_conn_live;     /* connections open in this process */
-static int aio_conn_draining;  /* soft-stopping: close each connection after its next answer */
+static long aio_conn_live;       /* connections open in this process */
+static int aio_conn_draining;    /* soft-stopping: close each connection after its next answer */
+static const char *aio_conn_goodbye;
 
 static void aio_conn_free(aio_conn *c)
 {
@@ -61,26 +60,19 @@ static void aio_conn_free(aio_conn *c)
         zaio_server_stop_notify(0);
 }
 
-/* A close the server decides on while the peer may still be sending is lingering (as nginx's
- * lingering_close): shut down our side, then read and discard what the peer still sends until
- * it closes too (at most 2 s).  Closing a socket with unread input sends a reset, and the peer
- * could lose the last answer we wrote.  When everything the peer sent was read and answered
- * (a request with `Connection: close`), the socket is simply closed, as nginx does. */
+/* Lingering close: discard what the peer still sends until it closes too (or the timer fires). */
 static void aio_conn_linger_read(struct ev_loop *loop, ev_io *w, int revents)
 {
-    aio_conn *c = (aio_conn *)((char *)w - offsetof(aio_conn, w));
+    aio_conn *c = (aio_conn *)w;
     char sink[4096];
+    ssize_t n;
     (void)loop;
     (void)revents;
-    for (;;) {
-        ssize_t n = read(c->fd, sink, sizeof(sink));
-        if (n > 0)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
-        aio_conn_free(c);
+    while ((n = read(c->fd, sink, sizeof(sink))) > 0)
+        ;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
-    }
+    aio_conn_free(c);
 }
 
 static void aio_conn_linger_timeout(struct ev_loop *loop, ev_timer *t, int revents)
@@ -90,70 +82,22 @@ static void aio_conn_linger_timeout(struct ev_loop *loop, ev_timer *t, int reven
     aio_conn_free((aio_conn *)((char *)t - offsetof(aio_conn, linger)));
 }
 
+/* A close the server decides on while the peer may still be sending lingers (nginx's
+ * lingering_close): closing a socket with unread input sends a reset, and the peer could lose
+ * the last answer.  So: shut down our side, drain for at most 2 s.  When everything the peer
+ * sent was read and answered, the socket is simply closed, as nginx does. */
 static void aio_conn_close(aio_conn *c, int linger)
 {
     struct ev_loop *loop = zvar_default_aio_base->loop;
-    if (!linger && !c->in_len && c->drained) {
-        aio_conn_free(c);
-        return;
-    }
-    if (shutdown(c->fd, SHUT_WR) < 0) {
+    if ((!linger && !c->in_len && c->drained) || shutdown(c->fd, SHUT_WR) < 0) {
         aio_conn_free(c);
         return;
     }
     ev_io_stop(loop, &c->w);
     ev_io_init(&c->w, aio_conn_linger_read, c->fd, EV_READ);
     ev_io_start(loop, &c->w);
-    ev_timer_init(&c->linger, aio_conn_linger_timeout, 2., 0.);
+    ev_timer_set(&c->linger, 2., 0.);
     ev_timer_start(loop, &c->linger);
-}
-
-/* goodbye (may be NULL): said to every idle connection (nothing unread, nothing unsent), which
- * is then closed at once, as an SMTP server says 421 on shutdown; without it idle connections
- * are closed after their next answer (HTTP keep-alive: the client's next request is answered). */
-static const char *aio_conn_goodbye;
-
-static void aio_conn_drain(int max_seconds)
-{
-    aio_conn_draining = 1;
-    for (aio_conn *c = aio_conn_list, *next; c && aio_conn_goodbye; c = next) {
-        next = c->next;
-        if (c->in_len || c->out_len)
-            continue;
-        if (ev_is_active(&c->linger))
-            continue; /* already closing */
-        (void)!send(c->fd, aio_conn_goodbye, strlen(aio_conn_goodbye), MSG_NOSIGNAL | MSG_DONTWAIT);
-        aio_conn_close(c, 1); /* the peer may be sending a line right now */
-    }
-    if (aio_conn_live)
-        zaio_server_stop_notify(max_seconds);
-    else
-        zaio_server_stop_notify(0);
-}
-
-/* ---- the usual wiring of a sample: accept every listener into on_accept, drain on soft-stop ---- */
-
-static void (*aio_conn_on_accept)(int fd);
-
-static void aio_conn_service_register(const char *service, int fd, int fd_type)
-{
-    if (!zaio_server_general_aio_register(zvar_default_aio_base, fd, fd_type, aio_conn_on_accept))
-        zerror("service %s: not served", service);
-}
-
-/* Drains for server-stop-on-softstop-after seconds, or 3 when it is unset. */
-static void aio_conn_before_softstop(void)
-{
-    long m = zconfig_get_int("server-stop-on-softstop-after", 0);
-    aio_conn_drain(m >= 1 ? (int)m : 3);
-}
-
-static int aio_conn_main(int argc, char **argv, void (*on_accept)(int fd))
-{
-    aio_conn_on_accept = on_accept;
-    zaio_server_service_register = aio_conn_service_register;
-    zaio_server_before_softstop = aio_conn_before_softstop;
-    return zaio_server_main(argc, argv);
 }
 
 static void aio_conn_out(aio_conn *c, const char *s, size_t len)
@@ -164,11 +108,6 @@ static void aio_conn_out(aio_conn *c, const char *s, size_t len)
     }
     memcpy(c->out + c->out_len, s, len);
     c->out_len += len;
-}
-
-static void aio_conn_close_after(aio_conn *c)
-{
-    c->closing = 1;
 }
 
 /* Writes what is pending; returns -1 when the connection is gone. */
@@ -202,7 +141,7 @@ static void aio_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         c->drained = (size_t)n < room;
         c->in_len += (size_t)n;
-        size_t used = c->on_data(c, c->in, c->in_len);
+        size_t used = on_data(c, c->in, c->in_len);
         memmove(c->in, c->in + used, c->in_len - used);
         c->in_len -= used;
         if (aio_conn_draining && c->out_len)
@@ -218,9 +157,8 @@ static void aio_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
         aio_conn_free(c);
         return;
     }
-    if (c->in_len == sizeof(c->in) && !c->out_len) {
+    if (c->in_len == sizeof(c->in) && !c->out_len)
         c->closing = 1; /* a request that does not fit is not one we serve */
-    }
     if (c->closing && !c->out_len) {
         aio_conn_close(c, 0);
         return;
@@ -233,41 +171,60 @@ static void aio_conn_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-/* Takes over an accepted (non-blocking) fd.  greeting, if not NULL, is sent first. */
-static aio_conn *aio_conn_start(int fd, aio_conn_data_fn on_data, void *user, const char *greeting)
+/* Takes over an accepted (non-blocking) fd and user (freed with it); greeting, if not NULL, is
+ * sent first. */
+static void aio_conn_start(int fd, void *user, const char *greeting)
 {
+    struct ev_loop *loop = zvar_default_aio_base->loop;
     aio_conn *c = malloc(sizeof(*c));
     if (!c) {
         close(fd);
         free(user);
-        return NULL;
+        return;
     }
     c->fd = fd;
-    c->closing = 0;
-    c->drained = 0;
-    c->on_data = on_data;
+    c->closing = c->drained = 0;
     c->user = user;
     c->in_len = c->out_off = c->out_len = 0;
     ev_io_init(&c->w, aio_conn_cb, fd, EV_READ);
     ev_init(&c->linger, aio_conn_linger_timeout);
-    if (greeting) {
-        aio_conn_out(c, greeting, strlen(greeting));
-        if (aio_conn_flush(c) < 0) {
-            free(c);
-            close(fd);
-            free(user);
-            return NULL;
-        }
-        if (c->out_len)
-            ev_io_set(&c->w, fd, EV_WRITE);
-    }
-    ev_io_start(zvar_default_aio_base->loop, &c->w);
+    ev_io_start(loop, &c->w);
     c->prev = NULL;
     c->next = aio_conn_list;
     if (aio_conn_list)
         aio_conn_list->prev = c;
     aio_conn_list = c;
     aio_conn_live++;
-    return c;
+    if (greeting) {
+        aio_conn_out(c, greeting, strlen(greeting));
+        aio_conn_cb(loop, &c->w, 0); /* sends it, and waits to write the rest if it must */
+    }
+}
+
+static void aio_conn_service_register(const char *service, int fd, int fd_type)
+{
+    if (!zaio_server_general_aio_register(zvar_default_aio_base, fd, fd_type, on_accept))
+        zerror("service %s: not served", service);
+}
+
+static void aio_conn_before_softstop(void)
+{
+    long m = zconfig_get_int("server-stop-on-softstop-after", 0);
+    aio_conn_draining = 1;
+    for (aio_conn *c = aio_conn_list, *next; c && aio_conn_goodbye; c = next) {
+        next = c->next;
+        if (c->in_len || c->out_len || ev_is_active(&c->linger))
+            continue; /* busy: closed after its answer; or already closing */
+        (void)!send(c->fd, aio_conn_goodbye, strlen(aio_conn_goodbye), MSG_NOSIGNAL | MSG_DONTWAIT);
+        aio_conn_close(c, 1); /* the peer may be sending a line right now */
+    }
+    zaio_server_stop_notify(!aio_conn_live ? 0 : m >= 1 ? (int)m : 3);
+}
+
+static int aio_conn_main(int argc, char **argv)
+{
+    zaio_server_service_register = aio_conn_service_register;
+    zaio_server_before_softstop = aio_conn_before_softstop;
+    return zaio_server_main(argc, argv);
 }
 #endif

@@ -45,7 +45,7 @@ static size_t on_data(aio_conn *c, const char *in, size_t len)
         s->lines++;
         if (!strcasecmp(line, "QUIT")) {
             reply(c, "221 bye%s after %ld lines\r\n", s->helo[0] ? ", " : "", s->lines);
-            aio_conn_close_after(c);
+            c->closing = 1;
         } else if (!strncasecmp(line, "HELO ", 5)) {
             snprintf(s->helo, sizeof(s->helo), "%.63s", line + 5);
             reply(c, "250 hello %s (line %ld)\r\n", s->helo, s->lines);
@@ -54,7 +54,7 @@ static size_t on_data(aio_conn *c, const char *in, size_t len)
         }
         if (s->lines >= max_lines && !c->closing) {
             reply(c, "421 too many lines%s (%ld)\r\n", "", s->lines);
-            aio_conn_close_after(c);
+            c->closing = 1;
         }
     }
     return used;
@@ -69,7 +69,7 @@ static void on_accept(int fd)
         close(fd);
         return;
     }
-    aio_conn_start(fd, on_data, s, greeting);
+    aio_conn_start(fd, s, greeting);
 }
 
 static void before_service(void)
@@ -83,5 +83,5 @@ int main(int argc, char **argv)
 {
     zaio_server_before_service = before_service;
     aio_conn_goodbye = "421 closing: server going down\r\n";
-    return aio_conn_main(argc, argv, on_accept);
+    return aio_conn_main(argc, argv);
 }

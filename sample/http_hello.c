@@ -16,16 +16,16 @@ static size_t on_data(aio_conn *c, const char *in, size_t len)
     size_t used = http_hello_feed(in, len, &o, aio_conn_draining, &close_after);
     c->out_len += o.len;
     if (close_after)
-        aio_conn_close_after(c);
+        c->closing = 1;
     return used;
 }
 
 static void on_accept(int fd)
 {
-    aio_conn_start(fd, on_data, NULL, NULL);
+    aio_conn_start(fd, NULL, NULL);
 }
 
 int main(int argc, char **argv)
 {
-    return aio_conn_main(argc, argv, on_accept);
+    return aio_conn_main(argc, argv);
 }
