@@ -1,19 +1,19 @@
 /*
  * zs_co.c — the coroutine runtime: coroutines and their stacks, the scheduler on libev, and the
- * waits everything else (hooks, mutex, cond) is built from.  Interface: zs_co.h, zserver.h.
+ * waits everything else (hooks, mutex, cond) is built from; waiting on fds is zs_co_fdwait.c.
+ * Interface: zs_co.h, zserver.h (zcoroutine_go, zcoroutine_yield, zcoroutine_sleep_ms).
  *
  * Model.  Switching is asymmetric: the main context (the one running ev_run) resumes a
  * coroutine; a coroutine that waits, yields or ends switches back to the main context, which
  * resumes the next one.  Ready coroutines run from an ev_check watcher (lowest priority), right
  * after libev has dispatched an iteration's I/O and timer callbacks (which only mark coroutines
- * ready); an
- * ev_idle watcher is active while any coroutine is ready, so the loop polls without blocking
- * until the ready queue drains.  Each check runs the queue as it stood when the check began,
+ * ready); an ev_idle watcher is active while any coroutine is ready, so the loop polls without
+ * blocking until the ready queue drains.  Each check runs the queue as it stood when the check began,
  * so a coroutine that yields in a loop cannot starve I/O.
  *
  * Invariants.  A coroutine is in exactly one state: RUNNING (it is zs_co_current), READY (on the
  * ready queue, exactly once), WAITING (something holds a way to wake it: its timer, an fd waiter
- * linked in fdw[fd], a mutex or cond queue), or DEAD (its stack is released by the main context
+ * linked in zs_co_fdwait.c's table, a mutex or cond queue), or DEAD (its stack is released by the main context
  * right after the final switch, never by the coroutine itself).  errno is saved across every
  * switch, so each coroutine keeps its own.
  *
@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include "zs_co.h"
 #include "zs_co_ctx.h"
+#include "zs_co_int.h"
 #include "server/zs_server.h"
 #include "zserver.h"
 
@@ -72,8 +73,9 @@ struct zs_co {
 __thread zs_co *zs_co_current __attribute__((tls_model("initial-exec")));
 __thread int zs_co_owner_thread __attribute__((tls_model("initial-exec")));
 
+struct ev_loop *zs_co_rt_loop;
+
 static struct {
-    struct ev_loop *loop;
     pthread_t owner;
     ev_check check;
     ev_idle idle;
@@ -82,8 +84,6 @@ static struct {
     size_t nfree, live;
     size_t page;
     zs_co_ctx main_ctx;
-    struct fdent **fdw; /* fdw[fd]: the fd's watchers and waiting coroutines */
-    size_t nfdw;
 #ifdef ZS_CO_ASAN
     void *main_fake;
     const void *main_bottom;
@@ -91,7 +91,7 @@ static struct {
 #endif
 } R;
 
-static void panic(const char *what)
+void zs_co_panic(const char *what)
 {
     zerror("coroutine runtime: %s", what);
     abort();
@@ -225,7 +225,7 @@ static void make_ready(zs_co *co)
         R.ready_head = co;
     R.ready_tail = co;
     if (!ev_is_active(&R.idle))
-        ev_idle_start(R.loop, &R.idle);
+        ev_idle_start(zs_co_rt_loop, &R.idle);
 }
 
 /* Main context: run co until it switches back. */
@@ -266,7 +266,7 @@ static void co_main(void)
     /* NULL: this stack's fake frames die with it. */
     asan_start(NULL, MAIN_BOTTOM, MAIN_SIZE);
     zs_co_ctx_switch(&co->ctx, &R.main_ctx);
-    panic("a finished coroutine was resumed");
+    zs_co_panic("a finished coroutine was resumed");
 }
 
 static void check_cb(struct ev_loop *loop, ev_check *w, int revents)
@@ -310,14 +310,14 @@ int zs_co_init(struct ev_loop *loop)
         errno = EINVAL;
         return -1;
     }
-    if (R.loop == loop)
+    if (zs_co_rt_loop == loop)
         return 0;
-    if (R.loop) {
-        ev_ref(R.loop);
-        ev_check_stop(R.loop, &R.check);
-        ev_idle_stop(R.loop, &R.idle);
+    if (zs_co_rt_loop) {
+        ev_ref(zs_co_rt_loop);
+        ev_check_stop(zs_co_rt_loop, &R.check);
+        ev_idle_stop(zs_co_rt_loop, &R.idle);
     }
-    R.loop = loop;
+    zs_co_rt_loop = loop;
     R.owner = pthread_self();
     zs_co_owner_thread = 1;
     page_size();
@@ -334,15 +334,10 @@ int zs_co_init(struct ev_loop *loop)
     return 0;
 }
 
-struct ev_loop *zs_co_loop(void)
-{
-    return R.loop;
-}
-
 void zs_co_run(void)
 {
-    if (R.loop && !zs_co_current)
-        ev_run(R.loop, 0);
+    if (zs_co_rt_loop && !zs_co_current)
+        ev_run(zs_co_rt_loop, 0);
 }
 
 size_t zs_co_live(void)
@@ -363,7 +358,7 @@ int zcoroutine_go(void *(*fn)(void *), void *ctx, int stack_kb)
         errno = EINVAL;
         return -1;
     }
-    if (!R.loop && zs_co_init(ev_default_loop(0)) < 0) {
+    if (!zs_co_rt_loop && zs_co_init(ev_default_loop(0)) < 0) {
         errno = ENOMEM;
         return -1;
     }
@@ -408,16 +403,16 @@ int zs_co_wait(double timeout_s)
 {
     zs_co *co = zs_co_current;
     if (!co)
-        panic("zs_co_wait outside a coroutine");
+        zs_co_panic("zs_co_wait outside a coroutine");
     co->state = CO_WAITING;
     co->wake = 0;
     if (timeout_s >= 0) {
-        ev_now_update(R.loop); /* the loop's clock is stale after a busy coroutine */
+        ev_now_update(zs_co_rt_loop); /* the loop's clock is stale after a busy coroutine */
         ev_timer_set(&co->timer, timeout_s, 0.);
-        ev_timer_start(R.loop, &co->timer);
+        ev_timer_start(zs_co_rt_loop, &co->timer);
     }
     park();
-    ev_timer_stop(R.loop, &co->timer);
+    ev_timer_stop(zs_co_rt_loop, &co->timer);
     return co->wake;
 }
 
@@ -427,6 +422,14 @@ void zs_co_wake(zs_co *co, int why)
         return;
     co->wake = why;
     make_ready(co);
+}
+
+void zs_co_wake_closed(zs_co *co)
+{
+    if (co->state == CO_WAITING)
+        zs_co_wake(co, ZS_CO_CLOSED);
+    else if (co->state == CO_READY)
+        co->wake = ZS_CO_CLOSED; /* woken by I/O, not yet run: the fd is gone all the same */
 }
 
 void zcoroutine_sleep_ms(long ms)
@@ -441,166 +444,4 @@ void zcoroutine_sleep_ms(long ms)
         zcoroutine_yield();
     else
         zs_co_wait((double)ms / 1000.);
-}
-
-/* ---- waiting on fds ----
- *
- * Each fd a coroutine waited on has an entry with one ev_io per direction, kept across waits:
- * a coroutine that reads, waits, wakes, reads and waits again (a request loop) stops and
- * restarts the same watcher within one loop iteration, which libev turns into no system call
- * at all.  The watchers are set for the fd (ev_io_set: "this may be a new file") only when the
- * entry is fresh, i.e. after close() or anything else that makes the number another file
- * (zs_co_fd_closing), or when the waiter asks for it (poll, on any fd). */
-
-typedef struct fdent {
-    ev_io io[2];            /* EV_READ, EV_WRITE */
-    zs_co_fdwait *waiters;  /* every coroutine waiting on this fd, either direction */
-    int fd;
-    unsigned char set[2];   /* io[k] was ev_io_set for the file now behind fd */
-} fdent;
-
-static const int dir_events[2] = { EV_READ, EV_WRITE };
-
-static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-    (void)loop;
-    fdent *e = io->data;
-    for (zs_co_fdwait *w = e->waiters; w; w = w->next) {
-        if (w->events & revents) {
-            w->revents |= revents & (EV_READ | EV_WRITE);
-            zs_co_wake(w->co, ZS_CO_WOKEN);
-        } else if (revents & EV_ERROR) { /* libev gave up on the fd (closed behind its back) */
-            zs_co_wake(w->co, ZS_CO_WOKEN);
-        }
-    }
-}
-
-static fdent *fdent_get(int fd)
-{
-    if ((size_t)fd >= R.nfdw) {
-        size_t n = R.nfdw ? R.nfdw : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        fdent **p = realloc(R.fdw, n * sizeof(*p));
-        if (!p)
-            panic("out of memory for the fd table");
-        memset(p + R.nfdw, 0, (n - R.nfdw) * sizeof(*p));
-        R.fdw = p;
-        R.nfdw = n;
-    }
-    fdent *e = R.fdw[fd];
-    if (!e) {
-        e = calloc(1, sizeof(*e));
-        if (!e)
-            panic("out of memory for an fd entry");
-        e->fd = fd;
-        for (int k = 0; k < 2; k++) {
-            ev_init(&e->io[k], io_cb);
-            e->io[k].data = e;
-        }
-        R.fdw[fd] = e;
-    }
-    return e;
-}
-
-/* Starts or stops e's watchers to match what its waiters want. */
-static void fdent_arm(fdent *e, int renew)
-{
-    int want = 0;
-    for (zs_co_fdwait *w = e->waiters; w; w = w->next)
-        want |= w->events;
-    for (int k = 0; k < 2; k++) {
-        ev_io *io = &e->io[k];
-        if (!(want & dir_events[k])) {
-            if (ev_is_active(io))
-                ev_io_stop(R.loop, io);
-        } else if (!ev_is_active(io)) {
-            if (!e->set[k] || renew) {
-                ev_io_set(io, e->fd, dir_events[k]);
-                e->set[k] = 1;
-            }
-            ev_io_start(R.loop, io);
-        }
-    }
-}
-
-static void fdent_link(fdent *e, zs_co_fdwait *w)
-{
-    w->prev = NULL;
-    w->next = e->waiters;
-    if (w->next)
-        w->next->prev = w;
-    e->waiters = w;
-    w->linked = 1;
-}
-
-static void fdent_unlink(fdent *e, zs_co_fdwait *w)
-{
-    if (!w->linked)
-        return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        e->waiters = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->linked = 0;
-}
-
-int zs_co_wait_fds(zs_co_fdwait *w, int n, double timeout_s)
-{
-    zs_co *co = zs_co_current;
-    if (!co)
-        panic("zs_co_wait_fds outside a coroutine");
-    for (int i = 0; i < n; i++) {
-        w[i].co = co;
-        w[i].revents = 0;
-        w[i].linked = 0;
-        if (w[i].fd < 0 || !(w[i].events & (EV_READ | EV_WRITE)))
-            continue;
-        fdent *e = fdent_get(w[i].fd);
-        fdent_link(e, &w[i]);
-        fdent_arm(e, w[i].renew);
-    }
-    int why = zs_co_wait(timeout_s);
-    for (int i = 0; i < n; i++) {
-        if (!w[i].linked)
-            continue;
-        fdent *e = R.fdw[w[i].fd];
-        fdent_unlink(e, &w[i]);
-        fdent_arm(e, 0);
-    }
-    return why;
-}
-
-int zs_co_wait_fd(int fd, int events, double timeout_s)
-{
-    zs_co_fdwait w = { 0 };
-    w.fd = fd;
-    w.events = events;
-    return zs_co_wait_fds(&w, 1, timeout_s);
-}
-
-void zs_co_fd_closing(int fd)
-{
-    if (!zs_co_owner_thread || fd < 0 || (size_t)fd >= R.nfdw || !R.fdw[fd])
-        return;
-    fdent *e = R.fdw[fd];
-    /* Before the fd goes: libev must not watch a closed fd, and the next file with this
-     * number is another file. */
-    for (int k = 0; k < 2; k++) {
-        if (ev_is_active(&e->io[k]))
-            ev_io_stop(R.loop, &e->io[k]);
-        e->set[k] = 0;
-    }
-    zs_co_fdwait *w = e->waiters, *next;
-    e->waiters = NULL;
-    for (; w; w = next) {
-        next = w->next;
-        w->linked = 0;
-        if (w->co->state == CO_WAITING)
-            zs_co_wake(w->co, ZS_CO_CLOSED);
-        else if (w->co->state == CO_READY)
-            w->co->wake = ZS_CO_CLOSED; /* woken by I/O, not yet run: the fd is gone all the same */
-    }
 }

@@ -3,7 +3,7 @@
  *
  * Public calls (zserver.h): zcoroutine_go, zcoroutine_yield, zcoroutine_sleep_ms, the mutex and
  * condition variable.  This header is what the rest of the runtime builds on: the syscall hooks
- * (zs_co_hook.c), the sync primitives (zs_co_sync.c), coroutine server mode (zs_co_server.c) and
+ * (zs_co_hook*.c), the sync primitives (zs_co_sync.c), coroutine server mode (zs_co_server.c) and
  * the tests.
  *
  * The runtime belongs to one thread (the one that first creates a coroutine or attaches a loop)
@@ -26,9 +26,9 @@ extern __thread int zs_co_owner_thread __attribute__((tls_model("initial-exec"))
 #define ZS_CO_MIN_STACK (16 * 1024)
 
 /* Attaches the runtime to loop (once; attaching another loop moves the scheduler's watchers
- * there).  Also gives zvar_default_aio_base a loop if it has none, so zaio_timer_set works. */
+ * there).  Also offers loop to the server layer (zs_server_adopt_loop), so a program that runs
+ * coroutines outside zs_server_main has a zvar_default_aio_base loop and zaio_timer_set works. */
 int zs_co_init(struct ev_loop *loop);
-struct ev_loop *zs_co_loop(void);
 /* Runs the loop until nothing can happen any more: every coroutine finished, or the rest wait
  * on something no watcher will ever wake (a mutex nobody unlocks).  Main context only. */
 void zs_co_run(void);
@@ -44,7 +44,7 @@ int zs_co_wait(double timeout_s);
 /* Makes a parked coroutine ready, recording why; no effect on one that is not parked. */
 void zs_co_wake(zs_co *co, int why);
 
-/* One fd a coroutine waits on.  Lives on the waiting stack. */
+/* One fd a coroutine waits on.  Lives on the waiting stack.  (zs_co_fdwait.c) */
 typedef struct zs_co_fdwait {
     int fd, events; /* in: the fd and EV_READ and/or EV_WRITE (fd < 0 or no events: ignored) */
     int renew;      /* in: the fd may be another file than the last wait on it saw (poll) */
@@ -56,6 +56,7 @@ typedef struct zs_co_fdwait {
 /* Waits until one of the n fds is ready, the timeout passes (timeout_s < 0: none) or one of the
  * fds is closed with close().  Returns ZS_CO_WOKEN, ZS_CO_TIMEDOUT or ZS_CO_CLOSED. */
 int zs_co_wait_fds(zs_co_fdwait *w, int n, double timeout_s);
+/* The same for one fd. */
 int zs_co_wait_fd(int fd, int events, double timeout_s);
 /* fd is about to be closed, or has become another file (a new socket, a dup): every coroutine
  * waiting on it wakes with ZS_CO_CLOSED, and its watchers forget the old file. */
@@ -66,7 +67,7 @@ double zs_co_now(void);
 
 /* For tests: the guard page of the running coroutine's stack (NULL outside a coroutine). */
 void *zs_co_guard_page(size_t *len);
-/* For tests and benchmarks: how many stacks sit on the free list; the switch in use. */
+/* For tests: how many stacks sit on the free list. */
 size_t zs_co_free_stacks(void);
 
 /* Marks fd as a listener libzserver made non-blocking (not the program): inside coroutines,
