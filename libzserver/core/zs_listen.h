@@ -1,5 +1,6 @@
 /*
- * zs_listen.h — listen entries (`[NAME://]ADDRESS`, CONTRACT §3): parsing and binding.
+ * zs_listen.h — listen entries (`[NAME://]ADDRESS`, CONTRACT §3): parsing (zs_listen.c),
+ * binding (zs_listen_bind.c) and the check of a unix socket's directory (zs_listen_dir.c).
  *
  * Parsing does no I/O but the checks a config error must catch early (a unix path whose parent
  * directory is missing).  Binding returns a listening, non-blocking, close-on-exec fd.

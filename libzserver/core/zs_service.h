@@ -1,7 +1,9 @@
 /*
- * zs_service.h — one service as the supervisor sees it: the server-* keys of a merged config,
- * validated (CONTRACT §2).  Built from config text, never edited afterwards: a reload builds a
- * new one and compares.
+ * zs_service.h — one service's run settings: the server-* keys of its merged config validated
+ * (CONTRACT §2) into what the supervision layer spawns it with (command, listen entries, count,
+ * user, limits, environment).  masterd makes one per .cf file (`-t`, start, reload), a program
+ * run `alone` one from its own config and arguments.  Filled once by zs_service_from_config and
+ * read-only afterwards: a reload makes new ones beside the old.
  */
 #ifndef ZS_SERVICE_H
 #define ZS_SERVICE_H

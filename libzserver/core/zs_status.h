@@ -26,7 +26,8 @@ enum zs_status_type {
     ZS_ST_READY = 2,   /* services registered, loop running */
     ZS_ST_STOPPING = 3,/* soft-stop begun; value = seconds until the child returns from main */
     ZS_ST_DETACH = 4,  /* forget me, start a replacement */
-    ZS_ST_AVAIL = 5,   /* value = free client slots */
+    ZS_ST_AVAIL = 5,   /* value = free client slots; optional (CONTRACT §5): libzserver children
+                          do not send it, the master accepts it and ignores it */
     /* master -> child */
     ZS_ST_SOFTSTOP = 100,
     ZS_ST_BOARD = 101,    /* value = the child's slot; carries the group's scoreboard fd
