@@ -275,8 +275,9 @@ int zs_log_child_fd(void)
 
 static const char *level_name[] = { "DEBUG", "INFO", "WARNING", "ERROR", "FATAL" };
 
-size_t zs_log_format(char *buf, size_t len, int level, const char *file, const char *func, int line,
-                     const char *msg)
+/* Formats a log line into buf (no newline); returns its length. */
+static size_t log_format(char *buf, size_t len, int level, const char *file, const char *func, int line,
+                         const char *msg)
 {
     struct timespec ts;
     struct tm tm;
@@ -343,7 +344,7 @@ static void fd_write_line(const char *buf, size_t len)
         char msg[160], note[512];
         snprintf(msg, sizeof(msg), "%lu log line%s lost (%s)", lost.n, lost.n == 1 ? "" : "s",
                  lost.err ? strerror(lost.err) : "short write");
-        size_t n = zs_log_format(note, sizeof(note) - 1, ZLOG_WARNING, __FILE__, __func__, __LINE__, msg);
+        size_t n = log_format(note, sizeof(note) - 1, ZLOG_WARNING, __FILE__, __func__, __LINE__, msg);
         note[n++] = '\n';
         if (out_write(note, n) == (ssize_t)n)
             lost.n = 0;
@@ -383,7 +384,7 @@ static void vlog(int level, const char *file, const char *func, int line, const 
     char msg[4096], out[4608];
     int saved = errno;
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    size_t n = zs_log_format(out, sizeof(out), level, file, func, line, msg);
+    size_t n = log_format(out, sizeof(out), level, file, func, line, msg);
     zs_log_emit(level, out, n);
     errno = saved;
 }

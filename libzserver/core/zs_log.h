@@ -15,9 +15,6 @@ int zs_log_open(const char *target, const char *ident, char *err, size_t errlen)
 void zs_log_reopen(void);
 /* The fd a child should get as stdout/stderr (the log file when logging to a file, else 2). */
 int zs_log_child_fd(void);
-/* Formats a log line into buf (no newline); returns its length. */
-size_t zs_log_format(char *buf, size_t len, int level, const char *file, const char *func, int line,
-                     const char *msg);
 /* Writes an already formatted line (a newline is added) to the current target. */
 void zs_log_emit(int level, const char *line, size_t len);
 #endif

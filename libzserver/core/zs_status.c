@@ -37,6 +37,18 @@ int zs_status_refuse_fds(int fd)
 #endif
 }
 
+/* Closes a descriptor received from a child without blocking on it.  Nothing for fd < 0. */
+static void drop_fd(int fd)
+{
+    if (fd < 0)
+        return;
+    /* Linger 0: the close resets the connection at once instead of waiting to send.  On a
+     * descriptor that is not a socket this fails (ENOTSOCK), which is what we want. */
+    struct linger lg = { 1, 0 };
+    (void)!setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+}
+
 int zs_status_take_fds(struct msghdr *m, int keep_first)
 {
     int kept = -1;
@@ -50,21 +62,10 @@ int zs_status_take_fds(struct msghdr *m, int keep_first)
             if (keep_first && kept < 0)
                 kept = got;
             else
-                zs_status_drop_fd(got);
+                drop_fd(got);
         }
     }
     return kept;
-}
-
-void zs_status_drop_fd(int fd)
-{
-    if (fd < 0)
-        return;
-    /* Linger 0: the close resets the connection at once instead of waiting to send.  On a
-     * descriptor that is not a socket this fails (ENOTSOCK), which is what we want. */
-    struct linger lg = { 1, 0 };
-    (void)!setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    close(fd);
 }
 
 int zs_status_send_fd(int fd, uint32_t type, uint32_t generation, int32_t value, int passed_fd)
@@ -123,7 +124,7 @@ int zs_status_recv_fd(int fd, zs_status_rec *rec, int *passed_fd)
     if (n == 0)
         return 0;
     if ((size_t)n != sizeof(*rec) || (m.msg_flags & MSG_TRUNC) || rec->magic != ZS_STATUS_MAGIC) {
-        zs_status_drop_fd(*passed_fd);
+        drop_fd(*passed_fd);
         *passed_fd = -1;
         errno = EPROTO;
         return -1;
@@ -135,6 +136,6 @@ int zs_status_recv(int fd, zs_status_rec *rec)
 {
     int passed;
     int rc = zs_status_recv_fd(fd, rec, &passed);
-    zs_status_drop_fd(passed);
+    drop_fd(passed);
     return rc;
 }

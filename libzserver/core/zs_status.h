@@ -50,7 +50,7 @@ int zs_status_send(int fd, uint32_t type, uint32_t generation, int32_t value);
 int zs_status_send_fd(int fd, uint32_t type, uint32_t generation, int32_t value, int passed_fd);
 /* Reads one record.  Returns 1 with *rec filled, 0 on EOF, -1 on error (EAGAIN included);
  * a packet of the wrong size or magic is -1 with errno EPROTO.  A descriptor that came with the
- * record is closed (zs_status_drop_fd). */
+ * record is dropped (closed without blocking on it, as zs_status_take_fds does). */
 int zs_status_recv(int fd, zs_status_rec *rec);
 /* The same, handing a descriptor that came with the record to *passed_fd (-1 when none; it is
  * close-on-exec and the caller owns it). */
@@ -58,11 +58,9 @@ int zs_status_recv_fd(int fd, zs_status_rec *rec, int *passed_fd);
 /* The master's end of a channel: the kernel refuses descriptors sent to it (the sender's
  * sendmsg fails with EPERM).  0, or -1 with errno (ENOPROTOOPT: a kernel before 6.16). */
 int zs_status_refuse_fds(int fd);
-/* Closes a descriptor received from a child without blocking on it (a socket's SO_LINGER is
- * reset first).  Nothing for fd < 0. */
-void zs_status_drop_fd(int fd);
 struct msghdr;
-/* Every descriptor that came with a received message m is dropped (zs_status_drop_fd), but the
- * first one when keep_first, which is returned (-1: none). */
+/* Every descriptor that came with a received message m is dropped, but the first one when
+ * keep_first, which is returned (-1: none).  Dropped: closed without blocking on it (a socket's
+ * SO_LINGER is reset first, so its close never waits to send). */
 int zs_status_take_fds(struct msghdr *m, int keep_first);
 #endif
