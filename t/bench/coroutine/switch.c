@@ -2,7 +2,7 @@
  * switch.c — what a coroutine switch costs: libzserver's switch (zs_co_ctx_switch) against
  * glibc's swapcontext, measured in the same run on the same kind of stacks; then a whole
  * zcoroutine_yield round through the scheduler, and what a hooked call costs a program that
- * never starts a coroutine (masterd).  Goal: our switch <= 1/20 of swapcontext's.
+ * never starts a coroutine.  Goal: our switch <= 1/20 of swapcontext's.
  *
  *   build/bench/co_switch [rounds]     (t/bench/coroutine/run.sh builds and runs it)
  *
