@@ -40,7 +40,7 @@ static int port_of(const zs_listen *l)
 }
 
 /* The same address, or a wildcard and a specific address of one family on one port: the second
- * bind would fail.  Families never overlap: every IPv6 socket is IPV6_V6ONLY (zs_listen.c). */
+ * bind would fail.  Families never overlap: every IPv6 socket is IPV6_V6ONLY (zs_listen_bind.c). */
 static int overlaps(const zs_listen *a, const zs_listen *b)
 {
     if (!strcmp(a->key, b->key))
@@ -303,7 +303,7 @@ int md_set_check_dirs(const md_set *set, const md_listener *table, zs_errs *errs
             const zs_listen *l = &m->svc.listen[i];
             if (table_find((md_listener *)table, l->key))
                 continue; /* bound before and kept: nothing is made in that directory now */
-            if (zs_listen_check_dir(l, m->svc.user ? m->svc.uid : (uid_t)-1, err, sizeof(err)) < 0)
+            if (zs_listen_bind.check_dir(l, m->svc.user ? m->svc.uid : (uid_t)-1, err, sizeof(err)) < 0)
                 zs_errs_add(errs, "%s", err);
         }
     }
