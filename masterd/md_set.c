@@ -303,7 +303,7 @@ int md_set_check_dirs(const md_set *set, const md_listener *table, zs_errs *errs
             const zs_listen *l = &m->svc.listen[i];
             if (table_find((md_listener *)table, l->key))
                 continue; /* bound before and kept: nothing is made in that directory now */
-            if (zs_listen_bind.check_dir(l, m->svc.user ? m->svc.uid : (uid_t)-1, err, sizeof(err)) < 0)
+            if (zs_listen_check_dir(l, m->svc.user ? m->svc.uid : (uid_t)-1, err, sizeof(err)) < 0)
                 zs_errs_add(errs, "%s", err);
         }
     }
