@@ -68,10 +68,9 @@ int zs_status_take_fds(struct msghdr *m, int keep_first)
     return kept;
 }
 
-int zs_status_send_fd(int fd, uint32_t type, uint32_t generation, int32_t value, int passed_fd)
+ssize_t zs_status_sendmsg(int fd, const void *buf, size_t len, int passed_fd, int flags)
 {
-    zs_status_rec r = { ZS_STATUS_MAGIC, type, generation, value };
-    struct iovec iov = { &r, sizeof(r) };
+    struct iovec iov = { (void *)buf, len };
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int))];
@@ -89,8 +88,15 @@ int zs_status_send_fd(int fd, uint32_t type, uint32_t generation, int32_t value,
     }
     ssize_t n;
     do {
-        n = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        n = sendmsg(fd, &m, flags);
     } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+int zs_status_send_fd(int fd, uint32_t type, uint32_t generation, int32_t value, int passed_fd)
+{
+    zs_status_rec r = { ZS_STATUS_MAGIC, type, generation, value };
+    ssize_t n = zs_status_sendmsg(fd, &r, sizeof(r), passed_fd, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0)
         return -1;
     if ((size_t)n != sizeof(r)) {

@@ -7,7 +7,9 @@
  */
 #ifndef ZS_STATUS_H
 #define ZS_STATUS_H
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define ZS_ENV_LISTEN_FDS      "LISTEN_FDS"
 #define ZS_ENV_LISTEN_PID      "LISTEN_PID"
@@ -48,6 +50,10 @@ typedef struct zs_status_rec {
 int zs_status_send(int fd, uint32_t type, uint32_t generation, int32_t value);
 /* The same, passing passed_fd along (SCM_RIGHTS). */
 int zs_status_send_fd(int fd, uint32_t type, uint32_t generation, int32_t value, int passed_fd);
+/* Sends len bytes (one packet) with flags, passing passed_fd along when >= 0; retries EINTR.
+ * What sendmsg returns.  The records above are built on it; the test tools use it to send
+ * what no libzserver child would (short, long or foreign packets). */
+ssize_t zs_status_sendmsg(int fd, const void *buf, size_t len, int passed_fd, int flags);
 /* Reads one record.  Returns 1 with *rec filled, 0 on EOF, -1 on error (EAGAIN included);
  * a packet of the wrong size or magic is -1 with errno EPROTO.  A descriptor that came with the
  * record is dropped (closed without blocking on it, as zs_status_take_fds does). */

@@ -1,10 +1,9 @@
 /*
  * chaos_child.c — a plain-C child that misbehaves on masterd's status channel (for t/chaos).
  *
- * It knows nothing of libzserver: it speaks the channel itself, with the fd from ZMASTER_STATUS_FD
- * and the generation from ZMASTER_GENERATION.  Test tools may not include libzserver headers (see
- * the Makefile rule), so the record layout and the numbers below are copied from
- * libzserver/core/zs_status.h and must be kept equal to it.
+ * It runs no libzserver runtime: it speaks the channel itself, with the fd from ZMASTER_STATUS_FD
+ * and the generation from ZMASTER_GENERATION, through core's wire format (core/zs_status.h,
+ * linked from libzs_core.a: no syscall hooks, no loop).
  *
  * Usage: chaos_child MODE [CAPFILE CAP]
  * With CAPFILE, each start first appends a line with its CLOCK_MONOTONIC time in seconds to
@@ -37,16 +36,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-/* Copied from libzserver/core/zs_status.h (ZS_STATUS_MAGIC, enum zs_status_type, zs_status_rec). */
-#define ST_MAGIC 0x7a6d7331u
-enum { ST_HELLO = 1, ST_READY = 2, ST_STOPPING = 3, ST_DETACH = 4, ST_AVAIL = 5 };
-struct st_rec {
-    uint32_t magic;
-    uint32_t type;
-    uint32_t generation;
-    int32_t value;
-};
+#include "../../libzserver/core/zs_status.h"
 
 #define LIFETIME 600
 
@@ -55,30 +45,12 @@ static uint32_t gen;
 
 static int send_raw(const void *buf, size_t len, int passfd)
 {
-    struct iovec iov = { (void *)buf, len };
-    struct msghdr mh = { 0 };
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    if (passfd >= 0) {
-        memset(&u, 0, sizeof(u));
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &passfd, sizeof(int));
-    }
-    return sendmsg(chan, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -1 : 0;
+    return zs_status_sendmsg(chan, buf, len, passfd, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -1 : 0;
 }
 
 static int send_rec(uint32_t type, int32_t value, int passfd)
 {
-    struct st_rec r = { ST_MAGIC, type, gen, value };
+    zs_status_rec r = { ZS_STATUS_MAGIC, type, gen, value };
     return send_raw(&r, sizeof(r), passfd);
 }
 
@@ -162,23 +134,23 @@ int main(int argc, char **argv)
         return 3;
     if (!strcmp(mode, "garbage")) {
         static const char junk[300] = "not a status record";
-        struct st_rec bad = { 0xdeadbeefu, ST_READY, gen, 0 };
-        struct st_rec odd = { ST_MAGIC, 77, gen + 1000, -1 };
-        send_rec(ST_HELLO, (int32_t)getpid(), -1);
+        zs_status_rec bad = { 0xdeadbeefu, ZS_ST_READY, gen, 0 };
+        zs_status_rec odd = { ZS_STATUS_MAGIC, 77, gen + 1000, -1 };
+        send_rec(ZS_ST_HELLO, (int32_t)getpid(), -1);
         send_raw(junk, 3, -1);
         send_raw(junk, sizeof(junk), -1);
         send_raw(&bad, sizeof(bad), -1);
         send_raw(&odd, sizeof(odd), -1);
         send_raw(junk, 0, -1);
-        send_rec(ST_READY, 0, -1);
+        send_rec(ZS_ST_READY, 0, -1);
         linger();
     }
     if (!strcmp(mode, "flood")) {
-        send_rec(ST_HELLO, (int32_t)getpid(), -1);
-        send_rec(ST_READY, 0, -1);
+        send_rec(ZS_ST_HELLO, (int32_t)getpid(), -1);
+        send_rec(ZS_ST_READY, 0, -1);
         double end = now_s() + 2;
         for (int32_t n = 0; now_s() < end; n++)
-            if (send_rec(ST_AVAIL, n, -1) < 0 && errno != EAGAIN)
+            if (send_rec(ZS_ST_AVAIL, n, -1) < 0 && errno != EAGAIN)
                 break;
         linger();
     }
@@ -186,25 +158,25 @@ int main(int argc, char **argv)
         int p[2];
         if (pipe(p) < 0)
             return 2;
-        send_rec(ST_HELLO, (int32_t)getpid(), p[0]);
-        send_rec(ST_READY, 0, p[1]);
-        send_rec(ST_AVAIL, 5, chan);
+        send_rec(ZS_ST_HELLO, (int32_t)getpid(), p[0]);
+        send_rec(ZS_ST_READY, 0, p[1]);
+        send_rec(ZS_ST_AVAIL, 5, chan);
         linger();
     }
     if (!strcmp(mode, "daemon")) {
         daemonize(0);
-        send_rec(ST_HELLO, (int32_t)getpid(), -1);
-        send_rec(ST_READY, 0, -1);
+        send_rec(ZS_ST_HELLO, (int32_t)getpid(), -1);
+        send_rec(ZS_ST_READY, 0, -1);
         linger();
     }
     if (!strcmp(mode, "detach")) {
-        send_rec(ST_HELLO, (int32_t)getpid(), -1);
-        send_rec(ST_READY, 0, -1);
-        send_rec(ST_DETACH, 0, -1);
+        send_rec(ZS_ST_HELLO, (int32_t)getpid(), -1);
+        send_rec(ZS_ST_READY, 0, -1);
+        send_rec(ZS_ST_DETACH, 0, -1);
         linger();
     }
     if (!strcmp(mode, "noready")) {
-        send_rec(ST_HELLO, (int32_t)getpid(), -1);
+        send_rec(ZS_ST_HELLO, (int32_t)getpid(), -1);
         linger();
     }
     fprintf(stderr, "hostile: unknown mode %s\n", mode);

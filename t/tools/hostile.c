@@ -70,23 +70,7 @@ static uint32_t gen(void)
 static int send_rec_flags(int fd, uint32_t type, int32_t value, int passed, int flags)
 {
     zs_status_rec r = { ZS_STATUS_MAGIC, type, gen(), value };
-    struct iovec iov = { &r, sizeof(r) };
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } ctl;
-    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (passed >= 0) {
-        memset(&ctl, 0, sizeof(ctl));
-        m.msg_control = ctl.buf;
-        m.msg_controllen = sizeof(ctl.buf);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &passed, sizeof(int));
-    }
-    return sendmsg(fd, &m, MSG_NOSIGNAL | flags) == (ssize_t)sizeof(r) ? 0 : -1;
+    return zs_status_sendmsg(fd, &r, sizeof(r), passed, MSG_NOSIGNAL | flags) == (ssize_t)sizeof(r) ? 0 : -1;
 }
 
 static int send_rec(int fd, uint32_t type, int32_t value, int passed)
