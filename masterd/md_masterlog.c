@@ -126,9 +126,6 @@ static const char *masterlog_path(const char *target)
     return target && !strncmp(target, "masterlog,", 10) ? target + 10 : NULL;
 }
 
-/* Binds a datagram socket at path (replacing a stale socket file) with its mode set by the
- * umask at bind and its group by our egid at bind (no chmod/chown of a path a swap could
- * redirect); fills *made with the file. */
 /* A socket file at path that answers (a datagram or a stream peer) belongs to a live process. */
 static int socket_in_use(const struct sockaddr_un *sun)
 {
@@ -158,7 +155,10 @@ static const zs_listen *listener_at(const md_set *set, const char *path)
     return NULL;
 }
 
-/* ours: the socket file we made there before (replaced freely), or NULL. */
+/* Binds a datagram socket at path with its mode set by the umask at bind and its group by our
+ * egid at bind (no chmod/chown of a path a swap could redirect); fills *made with the file.
+ * A socket file already there is replaced when it is ours (the file we made before, as *ours;
+ * NULL: none) or stale; one a live process answers on is an error.  Returns the fd, or -1. */
 static int open_receiver(const char *path, int shared, gid_t gid, const struct stat *ours, struct stat *made,
                          char *err, size_t errlen)
 {

@@ -10,7 +10,7 @@ out=build/fuzz
 CLANG=${FUZZ_CC:-clang}
 # The modules the harnesses reach, and what they call in turn (no coroutine runtime: its
 # syscall hooks have no business in a fuzzer).
-LIBSRC="core/zs_board.c core/zs_config.c core/zs_config_wire.c core/zs_err.c core/zs_listen.c core/zs_log.c core/zs_service.c server/zs_server.c super/zs_spawn.c core/zs_status.c super/zs_strays.c super/zs_super.c super/zs_super_chan.c super/zs_super_reap.c server/zs_zconfig.c"
+LIBSRC="core/zs_board.c core/zs_config.c core/zs_config_wire.c core/zs_err.c core/zs_listen.c core/zs_log.c core/zs_service.c server/zs_server.c super/zs_spawn.c core/zs_status.c super/zs_strays.c super/zs_supervisor.c super/zs_sv_board.c super/zs_sv_chan.c super/zs_sv_gen.c super/zs_sv_proc.c super/zs_sv_queue.c super/zs_sv_reap.c super/zs_sv_sigstop.c server/zs_zconfig.c"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 BASE="-g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Ilibzserver -Ilibzserver/core -DMASTERD_VERSION=\"fuzz\""
 # The library is compiled with -w: clang warns about things gcc (the project's compiler, with
