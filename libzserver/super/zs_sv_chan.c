@@ -42,7 +42,7 @@ static void proc_detach(zs_proc *p)
      * the backoff lets it. */
     int piling = sl && sl->detached_pid > 0 && kill(sl->detached_pid, 0) == 0;
     zinfo("%s: pid %ld detached after %.1f s; starting a replacement", g->svc->id, (long)p->pid, lived);
-    /* From now on a stray: still our child, signalled when we stop, never counted again.  The
+    /* From now on a stray: still our child, signalled when the owner shuts down, never counted again.  The
      * list forgets the dead ones before it grows past a few hundred. */
     if (s->nseen_strays >= 256) {
         int k = 0;
@@ -117,7 +117,7 @@ void zs_sv_chan_cb(struct ev_loop *loop, ev_io *w, int revents)
         case ZS_ST_DETACH:
             proc_detach(p);
             return;
-        case ZS_ST_AVAIL:
+        case ZS_ST_AVAIL: /* free client slots: allowed, not used by the supervisor */
             break;
         default:
             proc_abuse(p, "an unknown record type");

@@ -128,7 +128,7 @@ void zs_sv_proc_retire(zs_proc *p);
 void zs_sv_proc_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
 /* zs_sv_sigstop.c */
 void zs_sv_sigstop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
-/* A stop or continue of p reported by the child watcher. */
+/* A stop by a signal, or a continue, of p reported by the child watcher. */
 void zs_sv_proc_sigstop_event(zs_proc *p, int status);
 /* zs_sv_queue.c */
 /* Queues sl to be started from the work timer. */

@@ -126,7 +126,7 @@ void zs_sv_proc_retire(zs_proc *p)
         return;
     zs_sv_proc_leave_slot(p);
     p->retiring = 1;
-    /* A program that never spoke is stopped the systemd way: SIGTERM to its whole process
+    /* A program that never spoke is retired the systemd way: SIGTERM to its whole process
      * group, so helpers it forked leave with it (it may have left its group: then just it). */
     if (!p->spoke || p->chan < 0 || zs_status_send(p->chan, ZS_ST_SOFTSTOP, p->g->gen, 0) < 0) {
         if (zs_sv_proc_signal(p, SIGTERM) < 0 && errno != ESRCH)

@@ -135,7 +135,7 @@ static void reaped(zs_supervisor *s, pid_t pid, int status, double now)
     zs_slot *sl = p->slot;
     double lived = now - p->started;
     enum slot_verdict verdict = p->timed_out ? FAILED_START : JUDGE_BY_LIFETIME;
-    /* A process asked to stop is gone: what it leaves in its process group (helpers it
+    /* A retired process is gone: what it leaves in its process group (helpers it
      * forked) goes too, as systemd's KillMode=mixed does.  Nobody else can hold that group id
      * while any member is alive. */
     if (p->retiring && kill(-p->pid, SIGKILL) == 0)
