@@ -65,6 +65,7 @@ static void after_fork_cb(void *ctx)
     zs_supervisor_after_fork(ctx);
 }
 
+/* Starts sl's process now and makes its record; a failed fork counts as a failed start. */
 static void spawn_now(zs_slot *sl)
 {
     zs_generation *g = sl->g;
@@ -82,7 +83,8 @@ static void spawn_now(zs_slot *sl)
     pid = zs_spawn(&req, &chan);
     if (pid < 0) {
         zerror("%s: cannot start a process: %s", g->svc->id, strerror(errno));
-        zs_sv_slot_after_end(sl, 0, FAILED_START, W_EXITCODE(127, 0), END_EXIT); /* a failure, also for on-failure */
+        /* A failure, also for server-restart on-failure. */
+        zs_sv_slot_after_end(sl, 0, FAILED_START, W_EXITCODE(127, 0), END_EXIT);
         return;
     }
     zs_proc *p = zs_xcalloc(1, sizeof(*p));
@@ -106,6 +108,7 @@ static void spawn_now(zs_slot *sl)
         zinfo("%s: started pid %ld (slot %d, generation %u)", g->svc->id, (long)pid, sl->index + 1, g->gen);
 }
 
+/* Calls gen_empty for each generation reported empty that still is. */
 static void fire_empty(zs_supervisor *s)
 {
     for (;;) {
@@ -123,6 +126,7 @@ static void fire_empty(zs_supervisor *s)
     }
 }
 
+/* The work timer: one bounded batch of starts, then the empty reports; re-armed while slots wait. */
 void zs_sv_queue_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
