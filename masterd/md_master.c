@@ -200,13 +200,10 @@ static void finish_shutdown(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+/* The first SIGTERM or SIGINT: retire every generation, signal the strays, and wait for both
+ * (finish_shutdown). */
 static void shutdown_all(void)
 {
-    if (M.shutting_down) {
-        zinfo("stopping again: every process still running is killed in 5 s");
-        zs_supervisor_hurry(M.super);
-        return;
-    }
     M.shutting_down = 1;
     zinfo("stopping: soft-stopping every service");
     sd_notify_msg("STOPPING=1");
@@ -215,8 +212,8 @@ static void shutdown_all(void)
         zinfo("stopping: sent SIGTERM to %d process%s left behind by services", strays, strays == 1 ? "" : "es");
     ev_timer_init(&M.finish_w, finish_shutdown, STRAY_POLL, STRAY_POLL);
     ev_timer_start(M.loop, &M.finish_w);
-    /* Collected first, so the walk never depends on what retiring does to the lists (it frees
-     * nothing now: gen_empty comes later, from the loop). */
+    /* Collected first, so the walk never depends on what retiring does to the lists
+     * (zs_gen_retire frees nothing: gen_empty comes later, from the loop). */
     zs_generation **gs = zs_xcalloc((size_t)M.ngens + 1, sizeof(*gs));
     int n = 0;
     for (int i = 0; i < M.set.n; i++)
@@ -227,6 +224,13 @@ static void shutdown_all(void)
     for (int i = 0; i < n; i++)
         zs_gen_retire(gs[i]);
     free(gs);
+}
+
+/* A second SIGTERM or SIGINT: every kill deadline becomes 5 s at most. */
+static void hurry_all(void)
+{
+    zinfo("stopping again: every process still running is killed in 5 s");
+    zs_supervisor_hurry(M.super);
 }
 
 static void restart_all(void)
@@ -336,7 +340,10 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     switch (w->signum) {
     case SIGTERM:
     case SIGINT:
-        shutdown_all();
+        if (M.shutting_down)
+            hurry_all();
+        else
+            shutdown_all();
         break;
     case SIGHUP:
         if (!M.shutting_down)
