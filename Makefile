@@ -2,7 +2,7 @@
 # Sources are picked up by wildcard: a new libzserver/LAYER/*.c joins its layer, a new t/unit/*.c
 # becomes a Check test, a new sample/*.c a sample server.
 # libzserver is five layers, each a folder and an archive, each using only those before it:
-#   core (config, listen, service, status, log, board) < super (supervision: groups, spawn,
+#   core (config, listen, service, status, log, board) < super (supervision: generations, spawn,
 #   reaping, strays) < server (the server process skeleton) < aio | co (the two modes; the
 #   coroutine runtime and its syscall hooks).  masterd links core and super only.
 

@@ -1,16 +1,18 @@
 /*
- * md_master.c — the running master (md_master.h): signals, start, graceful stop, reload and
+ * md_master.c — the running master (md_master.h): signals, start, shutdown, reload and
  * graceful restart, all on one libev loop with no periodic timer.
  *
  * A service's config (md_svc) is reference-counted: the running set holds one reference and
- * every group (generation) running it holds one, so a retiring generation keeps its config
- * and sockets until its last process is gone.  A reload builds the new set beside the running
- * one and applies the difference (CONTRACT §6):
+ * every generation running it holds one, so a retiring generation keeps its config and
+ * sockets until its last process is gone.  A reload builds the new set beside the running one
+ * and applies the difference (CONTRACT §6):
  *   unchanged         -> the running md_svc moves into the new set, untouched;
- *   only proc-count   -> the same, and its group is scaled in place;
+ *   only proc-count   -> the same, and its current generation is scaled in place;
  *   changed           -> a new generation starts; the old one is retired one process per new
  *                        process that becomes ready, so capacity never dips;
- *   removed           -> soft-stopped; its sockets close when its last process is gone.
+ *   removed           -> retired; its sockets close when its last process is gone.
+ * A shutdown (SIGTERM, SIGINT) retires every generation, then waits for the strays; a second
+ * one hurries (every kill deadline 5 s at most).
  */
 #include <errno.h>
 #include <signal.h>
@@ -28,31 +30,32 @@
 #include "core/zs_log.h"
 #include "core/zserver_core.h"
 
+/* A generation being retired, and the one whose readiness it waits for. */
 typedef struct retiring {
     struct retiring *next;
-    zs_group *g;
-    zs_group *succ;     /* the generation replacing it; NULL: the service was removed */
+    zs_generation *old;
+    zs_generation *succ; /* the generation replacing it; NULL: retire it at once */
 } retiring;
 
 static struct {
     struct ev_loop *loop;
-    zs_super *super;
+    zs_supervisor *super;
     md_set set;
     md_listener *listeners;
     retiring *retiring;
-    int ngroups;
-    int stopping;
+    int ngens;
+    int shutting_down;
     const md_master_opts *o;
     ev_signal sig[6];
-    ev_timer finish_w;  /* while stopping: waits for the strays */
-    double empty_at;    /* ev_now when the last group went */
+    ev_timer finish_w;  /* while shutting down: waits for the strays */
+    double empty_at;    /* ev_now when the last generation went */
     int strays_killed;
 } M;
 
 #define STRAY_GRACE 5.0
 #define STRAY_POLL 0.05
 
-static void finish_stop(struct ev_loop *loop, ev_timer *w, int revents);
+static void finish_shutdown(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* systemd's notify protocol, when masterd runs as a Type=notify unit. */
 static void sd_notify_msg(const char *msg)
@@ -76,7 +79,7 @@ static void sd_notify_msg(const char *msg)
 /* For the masterlog stamp: which service a sender's pid runs. */
 static const char *pid_service(pid_t pid)
 {
-    const zs_service *svc = M.super ? zs_super_pid_service(M.super, pid) : NULL;
+    const zs_service *svc = M.super ? zs_supervisor_pid_service(M.super, pid) : NULL;
     return svc ? svc->id : NULL;
 }
 
@@ -90,26 +93,27 @@ static void svc_unref(md_svc *m)
 
 static void start_generation(md_svc *m, unsigned gen)
 {
-    zs_group *g = zs_group_new(M.super, &m->svc, m->fds, gen, M.o->config_dir, NULL, NULL);
-    zs_group_set_user(g, m);
-    if (zs_group_set_config_fd(g, m->cf_fd) < 0)
+    zs_generation *g = zs_gen_new(M.super, &m->svc, m->fds, gen, M.o->config_dir, NULL, NULL);
+    zs_gen_set_user(g, m);
+    if (zs_gen_set_config_fd(g, m->cf_fd) < 0)
         zerror("%s: cannot hand its config to children: %s", m->svc.id, strerror(errno));
     m->refs++;
-    m->group = g;
+    m->current = g;
     m->gen = gen;
-    M.ngroups++;
-    zs_group_set_want(g, m->svc.proc_count);
+    M.ngens++;
+    zs_gen_set_want(g, m->svc.proc_count);
 }
 
 /* Puts g on the retiring list; whoever waited for g now waits for succ instead.  A generation
- * with no ready process serves nobody (it never became ready, or it is crash-looping): it stops
- * at once instead of waiting for succ, so only a serving generation drains.  (zs_group_stop
- * never frees a group from inside the call, so walking the list while stopping is safe.) */
-static void retire_group(zs_group *g, zs_group *succ)
+ * with no ready process serves nobody (it never became ready, or it is crash-looping): it is
+ * retired at once instead of waiting for succ, so only a serving generation drains.
+ * (zs_gen_retire never frees a generation from inside the call, so walking the list while
+ * retiring is safe.) */
+static void retire_generation(zs_generation *g, zs_generation *succ)
 {
     retiring *r = zs_xcalloc(1, sizeof(*r));
-    r->g = g;
-    r->succ = zs_group_ready_count(g) > 0 ? succ : NULL;
+    r->old = g;
+    r->succ = zs_gen_ready_count(g) > 0 ? succ : NULL;
     r->next = M.retiring;
     M.retiring = r;
     for (retiring *o = M.retiring; o; o = o->next)
@@ -117,66 +121,67 @@ static void retire_group(zs_group *g, zs_group *succ)
             o->succ = succ;
     for (retiring *o = M.retiring; o; o = o->next)
         if (!o->succ)
-            zs_group_stop(o->g);
+            zs_gen_retire(o->old);
 }
 
 /* The old generation keeps as many processes as the new one still lacks. */
-static void on_proc_ready(zs_group *g, void *ctx)
+static void on_proc_ready(zs_generation *g, void *ctx)
 {
     (void)ctx;
     for (retiring *r = M.retiring, *next; r; r = next) {
         next = r->next;
         if (r->succ != g)
             continue;
-        int lack = zs_group_want(g) - zs_group_ready_count(g);
+        int lack = zs_gen_want(g) - zs_gen_ready_count(g);
         if (lack < 0)
             lack = 0;
-        while (zs_group_want(r->g) > lack)
-            zs_group_retire_one(r->g);
-        if (zs_group_want(r->g) == 0)
-            zs_group_stop(r->g);
+        while (zs_gen_want(r->old) > lack)
+            zs_gen_retire_one(r->old);
+        if (zs_gen_want(r->old) == 0)
+            zs_gen_retire(r->old);
     }
 }
 
-static void on_group_empty(zs_group *g, void *ctx)
+static void on_gen_empty(zs_generation *g, void *ctx)
 {
     (void)ctx;
-    md_svc *m = zs_group_user(g);
+    md_svc *m = zs_gen_user(g);
     for (retiring **pp = &M.retiring; *pp; pp = &(*pp)->next) {
-        if ((*pp)->g == g) {
+        if ((*pp)->old == g) {
             retiring *r = *pp;
             *pp = r->next;
             free(r);
             break;
         }
     }
-    if (m->group == g)
-        m->group = NULL;
-    zs_group_free(g);
-    M.ngroups--;
+    if (m->current == g)
+        m->current = NULL;
+    zs_gen_free(g);
+    M.ngens--;
     svc_unref(m);
-    if (M.stopping)
-        finish_stop(M.loop, &M.finish_w, 0);
+    if (M.shutting_down)
+        finish_shutdown(M.loop, &M.finish_w, 0);
 }
 
-/* The last step of a stop: once every service's processes are gone, wait for the strays (what
- * daemonizing programs left, detached processes) that got SIGTERM when the stop began, and
- * SIGKILL them STRAY_GRACE seconds after the services were gone.  Polled while stopping only. */
-static void finish_stop(struct ev_loop *loop, ev_timer *w, int revents)
+/* The last step of a shutdown: once every service's processes are gone, wait for the strays
+ * (what daemonizing programs left, detached processes) that got SIGTERM when the shutdown
+ * began, and SIGKILL them STRAY_GRACE seconds after the services were gone.  Polled while
+ * shutting down only. */
+static void finish_shutdown(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     (void)w;
-    if (M.ngroups > 0)
+    if (M.ngens > 0)
         return;
     double now = ev_now(loop);
     int left;
     if (M.empty_at == 0) {
         /* What the services' last processes left (helpers that had left their process group)
-         * hears it too, not only the strays of when the stop began. */
+         * hears it too, not only the strays of when the shutdown began. */
         M.empty_at = now;
-        left = zs_super_strays(M.super, SIGTERM);
+        left = zs_supervisor_strays(M.super, SIGTERM);
     } else {
-        left = zs_super_strays(M.super, 0);
+        left = zs_supervisor_strays(M.super, 0);
     }
     if (left <= 0) {
         ev_break(loop, EVBREAK_ALL);
@@ -189,38 +194,43 @@ static void finish_stop(struct ev_loop *loop, ev_timer *w, int revents)
     } else if (now - M.empty_at >= STRAY_GRACE && !M.strays_killed) {
         M.strays_killed = 1;
         zwarning("stopping: killing %d process%s left behind by services", left, left == 1 ? "" : "es");
-        zs_super_strays(M.super, SIGKILL);
+        zs_supervisor_strays(M.super, SIGKILL);
     } else if (M.strays_killed) {
-        zs_super_strays(M.super, SIGKILL); /* what was below them came to us */
+        zs_supervisor_strays(M.super, SIGKILL); /* what was below them came to us */
     }
 }
 
-static void stop_all(void)
+/* The first SIGTERM or SIGINT: retire every generation, signal the strays, and wait for both
+ * (finish_shutdown). */
+static void shutdown_all(void)
 {
-    if (M.stopping) {
-        zinfo("stopping again: every process still running is killed in 5 s");
-        zs_super_hurry(M.super);
-        return;
-    }
-    M.stopping = 1;
+    M.shutting_down = 1;
     zinfo("stopping: soft-stopping every service");
     sd_notify_msg("STOPPING=1");
-    int strays = zs_super_strays(M.super, SIGTERM);
+    int strays = zs_supervisor_strays(M.super, SIGTERM);
     if (strays > 0)
         zinfo("stopping: sent SIGTERM to %d process%s left behind by services", strays, strays == 1 ? "" : "es");
-    ev_timer_init(&M.finish_w, finish_stop, STRAY_POLL, STRAY_POLL);
+    ev_timer_init(&M.finish_w, finish_shutdown, STRAY_POLL, STRAY_POLL);
     ev_timer_start(M.loop, &M.finish_w);
-    /* Collect first: stopping a group may free it (and edit the lists) at once. */
-    zs_group **gs = zs_xcalloc((size_t)M.ngroups + 1, sizeof(*gs));
+    /* Collected first, so the walk never depends on what retiring does to the lists
+     * (zs_gen_retire frees nothing: gen_empty comes later, from the loop). */
+    zs_generation **gs = zs_xcalloc((size_t)M.ngens + 1, sizeof(*gs));
     int n = 0;
     for (int i = 0; i < M.set.n; i++)
-        if (M.set.v[i]->group)
-            gs[n++] = M.set.v[i]->group;
+        if (M.set.v[i]->current)
+            gs[n++] = M.set.v[i]->current;
     for (retiring *r = M.retiring; r; r = r->next)
-        gs[n++] = r->g;
+        gs[n++] = r->old;
     for (int i = 0; i < n; i++)
-        zs_group_stop(gs[i]);
+        zs_gen_retire(gs[i]);
     free(gs);
+}
+
+/* A second SIGTERM or SIGINT: every kill deadline becomes 5 s at most. */
+static void hurry_all(void)
+{
+    zinfo("stopping again: every process still running is killed in 5 s");
+    zs_supervisor_hurry(M.super);
 }
 
 static void restart_all(void)
@@ -228,10 +238,10 @@ static void restart_all(void)
     zinfo("graceful restart: new generation of every service");
     for (int i = 0; i < M.set.n; i++) {
         md_svc *m = M.set.v[i];
-        zs_group *old = m->group;
+        zs_generation *old = m->current;
         start_generation(m, m->gen + 1);
         if (old)
-            retire_group(old, m->group);
+            retire_generation(old, m->current);
     }
 }
 
@@ -274,7 +284,7 @@ static void reload(void)
         if (!old) {
             start_generation(m, 1);
             started++;
-        } else if (md_svc_same(old, m, 1)) {
+        } else if (md_svc_same_but_count(old, m)) {
             int count = m->svc.proc_count;
             zs_config tmp = old->cf;
             old->cf = m->cf;
@@ -282,34 +292,34 @@ static void reload(void)
             int fd = old->cf_fd;
             old->cf_fd = m->cf_fd;
             m->cf_fd = fd;
-            if (old->group && zs_group_set_config_fd(old->group, old->cf_fd) < 0)
+            if (old->current && zs_gen_set_config_fd(old->current, old->cf_fd) < 0)
                 zerror("reload: %s: cannot hand its config to children: %s", m->svc.id, strerror(errno));
             old->svc.proc_count = count;
             next.v[i] = old;
             old->refs++;
             svc_unref(m);
-            if (old->group && zs_group_want(old->group) != count) {
-                zs_group_set_want(old->group, count);
+            if (old->current && zs_gen_want(old->current) != count) {
+                zs_gen_set_want(old->current, count);
                 scaled++;
             } else {
                 same++;
             }
         } else {
-            zs_group *g = old->group;
+            zs_generation *g = old->current;
             start_generation(m, old->gen + 1);
             if (g) {
-                old->group = NULL;
-                retire_group(g, m->group);
+                old->current = NULL;
+                retire_generation(g, m->current);
             }
             changed++;
         }
     }
     for (int i = 0; i < M.set.n; i++) {
         md_svc *old = M.set.v[i];
-        if (!md_set_find(&next, old->svc.id) && old->group) {
-            zs_group *g = old->group;
-            old->group = NULL;
-            retire_group(g, NULL);
+        if (!md_set_find(&next, old->svc.id) && old->current) {
+            zs_generation *g = old->current;
+            old->current = NULL;
+            retire_generation(g, NULL);
             removed++;
         }
     }
@@ -330,14 +340,17 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     switch (w->signum) {
     case SIGTERM:
     case SIGINT:
-        stop_all();
+        if (M.shutting_down)
+            hurry_all();
+        else
+            shutdown_all();
         break;
     case SIGHUP:
-        if (!M.stopping)
+        if (!M.shutting_down)
             reload();
         break;
     case SIGUSR2:
-        if (!M.stopping)
+        if (!M.shutting_down)
             restart_all();
         break;
     case SIGUSR1:
@@ -352,7 +365,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
 {
     static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
     char err[1024];
-    zs_super_hooks hooks = { on_proc_ready, on_group_empty, NULL };
+    zs_supervisor_hooks hooks = { on_proc_ready, on_gen_empty, NULL };
 
     M.o = o;
     M.set = *set;
@@ -381,7 +394,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
         ev_signal_init(&M.sig[i], signal_cb, sigs[i]);
         ev_signal_start(M.loop, &M.sig[i]);
     }
-    M.super = zs_super_new(M.loop, &hooks);
+    M.super = zs_supervisor_new(M.loop, &hooks);
     zinfo("masterd %s started (pid %ld): %d service%s from %s", MASTERD_VERSION, (long)getpid(), M.set.n,
           M.set.n == 1 ? "" : "s", o->config_dir);
     for (int i = 0; i < M.set.n; i++) {
@@ -399,7 +412,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
     free(M.set.v);
     free(M.set.dir);
     md_masterlog_close_all(M.loop);
-    zs_super_free(M.super);
+    zs_supervisor_free(M.super);
     zinfo("masterd stopped");
     return 0;
 }

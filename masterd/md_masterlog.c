@@ -26,6 +26,10 @@
 #include "core/zs_status.h"
 #include "core/zserver_core.h"
 
+/* Who may send to a receiver: masterd's user (and root) only, mode 0600; or also a group all
+ * the services' server-users are in, mode 0660. */
+enum senders { SENDERS_OWNER, SENDERS_GROUP };
+
 typedef struct receiver {
     struct receiver *next;
     char *path;
@@ -33,7 +37,7 @@ typedef struct receiver {
     ev_io w;
     dev_t dev;          /* the socket file we made, to notice it being removed or replaced */
     ino_t ino;
-    int shared;         /* 0660 with group gid; else 0600 */
+    enum senders senders; /* who may send: the socket's mode (and group gid) */
     gid_t gid;
     int old_fd;         /* the previous socket after a re-creation (senders still connected), or -1 */
     ev_io old_w;
@@ -42,7 +46,7 @@ typedef struct receiver {
 /* Who may send to one path, computed from the services that log there. */
 typedef struct access {
     const char *path;
-    int shared;
+    enum senders senders;
     gid_t gid;
 } access_t;
 
@@ -126,9 +130,6 @@ static const char *masterlog_path(const char *target)
     return target && !strncmp(target, "masterlog,", 10) ? target + 10 : NULL;
 }
 
-/* Binds a datagram socket at path (replacing a stale socket file) with its mode set by the
- * umask at bind and its group by our egid at bind (no chmod/chown of a path a swap could
- * redirect); fills *made with the file. */
 /* A socket file at path that answers (a datagram or a stream peer) belongs to a live process. */
 static int socket_in_use(const struct sockaddr_un *sun)
 {
@@ -158,9 +159,12 @@ static const zs_listen *listener_at(const md_set *set, const char *path)
     return NULL;
 }
 
-/* ours: the socket file we made there before (replaced freely), or NULL. */
-static int open_receiver(const char *path, int shared, gid_t gid, const struct stat *ours, struct stat *made,
-                         char *err, size_t errlen)
+/* Binds a datagram socket at path with its mode set by the umask at bind and its group by our
+ * egid at bind (no chmod/chown of a path a swap could redirect); fills *made with the file.
+ * A socket file already there is replaced when it is ours (the file we made before, as *ours;
+ * NULL: none) or stale; one a live process answers on is an error.  Returns the fd, or -1. */
+static int open_receiver(const char *path, enum senders senders, gid_t gid, const struct stat *ours,
+                         struct stat *made, char *err, size_t errlen)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     struct stat st;
@@ -202,13 +206,13 @@ static int open_receiver(const char *path, int shared, gid_t gid, const struct s
      * recv_cb drops what arrives without lingering. */
     (void)zs_status_refuse_fds(fd);
     gid_t egid = getegid();
-    int switch_gid = shared && gid != egid;
+    int switch_gid = senders == SENDERS_GROUP && gid != egid;
     if (switch_gid && setegid(gid) < 0) {
         snprintf(err, errlen, "masterlog,%s: setegid(%ld): %s", path, (long)gid, strerror(errno));
         close(fd);
         return -1;
     }
-    mode_t old = umask(shared ? 0117 : 0177);
+    mode_t old = umask(senders == SENDERS_GROUP ? 0117 : 0177);
     int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
     int e = errno;
     umask(old);
@@ -221,7 +225,7 @@ static int open_receiver(const char *path, int shared, gid_t gid, const struct s
         close(fd);
         return -1;
     }
-    if (shared && made->st_gid != gid) {
+    if (senders == SENDERS_GROUP && made->st_gid != gid) {
         snprintf(err, errlen, "masterlog,%s: the socket got group %ld, not %ld (a set-group-ID directory?)", path,
                  (long)made->st_gid, (long)gid);
         unlink(path);
@@ -256,7 +260,7 @@ static int access_for(const md_set *set, const char *path, access_t *a, char *er
     char users[400] = "";
     size_t ulen = 0;
     a->path = path;
-    a->shared = 0;
+    a->senders = SENDERS_OWNER;
     a->gid = getegid();
     for (int i = 0; i < set->n; i++) {
         const zs_service *svc = &set->v[i]->svc;
@@ -298,7 +302,7 @@ static int access_for(const md_set *set, const char *path, access_t *a, char *er
         free(common);
         return -1;
     }
-    a->shared = 1;
+    a->senders = SENDERS_GROUP;
     a->gid = common[0];
     free(common);
     return 0;
@@ -310,7 +314,7 @@ static int replace_socket(struct ev_loop *loop, receiver *r, char *err, size_t e
 {
     struct stat st;
     struct stat ours = { .st_dev = r->dev, .st_ino = r->ino };
-    int fd = open_receiver(r->path, r->shared, r->gid, &ours, &st, err, errlen);
+    int fd = open_receiver(r->path, r->senders, r->gid, &ours, &st, err, errlen);
     if (fd < 0)
         return -1;
     if (r->old_fd >= 0) {
@@ -391,21 +395,21 @@ int md_masterlog_sync(struct ev_loop *loop, const md_set *set, char *err, size_t
             if (!strcmp(r->path, acc[k].path))
                 break;
         if (r) {
-            if (r->shared == acc[k].shared && r->gid == acc[k].gid)
+            if (r->senders == acc[k].senders && r->gid == acc[k].gid)
                 continue;
-            int was_shared = r->shared;
+            enum senders was = r->senders;
             gid_t was_gid = r->gid;
-            r->shared = acc[k].shared;
+            r->senders = acc[k].senders;
             r->gid = acc[k].gid;
             if (replace_socket(loop, r, err, errlen) < 0) {
-                r->shared = was_shared;
+                r->senders = was;
                 r->gid = was_gid;
                 rc = -1;
             }
             continue;
         }
         struct stat st;
-        int fd = open_receiver(acc[k].path, acc[k].shared, acc[k].gid, NULL, &st, err, errlen);
+        int fd = open_receiver(acc[k].path, acc[k].senders, acc[k].gid, NULL, &st, err, errlen);
         if (fd < 0) {
             rc = -1;
             break;
@@ -415,7 +419,7 @@ int md_masterlog_sync(struct ev_loop *loop, const md_set *set, char *err, size_t
         r->fd = fd;
         r->dev = st.st_dev;
         r->ino = st.st_ino;
-        r->shared = acc[k].shared;
+        r->senders = acc[k].senders;
         r->gid = acc[k].gid;
         r->old_fd = -1;
         ev_io_init(&r->w, recv_cb, fd, EV_READ);

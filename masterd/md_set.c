@@ -350,17 +350,18 @@ int md_set_bind(md_set *set, md_listener **table, char *err, size_t errlen)
     return 0;
 }
 
-int md_svc_same(const md_svc *a, const md_svc *b, int ignore_count)
+int md_svc_same_but_count(const md_svc *a, const md_svc *b)
 {
     if (a->bin.st_ino != b->bin.st_ino || a->bin.st_dev != b->bin.st_dev || a->bin.st_size != b->bin.st_size ||
         a->bin.st_mtim.tv_sec != b->bin.st_mtim.tv_sec || a->bin.st_mtim.tv_nsec != b->bin.st_mtim.tv_nsec)
         return 0;
-    /* Compare what the server reads (every key), in order, ignoring where it was written. */
+    /* Compare what the server reads (every key but server-proc-count), in order, ignoring
+     * where it was written. */
     size_t ia = 0, ib = 0;
     for (;;) {
-        while (ia < a->cf.n && ignore_count && !strcmp(a->cf.kv[ia].key, "server-proc-count"))
+        while (ia < a->cf.n && !strcmp(a->cf.kv[ia].key, "server-proc-count"))
             ia++;
-        while (ib < b->cf.n && ignore_count && !strcmp(b->cf.kv[ib].key, "server-proc-count"))
+        while (ib < b->cf.n && !strcmp(b->cf.kv[ib].key, "server-proc-count"))
             ib++;
         if (ia == a->cf.n || ib == b->cf.n)
             return ia == a->cf.n && ib == b->cf.n;

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include "core/zs_config.h"
 #include "core/zs_service.h"
-#include "super/zs_super.h"
+#include "super/zs_supervisor.h"
 
 typedef struct md_listener {
     struct md_listener *next;
@@ -27,9 +27,9 @@ typedef struct md_svc {
     struct stat bin;    /* server-command's binary when loaded: a change means a new generation */
     int *fds;           /* one per svc.listen, once bound */
     md_listener **lis;
-    zs_group *group;    /* the current generation */
+    zs_generation *current; /* the current generation, NULL once retired */
     unsigned gen;
-    int refs;           /* the running set, and every group running this config */
+    int refs;           /* the running set, and every generation running this config */
 } md_svc;
 
 typedef struct md_set {
@@ -59,7 +59,7 @@ int md_set_check_dirs(const md_set *set, const md_listener *table, zs_errs *errs
 int md_set_bind(md_set *set, md_listener **table, char *err, size_t errlen);
 /* Drops svc's references; sockets no service uses any more are closed (unix files removed). */
 void md_svc_unbind(md_svc *svc, md_listener **table);
-/* True when a and b would run the same thing (same merged config and binary), ignoring
- * server-proc-count when ignore_count. */
-int md_svc_same(const md_svc *a, const md_svc *b, int ignore_count);
+/* True when a and b would run the same thing (same merged config and binary) apart from
+ * server-proc-count, so a reload can scale the running generation instead of replacing it. */
+int md_svc_same_but_count(const md_svc *a, const md_svc *b);
 #endif

@@ -3,12 +3,12 @@
  *
  * Three ways in, one way through:
  *   under masterd   ZMASTER_STATUS_FD is set: say HELLO first, take the listeners at 3..,
- *                   take the config view masterd answers HELLO with (never the files) +
- *                   arguments, unset the protocol variables;
+ *                   unset the protocol variables, then take the config view masterd answers
+ *                   HELLO with (never the files) and the arguments over it;
  *   alone           `prog alone [-server-service LIST] ...`: bind LIST ourselves;
- *   alone, N procs  `-server-proc-count N` (N > 1): become a master of N forked workers with the
- *                   same supervision core masterd uses (zs_super), each worker then runs the
- *                   common path below with its own status channel.
+ *   alone, workers  any `-server-proc-count N` (even 1): become the master of N forked workers,
+ *                   supervised by the same core masterd uses (zs_supervisor.h); each worker
+ *                   then runs the common path below with its own status channel.
  * The common path: register services, before_service, READY, run the loop until a soft-stop's
  * deadline; then return 0 from main.
  */
@@ -26,7 +26,7 @@
 #include "zs_server.h"
 #include "core/zs_service.h"
 #include "core/zs_status.h"
-#include "super/zs_super.h"
+#include "super/zs_supervisor.h"
 #include "zserver.h"
 
 zs_config zs_server_config;
@@ -364,9 +364,9 @@ static int under_master(const char *status_env, const zs_config *args)
 
 /* ---- alone, and its self-hosted multi-process mode ---- */
 
-static zs_group *workers;
-static zs_super *workers_super;
-static int stopping_workers;
+static zs_generation *workers;
+static zs_supervisor *workers_sv;
+static int shutting_down;
 static ev_signal parent_sigs[2];
 
 static int worker_main(void *ctx, int slot, int status_fd)
@@ -374,19 +374,20 @@ static int worker_main(void *ctx, int slot, int status_fd)
     (void)ctx;
     (void)slot;
     /* Same loop, fresh state: the supervision core already dropped its watchers
-     * (zs_super_after_fork); the parent's signal watchers go too, then libev re-arms its backend. */
+     * (zs_supervisor_after_fork); the parent's signal watchers go too, then libev re-arms its
+     * backend. */
     struct ev_loop *loop = ev_default_loop(0);
     for (int i = 0; i < 2; i++)
         ev_signal_stop(loop, &parent_sigs[i]);
     ev_loop_fork(loop);
     S.status_fd = status_fd;
-    /* As under masterd: the supervisor then expects READY in time, and answers with the group's
-     * accept scoreboard. */
+    /* As under masterd: the supervisor then expects READY in time, and answers with the
+     * generation's accept scoreboard. */
     zs_status_send(S.status_fd, ZS_ST_HELLO, S.gen, (int32_t)getpid());
     return serve();
 }
 
-static void workers_empty(zs_group *g, void *ctx)
+static void workers_empty(zs_generation *g, void *ctx)
 {
     (void)g;
     ev_break((struct ev_loop *)ctx, EVBREAK_ALL);
@@ -396,39 +397,40 @@ static void parent_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;
     (void)revents;
-    int n = zs_group_running_count(workers);
-    if (stopping_workers) {
+    int n = zs_gen_running_count(workers);
+    if (shutting_down) {
         zinfo("signal %d again: %d worker%s killed in 5 s unless they stop first", w->signum, n, n == 1 ? "" : "s");
-        zs_super_hurry(workers_super);
+        zs_supervisor_hurry(workers_sv);
         return;
     }
-    stopping_workers = 1;
+    shutting_down = 1;
     zinfo("signal %d: stopping %d worker%s", w->signum, n, n == 1 ? "" : "s");
-    zs_group_stop(workers);
+    zs_gen_retire(workers);
 }
 
 /* Self-hosted multi-process mode (CONTRACT §9): this process becomes the master of
- * svc->proc_count forked workers, supervised by the same core as masterd's children. */
+ * svc->proc_count forked workers, supervised by the same core as masterd's children.  A first
+ * SIGTERM/SIGINT retires them (a shutdown), a second one hurries. */
 static int run_workers(zs_service *svc)
 {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-    zs_super_hooks hooks = { NULL, workers_empty, loop };
+    zs_supervisor_hooks hooks = { NULL, workers_empty, loop };
     static const int sigs[2] = { SIGTERM, SIGINT };
     signal(SIGPIPE, SIG_IGN);
-    zs_super *super = workers_super = zs_super_new(loop, &hooks);
-    workers = zs_group_new(super, svc, S.fds, 0, NULL, worker_main, NULL);
+    zs_supervisor *sv = workers_sv = zs_supervisor_new(loop, &hooks);
+    workers = zs_gen_new(sv, svc, S.fds, 0, NULL, worker_main, NULL);
     for (int i = 0; i < 2; i++) {
         ev_signal_init(&parent_sigs[i], parent_signal_cb, sigs[i]);
         ev_signal_start(loop, &parent_sigs[i]);
     }
     zinfo("%s: master of %d worker process%s (pid %ld)", svc->id, svc->proc_count,
           svc->proc_count == 1 ? "" : "es", (long)getpid());
-    zs_group_set_want(workers, svc->proc_count);
+    zs_gen_set_want(workers, svc->proc_count);
     ev_run(loop, 0);
     for (int i = 0; i < 2; i++)
         ev_signal_stop(loop, &parent_sigs[i]);
-    zs_group_free(workers);
-    zs_super_free(super);
+    zs_gen_free(workers);
+    zs_supervisor_free(sv);
     zinfo("%s: every worker stopped", svc->id);
     return 0;
 }

@@ -9,7 +9,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 #include "core/zs_service.h"
-#include "zs_super.h"
+#include "zs_supervisor.h"
 
 typedef struct zs_spawn_req {
     const zs_service *svc;

@@ -35,7 +35,7 @@ class Layers(unittest.TestCase):
 
     def test_masterd_has_no_server_runtime(self):
         syms = defined_symbols(lib.MASTERD)
-        self.assertIn("zs_group_new", syms, "nm sees masterd's own supervision symbols")
+        self.assertIn("zs_gen_new", syms, "nm sees masterd's own supervision symbols")
         hooks = sorted(s for s in syms if s in HOOKED)
         self.assertEqual(hooks, [], "masterd defines libc names (syscall hooks)")
         runtime = sorted(s for s in syms if s.startswith(SERVER_PREFIXES))
@@ -44,7 +44,7 @@ class Layers(unittest.TestCase):
     def test_library_has_everything(self):
         syms = defined_symbols(os.path.join(lib.BUILD, "libzserver.a"))
         for s in ("zaio_server_main", "zcoroutine_server_main", "zcoroutine_go", "close",
-                  "zs_group_new", "zlog_write", "zconfig_get_str"):
+                  "zs_gen_new", "zlog_write", "zconfig_get_str"):
             self.assertIn(s, syms)
 
     def test_tree_and_archives_pass(self):
@@ -66,7 +66,7 @@ class Layers(unittest.TestCase):
             return r.stdout
 
     def test_checker_refuses_upward_sideways_and_public_includes(self):
-        out = self.check_copy("libzserver/core/zs_log.c", '#include "super/zs_super.h"')
+        out = self.check_copy("libzserver/core/zs_log.c", '#include "super/zs_supervisor.h"')
         self.assertIn("core may not use super", out)
         out = self.check_copy("libzserver/super/zs_spawn.c", '#include "server/zs_server.h"')
         self.assertIn("super may not use server", out)

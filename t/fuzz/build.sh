@@ -8,9 +8,9 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 out=build/fuzz
 CLANG=${FUZZ_CC:-clang}
-# The modules the harnesses reach, and what they call in turn (no coroutine runtime: its
-# syscall hooks have no business in a fuzzer).
-LIBSRC="core/zs_board.c core/zs_config.c core/zs_config_wire.c core/zs_err.c core/zs_listen.c core/zs_listen_bind.c core/zs_listen_dir.c core/zs_log.c core/zs_service.c server/zs_server.c super/zs_spawn.c core/zs_status.c super/zs_strays.c super/zs_super.c super/zs_super_chan.c super/zs_super_reap.c server/zs_zconfig.c"
+# The layers the harnesses reach: core, supervision and the server skeleton (no aio or
+# coroutine runtime: the syscall hooks have no business in a fuzzer).
+LIBSRC=$(cd libzserver && ls core/*.c super/*.c server/*.c)
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 BASE="-g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Ilibzserver -Ilibzserver/core -DMASTERD_VERSION=\"fuzz\""
 # The library is compiled with -w: clang warns about things gcc (the project's compiler, with
@@ -54,6 +54,7 @@ for s in $LIBSRC; do
         continue
     fi
     echo "fuzz: compiling $o"
+    mkdir -p "$(dirname "$o")"
     # shellcheck disable=SC2086
     "$CLANG" $LIB_CFLAGS -c -o "$o.tmp" "libzserver/$s"
     mv "$o.tmp" "$o"

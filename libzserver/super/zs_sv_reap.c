@@ -1,6 +1,12 @@
 /*
- * zs_super_reap.c — children that end: reaping (every zombie as soon as SIGCHLD is seen),
- * stops and continues, the daemonize warning, and the respawn policy with its backoff.
+ * zs_sv_reap.c — children that end: reaping (every zombie as soon as SIGCHLD is seen, timed at
+ * the iteration that saw it), killing what a retired process left in its process group, the
+ * daemonize warning, and the respawn policy: a process that dies within FAILURE_LIFETIME of
+ * its start (or never became ready in time) is a failure, and its slot waits BACKOFF_FIRST
+ * seconds, doubling with each failure in a row up to BACKOFF_MAX; RESET_LIFETIME of life
+ * forgives earlier failures.  Stops and continues go to zs_sv_sigstop.c.
+ *
+ * Exports: zs_sv_child_cb, zs_sv_backoff_cb, zs_sv_slot_after_end, zs_sv_is_supervised.
  */
 #include <errno.h>
 #include <signal.h>
@@ -10,10 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <ev.h>
-#include "core/zs_board.h"
 #include "core/zs_status.h"
 #include "zs_strays.h"
-#include "zs_super_int.h"
+#include "zs_sv_int.h"
 #include "core/zserver_core.h"
 
 void zs_sv_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -21,17 +26,17 @@ void zs_sv_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     zs_slot *sl = (zs_slot *)((char *)w - offsetof(zs_slot, backoff));
-    if (!sl->proc && !sl->g->stopping && sl->index < sl->g->want)
-        zs_sv_spawn_slot(sl);
+    if (!sl->proc && !sl->g->retiring && sl->index < sl->g->want)
+        zs_sv_queue_start(sl);
 }
 
 /* Decides what happens to a slot whose process ended (exited, or detached) after `lived`
  * seconds.  A detach is replaced whatever server-restart says, and counts like an exit. */
-void zs_sv_slot_after_end(zs_slot *sl, double lived, int failed_start, int status, enum slot_end how)
+void zs_sv_slot_after_end(zs_slot *sl, double lived, enum slot_verdict verdict, int status, enum slot_end how)
 {
-    zs_group *g = sl->g;
+    zs_generation *g = sl->g;
     const zs_service *svc = g->svc;
-    if (g->stopping || sl->index >= g->want)
+    if (g->retiring || sl->index >= g->want)
         return;
     int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (how == END_EXIT &&
@@ -40,7 +45,7 @@ void zs_sv_slot_after_end(zs_slot *sl, double lived, int failed_start, int statu
               svc->restart == ZS_RESTART_NEVER ? "never" : "on-failure");
         return;
     }
-    if (failed_start || lived < FAILURE_LIFETIME) {
+    if (verdict == FAILED_START || lived < FAILURE_LIFETIME) {
         sl->failures++;
         double delay = BACKOFF_FIRST;
         for (int i = 1; i < sl->failures && delay < BACKOFF_MAX; i++)
@@ -56,7 +61,7 @@ void zs_sv_slot_after_end(zs_slot *sl, double lived, int failed_start, int statu
     }
     if (lived >= RESET_LIFETIME)
         sl->failures = 0;
-    zs_sv_spawn_slot(sl);
+    zs_sv_queue_start(sl);
 }
 
 static void describe_status(int status, char *buf, size_t len)
@@ -70,30 +75,9 @@ static void describe_status(int status, char *buf, size_t len)
         snprintf(buf, len, "status 0x%x", status);
 }
 
-/* A stop or continue of a supervised child (see the top of this file). */
-static void proc_stop_event(zs_proc *p, int status)
-{
-    struct ev_loop *loop = p->g->s->loop;
-    if (WIFSTOPPED(status)) {
-        int sig = WSTOPSIG(status);
-        p->stopped = 1;
-        zwarning("%s: pid %ld stopped by signal %d (%s); killed unless continued within %d s", p->g->svc->id,
-                 (long)p->pid, sig, strsignal(sig), p->g->svc->ready_timeout);
-        ev_timer_stop(loop, &p->stopped_w);
-        ev_timer_set(&p->stopped_w, p->g->svc->ready_timeout, 0.);
-        ev_timer_start(loop, &p->stopped_w);
-        if (p->stopping)
-            zs_sv_proc_signal(p, SIGCONT); /* it was asked to stop: let it hear that */
-    } else {
-        p->stopped = 0;
-        ev_timer_stop(loop, &p->stopped_w);
-        zinfo("%s: pid %ld continued", p->g->svc->id, (long)p->pid);
-    }
-}
-
 int zs_sv_is_supervised(pid_t pid, void *ctx)
 {
-    zs_super *s = ctx;
+    zs_supervisor *s = ctx;
     if (zs_sv_proc_find(s, pid))
         return 1;
     return 0;
@@ -101,7 +85,7 @@ int zs_sv_is_supervised(pid_t pid, void *ctx)
 
 /* A process that exits 0 at once and leaves processes behind put itself in the background:
  * say so once (its first failure in a row), naming what it left. */
-static void check_daemonized(zs_super *s, const zs_proc *p)
+static void check_daemonized(zs_supervisor *s, const zs_proc *p)
 {
     pid_t found[64];
     int n = zs_strays_find(zs_sv_is_supervised, s, found, 64);
@@ -133,13 +117,13 @@ static void check_daemonized(zs_super *s, const zs_proc *p)
 }
 
 /* One reaped (or stopped, or continued) child; now is the time the loop saw SIGCHLD. */
-static void reaped(zs_super *s, pid_t pid, int status, double now)
+static void reaped(zs_supervisor *s, pid_t pid, int status, double now)
 {
     zs_proc *p = zs_sv_proc_find(s, pid);
     char how[160];
     if (WIFSTOPPED(status) || WIFCONTINUED(status)) {
         if (p)
-            proc_stop_event(p, status);
+            zs_sv_proc_sigstop_event(p, status);
         return;
     }
     describe_status(status, how, sizeof(how));
@@ -147,32 +131,32 @@ static void reaped(zs_super *s, pid_t pid, int status, double now)
         zdebug("reaped pid %ld (not a supervised process): %s", (long)pid, how);
         return;
     }
-    zs_group *g = p->g;
+    zs_generation *g = p->g;
     zs_slot *sl = p->slot;
     double lived = now - p->started;
-    int failed_start = p->timed_out;
-    /* A process asked to stop is gone: what it leaves in its process group (helpers it
+    enum slot_verdict verdict = p->timed_out ? FAILED_START : JUDGE_BY_LIFETIME;
+    /* A retired process is gone: what it leaves in its process group (helpers it
      * forked) goes too, as systemd's KillMode=mixed does.  Nobody else can hold that group id
      * while any member is alive. */
-    if (p->stopping && kill(-p->pid, SIGKILL) == 0)
+    if (p->retiring && kill(-p->pid, SIGKILL) == 0)
         zdebug("%s: killed what pid %ld left in its process group", g->svc->id, (long)p->pid);
     int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    int level = (p->stopping || clean) ? ZLOG_INFO : ZLOG_WARNING;
+    int level = (p->retiring || clean) ? ZLOG_INFO : ZLOG_WARNING;
     zlog_write(level, __FILE__, __func__, __LINE__, "%s: pid %ld %s after %.1f s", g->svc->id,
                (long)p->pid, how, lived);
-    if (clean && !p->stopping && lived < FAILURE_LIFETIME && sl && sl->failures == 0)
+    if (clean && !p->retiring && lived < FAILURE_LIFETIME && sl && sl->failures == 0)
         check_daemonized(s, p);
     zs_sv_proc_forget(p);
     if (sl)
-        zs_sv_slot_after_end(sl, lived, failed_start, status, END_EXIT);
-    zs_sv_check_empty(g);
+        zs_sv_slot_after_end(sl, lived, verdict, status, END_EXIT);
+    zs_sv_gen_check_empty(g);
 }
 
 void zs_sv_child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
     (void)loop;
     (void)revents;
-    zs_super *s = (zs_super *)((char *)w - offsetof(zs_super, child_w));
+    zs_supervisor *s = (zs_supervisor *)((char *)w - offsetof(zs_supervisor, child_w));
     double now = zs_sv_mono_now();
     reaped(s, w->rpid, w->rstatus, now);
     /* libev reaps one child per loop iteration; take every other zombie now, so none waits

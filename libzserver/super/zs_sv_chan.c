@@ -1,8 +1,10 @@
 /*
- * zs_super_chan.c — what children say on their status channels (CONTRACT §5): HELLO (answered
+ * zs_sv_chan.c — what children say on their status channels (CONTRACT §5): HELLO (answered
  * with the validated config and the accept scoreboard), READY, STOPPING (the announced
  * deadline), DETACH; at most RECORDS_PER_WAKE records a channel per loop iteration, and every
  * malformed or unexpected record counted, never acted on.
+ *
+ * Exports: zs_sv_chan_cb.
  */
 #include <errno.h>
 #include <signal.h>
@@ -12,27 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <ev.h>
-#include "core/zs_board.h"
 #include "core/zs_status.h"
 #include "zs_strays.h"
-#include "zs_super_int.h"
+#include "zs_sv_int.h"
 #include "core/zserver_core.h"
-
-/* Hands a child that said HELLO its slot on the group's accept scoreboard (zs_board.h).  A
- * group that cannot have one runs without: the board only makes accepting fairer. */
-static void board_offer(zs_proc *p)
-{
-    zs_group *g = p->g;
-    if (!p->slot || p->board_slot >= 0 || p->chan < 0)
-        return;
-    if (g->board_fd < 0 && (g->board_fd = zs_board_create()) < 0) {
-        zwarning("%s: no accept scoreboard: %m", g->svc->id);
-        return;
-    }
-    zs_board_publish(g->board_fd, g->nslots);
-    if (zs_status_send_fd(p->chan, ZS_ST_BOARD, g->gen, p->slot->index, g->board_fd) == 0)
-        p->board_slot = p->slot->index;
-}
 
 /* A lying or broken child costs a counter and a log line at 1, 10, 100, ... occurrences. */
 static void proc_abuse(zs_proc *p, const char *what)
@@ -45,11 +30,11 @@ static void proc_abuse(zs_proc *p, const char *what)
                  (long)p->pid, what, n, n == 1 ? "" : "s");
 }
 
-
+/* p said DETACH: it becomes a stray and its slot gets a replacement. */
 static void proc_detach(zs_proc *p)
 {
-    zs_group *g = p->g;
-    zs_super *s = g->s;
+    zs_generation *g = p->g;
+    zs_supervisor *s = g->s;
     zs_slot *sl = p->slot;
     double lived = zs_sv_mono_now() - p->started;
     /* A slot whose previous detached process still runs is detaching faster than its processes
@@ -57,7 +42,7 @@ static void proc_detach(zs_proc *p)
      * the backoff lets it. */
     int piling = sl && sl->detached_pid > 0 && kill(sl->detached_pid, 0) == 0;
     zinfo("%s: pid %ld detached after %.1f s; starting a replacement", g->svc->id, (long)p->pid, lived);
-    /* From now on a stray: still our child, signalled when we stop, never counted again.  The
+    /* From now on a stray: still our child, signalled when the owner shuts down, never counted again.  The
      * list forgets the dead ones before it grows past a few hundred. */
     if (s->nseen_strays >= 256) {
         int k = 0;
@@ -72,8 +57,8 @@ static void proc_detach(zs_proc *p)
         sl->detached_pid = p->pid;
     zs_sv_proc_forget(p);
     if (sl)
-        zs_sv_slot_after_end(sl, lived, piling, 0, END_DETACH);
-    zs_sv_check_empty(g);
+        zs_sv_slot_after_end(sl, lived, piling ? FAILED_START : JUDGE_BY_LIFETIME, 0, END_DETACH);
+    zs_sv_gen_check_empty(g);
 }
 
 void zs_sv_chan_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -105,26 +90,26 @@ void zs_sv_chan_cb(struct ev_loop *loop, ev_io *w, int revents)
                 break;
             }
             p->spoke = p->hello = 1;
-            if (!p->ready && !p->stopping)
+            if (!p->ready && !p->retiring)
                 zs_sv_proc_arm(p, p->g->svc->ready_timeout);
             /* Asked for, not queued at spawn: a plain program never holds an fd in flight. */
             if (p->g->config_fd >= 0 && p->chan >= 0 &&
                 zs_status_send_fd(p->chan, ZS_ST_CONFIG, p->g->gen, 0, p->g->config_fd) < 0)
                 zerror("%s: pid %ld: cannot send its config: %s", p->g->svc->id, (long)p->pid, strerror(errno));
-            board_offer(p);
+            zs_sv_board_offer(p);
             break;
         case ZS_ST_READY:
             p->spoke = 1;
             zs_sv_proc_set_ready(p);
             break;
         case ZS_ST_STOPPING:
-            if (p->stopping && r.value >= 0) {
+            if (p->retiring && r.value >= 0) {
                 double cap = p->g->svc->softstop_after > MIN_DRAIN_CAP ? p->g->svc->softstop_after : MIN_DRAIN_CAP;
                 double d = (p->g->s->hurry ? 0 : r.value < cap ? r.value : cap) + KILL_GRACE;
                 /* The first announcement sets the deadline (later than the default, for a hook
                  * server); later ones can only bring it closer, so a child cannot keep putting
-                 * off its own kill, and after zs_super_hurry() nothing extends it. */
-                if ((!p->announced && !p->g->s->hurry) || d < ev_timer_remaining(p->g->s->loop, &p->timer))
+                 * off its own kill, and after zs_supervisor_hurry() nothing extends it. */
+                if ((!p->announced && !p->g->s->hurry) || d < ev_timer_remaining(p->g->s->loop, &p->deadline_w))
                     zs_sv_proc_arm(p, d);
                 p->announced = 1;
             }
@@ -132,7 +117,7 @@ void zs_sv_chan_cb(struct ev_loop *loop, ev_io *w, int revents)
         case ZS_ST_DETACH:
             proc_detach(p);
             return;
-        case ZS_ST_AVAIL:
+        case ZS_ST_AVAIL: /* free client slots: allowed, not used by the supervisor */
             break;
         default:
             proc_abuse(p, "an unknown record type");
