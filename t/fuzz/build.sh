@@ -54,7 +54,6 @@ for s in $LIBSRC; do
         continue
     fi
     echo "fuzz: compiling $o"
-    mkdir -p "$(dirname "$o")"
     # shellcheck disable=SC2086
     "$CLANG" $LIB_CFLAGS -c -o "$o.tmp" "libzserver/$s"
     mv "$o.tmp" "$o"
