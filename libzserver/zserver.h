@@ -4,7 +4,7 @@
  * A server program supervised by masterd (or run by hand with `alone`) includes this and links
  * -lzserver.  Names follow lib-zc's MASTER/SERVER API so its sample programs compile unchanged:
  * set the hooks, then return zaio_server_main(argc, argv) or zcoroutine_server_main(argc, argv).
- * See CONTRACT.md §7–§9 and `man 3 zserver`.
+ * See doc/CONTRACT.md §7–§9 and `man 3 zserver`.
  */
 #ifndef ZSERVER_H
 #define ZSERVER_H

@@ -1,5 +1,5 @@
 /*
- * main.c — masterd's command line (CONTRACT §1), the pid-file lock, and start-up.
+ * main.c — masterd's command line (doc/CONTRACT.md §1), the pid-file lock, and start-up.
  *
  * Start-up order is what makes "nothing half-applied" true: arguments, lock, whole config
  * validated, every socket bound (all or none), and only then children.  Exit codes: 0 clean

@@ -5,7 +5,7 @@
  * A service's config (md_svc) is reference-counted: the running set holds one reference and
  * every generation running it holds one, so a retiring generation keeps its config and
  * sockets until its last process is gone.  A reload builds the new set beside the running one
- * and applies the difference (CONTRACT §6):
+ * and applies the difference (doc/CONTRACT.md §6):
  *   unchanged         -> the running md_svc moves into the new set, untouched;
  *   only proc-count   -> the same, and its current generation is scaled in place;
  *   changed           -> a new generation starts; the old one is retired one process per new

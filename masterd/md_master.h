@@ -1,6 +1,6 @@
 /*
  * md_master.h — the running master: one libev loop with signals, the supervision core's
- * children and channels, stop and reload (CONTRACT §6).
+ * children and channels, stop and reload (doc/CONTRACT.md §6).
  */
 #ifndef MD_MASTER_H
 #define MD_MASTER_H

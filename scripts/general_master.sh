@@ -1,5 +1,5 @@
 #!/bin/sh
-# general_master.sh — start, stop, restart, reload or ask about masterd (CONTRACT.md §10).
+# general_master.sh — start, stop, restart, reload or ask about masterd (doc/CONTRACT.md §10).
 #
 # usage: general_master.sh start|stop|restart|reload|status
 #

@@ -4,7 +4,7 @@
  * accepting, so that a worker piling up connections can tell that a sibling holds fewer and
  * step back (zs_aio.c).  Apache's scoreboard, reduced to what accepting needs.
  *
- * The supervisor (zs_super.c, in masterd and in alone mode alike) owns one memfd per group and
+ * The supervisor (super/zs_sv_board.c, in masterd and in alone mode alike) owns one memfd per generation and
  * hands it to each child that said HELLO, with the child's slot, in a ZS_ST_BOARD record
  * (SCM_RIGHTS) on the status channel; it clears a slot when its process is reaped.  A child
  * writes only its own slot, and stops writing once the slot carries another pid (its slot was

@@ -1,5 +1,5 @@
 /*
- * zs_listen.c — listen entries parsed (`[NAME://]ADDRESS`, CONTRACT §3): zs_listen_parse,
+ * zs_listen.c — listen entries parsed (`[NAME://]ADDRESS`, doc/CONTRACT.md §3): zs_listen_parse,
  * zs_listen_parse_list, zs_listen_free, zs_listen_free_array (zs_listen.h).  Binding them is
  * zs_listen_bind.c; the directory check of unix sockets and fifos is zs_listen_dir.c.
  *

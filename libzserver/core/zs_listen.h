@@ -1,5 +1,5 @@
 /*
- * zs_listen.h — listen entries (`[NAME://]ADDRESS`, CONTRACT §3): parsing (zs_listen.c),
+ * zs_listen.h — listen entries (`[NAME://]ADDRESS`, doc/CONTRACT.md §3): parsing (zs_listen.c),
  * binding (zs_listen_bind.c) and the check of a unix socket's directory (zs_listen_dir.c).
  *
  * Parsing does no I/O but the checks a config error must catch early (a unix path whose parent

@@ -1,5 +1,5 @@
 /*
- * zs_service.c — turn a merged config into a validated zs_service (CONTRACT §2).
+ * zs_service.c — turn a merged config into a validated zs_service (doc/CONTRACT.md §2).
  *
  * Every server-* key is checked here, for masterd (`-t`, start, reload) and for a program run
  * `alone` alike; each problem becomes one `file:line: key: what` line and validation goes on,

@@ -1,6 +1,6 @@
 /*
  * zs_service.h — one service's run settings: the server-* keys of its merged config validated
- * (CONTRACT §2) into what the supervision layer spawns it with (command, listen entries, count,
+ * (doc/CONTRACT.md §2) into what the supervision layer spawns it with (command, listen entries, count,
  * user, limits, environment).  masterd makes one per .cf file (`-t`, start, reload), a program
  * run `alone` one from its own config and arguments.  Filled once by zs_service_from_config and
  * read-only afterwards: a reload makes new ones beside the old.

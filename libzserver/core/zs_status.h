@@ -1,6 +1,6 @@
 /*
  * zs_status.h — the fd / environment / status-channel contract between masterd and a child
- * (CONTRACT §4, §5).  The only place these names and the wire format are defined.
+ * (doc/CONTRACT.md §4, §5).  The only place these names and the wire format are defined.
  *
  * The channel is a SOCK_SEQPACKET socketpair: each record is one packet of this fixed struct.
  * End of file means the peer is gone.
@@ -28,7 +28,7 @@ enum zs_status_type {
     ZS_ST_READY = 2,   /* services registered, loop running */
     ZS_ST_STOPPING = 3,/* soft-stop begun; value = seconds until the child returns from main */
     ZS_ST_DETACH = 4,  /* forget me, start a replacement */
-    ZS_ST_AVAIL = 5,   /* value = free client slots; optional (CONTRACT §5): libzserver children
+    ZS_ST_AVAIL = 5,   /* value = free client slots; optional (doc/CONTRACT.md §5): libzserver children
                           do not send it, the master accepts it and ignores it */
     /* master -> child */
     ZS_ST_SOFTSTOP = 100,

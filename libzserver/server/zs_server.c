@@ -408,7 +408,7 @@ static void parent_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     zs_gen_retire(workers);
 }
 
-/* Self-hosted multi-process mode (CONTRACT §9): this process becomes the master of
+/* Self-hosted multi-process mode (doc/CONTRACT.md §9): this process becomes the master of
  * svc->proc_count forked workers, supervised by the same core as masterd's children.  A first
  * SIGTERM/SIGINT retires them (a shutdown), a second one hurries. */
 static int run_workers(zs_service *svc)

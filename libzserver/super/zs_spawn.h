@@ -1,5 +1,5 @@
 /*
- * zs_spawn.h — fork one child with the fd contract (CONTRACT §4): listeners at 3.., the status
+ * zs_spawn.h — fork one child with the fd contract (doc/CONTRACT.md §4): listeners at 3.., the status
  * channel after them, /dev/null on 0, the systemd and ZMASTER_* environment, its own session
  * (so no controlling terminal) and process group, PR_SET_PDEATHSIG, rlimits and the user of the service; then exec server-command, or
  * (fork mode) call run() and exit with its result.

@@ -1,6 +1,6 @@
 /*
  * zs_supervisor.h — process supervision: the one core used by masterd and by a libzserver
- * program's self-hosted multi-process mode (CONTRACT §4–§6, §9).
+ * program's self-hosted multi-process mode (doc/CONTRACT.md §4–§6, §9).
  *
  * A generation (zs_generation) is one set of `want` slots of one service, started from one
  * config; each slot normally holds a running process.  A reload starts a new generation beside

@@ -1,5 +1,5 @@
 /*
- * zs_sv_chan.c — what children say on their status channels (CONTRACT §5): HELLO (answered
+ * zs_sv_chan.c — what children say on their status channels (doc/CONTRACT.md §5): HELLO (answered
  * with the validated config and the accept scoreboard), READY, STOPPING (the announced
  * deadline), DETACH; at most RECORDS_PER_WAKE records a channel per loop iteration, and every
  * malformed or unexpected record counted, never acted on.

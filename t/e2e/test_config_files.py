@@ -2,9 +2,9 @@
 
 - Every `*.cf` / `*.gcf` entry that is not a readable regular file (after following symlinks) is
   an error naming it, at start, in -t and at reload (the running set is kept); a FIFO never
-  blocks masterd (CONTRACT §11, §2).
+  blocks masterd (doc/CONTRACT.md §11, §2).
 - Under masterd a child runs with the merged view masterd validated at the last start or
-  reload, never what the files say now (CONTRACT §11, §4).
+  reload, never what the files say now (doc/CONTRACT.md §11, §4).
 - Overlapping addresses (wildcard and specific on one port) are a duplicate; a ` ;` in a value
   is an error, never a silently dropped entry.
 """

@@ -1,4 +1,4 @@
-"""masterd core, start-up (CONTRACT §1-§3): arguments, the pid-file lock and --try-lock, -t,
+"""masterd core, start-up (doc/CONTRACT.md §1-§3): arguments, the pid-file lock and --try-lock, -t,
 configuration errors, bind failures (all or nothing), unix socket files.
 
 A service whose command is `/usr/bin/touch DIR/marker-ID` is a spawn detector: if masterd ever

@@ -1,4 +1,4 @@
-"""masterd core, what a child is given (CONTRACT §4): fds, environment, process group, signal
+"""masterd core, what a child is given (doc/CONTRACT.md §4): fds, environment, process group, signal
 state, parent-death signal; proc counts and every address family; respawn of a killed child;
 no periodic wakeups of an idle master.
 

@@ -1,4 +1,4 @@
-"""masterd core, respawn (CONTRACT §2 server-restart, §6 Respawn): the backoff schedule of a
+"""masterd core, respawn (doc/CONTRACT.md §2 server-restart, §6 Respawn): the backoff schedule of a
 crash-looping service, with a healthy service beside it that never misses a connection, and
 the three restart policies, all in one master over one 5 s window.
 """

@@ -1,4 +1,4 @@
-"""masterd core, stopping (CONTRACT §6): SIGTERM/SIGINT stop every child, remove the pid file,
+"""masterd core, stopping (doc/CONTRACT.md §6): SIGTERM/SIGINT stop every child, remove the pid file,
 free every address and exit 0; a child that ignores SIGTERM is SIGKILLed together with its
 process group once server-stop-on-softstop-after + 5 s are over.
 """

@@ -1,4 +1,4 @@
-"""scripts/general_master.sh (CONTRACT §10) driving a real masterd: start, status, reload,
+"""scripts/general_master.sh (doc/CONTRACT.md §10) driving a real masterd: start, status, reload,
 restart, stop, and every way they refuse or fail.
 
 The script runs exactly as an operator runs it (its shebang, its environment overrides); whether

@@ -1,4 +1,4 @@
-"""Self-hosted multi-process mode (CONTRACT §9, the Melon seed): `prog alone -server-proc-count N`."""
+"""Self-hosted multi-process mode (doc/CONTRACT.md §9, the Melon seed): `prog alone -server-proc-count N`."""
 import os
 import re
 import signal

@@ -1,4 +1,4 @@
-"""Fault: services crash-looping for 30 s beside healthy ones (CONTRACT §6 Respawn).
+"""Fault: services crash-looping for 30 s beside healthy ones (doc/CONTRACT.md §6 Respawn).
 
 Over the whole window masterd stays cheap (utime + stime from /proc under 5 % of one core), each
 crashing slot is started exactly as the backoff schedule says (100 ms doubling: starts at 0, 0.1,

@@ -1,4 +1,4 @@
-"""Fault: no fd leaks across 100+ respawns and 20+ reloads (CONTRACT §4 "nothing else").
+"""Fault: no fd leaks across 100+ respawns and 20+ reloads (doc/CONTRACT.md §4 "nothing else").
 
 A churn service whose 16 processes exit every ~1.1 s gives well over 100 respawns while 20
 reloads give two other services (a plain program and a libzserver one) a new generation each.

@@ -1,4 +1,4 @@
-"""Fault: masterd's log target disappears (CONTRACT §1 -log, §2 server-log).
+"""Fault: masterd's log target disappears (doc/CONTRACT.md §1 -log, §2 server-log).
 
 Whatever happens to the log - the -log file removed, its directory removed, a masterlog
 receiver's socket file removed, syslog with nobody listening on /dev/log, or a syslog daemon

@@ -1,4 +1,4 @@
-"""Fault: masterd is SIGKILLed while clients hammer its services (CONTRACT §6, last items).
+"""Fault: masterd is SIGKILLed while clients hammer its services (doc/CONTRACT.md §6, last items).
 
 Every child (plain programs by PR_SET_PDEATHSIG, libzserver servers by the status channel's EOF)
 is gone within 1 s, every TCP port is free again, and a new masterd on the same config dir and

@@ -1,4 +1,4 @@
-"""Fault: children that do not cooperate (CONTRACT §5, §6).
+"""Fault: children that do not cooperate (doc/CONTRACT.md §5, §6).
 
 - A child that ignores SIGTERM (a plain program) or hangs in its soft-stop hook (a libzserver
   server) is SIGKILLed with its whole process group, grandchildren included, once

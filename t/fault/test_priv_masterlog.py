@@ -1,4 +1,4 @@
-"""Who may write masterd's log through a masterlog socket (CONTRACT §2 server-log = masterlog,PATH).
+"""Who may write masterd's log through a masterlog socket (doc/CONTRACT.md §2 server-log = masterlog,PATH).
 
 - The socket is 0600 (masterd's user) when every service logging there runs as masterd's user,
   else 0660 with a group every such server-user is in: a local user who is neither gets EACCES.

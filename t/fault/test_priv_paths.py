@@ -1,4 +1,4 @@
-"""Privilege boundaries on paths (CONTRACT §2 server-unix-mode, §3 unix and fifo entries).
+"""Privilege boundaries on paths (doc/CONTRACT.md §2 server-unix-mode, §3 unix and fifo entries).
 
 masterd runs as root; the socket's or fifo's directory may belong to another user.  That user
 must not be able to turn masterd's work on the path against a file of root's:

@@ -1,4 +1,4 @@
-"""The pid file (CONTRACT §1 -pid-file, --try-lock) against other users and against a racing master.
+"""The pid file (doc/CONTRACT.md §1 -pid-file, --try-lock) against other users and against a racing master.
 
 - A pid file another user owns or may write (or one in a directory they may write) is refused
   with a line saying why and what to do: its owner could rewrite the pid that

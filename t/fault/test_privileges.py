@@ -1,4 +1,4 @@
-"""Privileges (CONTRACT §1 -pid-file, §2 server-user and server-unix-mode).
+"""Privileges (doc/CONTRACT.md §1 -pid-file, §2 server-user and server-unix-mode).
 
 - server-user: masterd binds (a privileged port too), the child sets its groups, gid and uid
   before exec; a child whose drop fails (masterd without CAP_SETUID) never runs the program,

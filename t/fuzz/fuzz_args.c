@@ -1,6 +1,6 @@
 /*
  * fuzz_args.c — libFuzzer harness for the generic-argument parser zs_server_parse_args
- * (`-key value`, `--flag`, `--key=value`, the first other word is the command; CONTRACT §8).
+ * (`-key value`, `--flag`, `--key=value`, the first other word is the command; doc/CONTRACT.md §8).
  *
  * The input is split on NUL bytes into argv[1..] (argv[0] is "prog").  Checks: success leaves
  * the command NULL or pointing at one of the words, failure leaves a reason; every setting

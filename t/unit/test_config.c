@@ -1,5 +1,5 @@
 /*
- * test_config.c — the .cf / .gcf reader and the key/value store (zs_config.h, CONTRACT §2).
+ * test_config.c — the .cf / .gcf reader and the key/value store (zs_config.h, doc/CONTRACT.md §2).
  *
  * Every test writes real files into a fresh mkdtemp directory under /tmp and reads them back
  * with zs_config_load_file, asserting the values, the file:line they came from, and the exact

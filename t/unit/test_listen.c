@@ -1,5 +1,5 @@
 /*
- * test_listen.c — listen entries `[NAME://]ADDRESS` (zs_listen.h, CONTRACT §3): every address
+ * test_listen.c — listen entries `[NAME://]ADDRESS` (zs_listen.h, doc/CONTRACT.md §3): every address
  * form, the canonical keys used for duplicate detection, every malformed category with its
  * exact error text, list parsing, and binding real sockets and fifos on 127.0.0.1, [::1] and
  * unix paths in a mkdtemp directory.

@@ -1,5 +1,5 @@
 /*
- * test_service.c — validation of the server-* keys (zs_service.h, CONTRACT §2).
+ * test_service.c — validation of the server-* keys (zs_service.h, doc/CONTRACT.md §2).
  *
  * Each test writes a real .cf file into a mkdtemp directory, reads it with the real reader
  * and validates it, asserting the parsed fields or the exact `file:line: key: what` lines.
