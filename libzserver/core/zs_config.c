@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,12 @@ static int accumulates(const char *key)
 {
     return !strcmp(key, "server-service") || !strcmp(key, "server-env");
 }
+
+/* One key of the index: its first and last setting (kv indexes + 1; 0 marks a free slot). */
+struct zs_config_slot {
+    size_t first, last;
+    size_t hash;
+};
 
 void zs_config_init(zs_config *c)
 {
@@ -40,21 +47,67 @@ void zs_config_free(zs_config *c)
     for (size_t i = 0; i < c->n; i++)
         kv_free(&c->kv[i]);
     free(c->kv);
+    free(c->slots);
     memset(c, 0, sizeof(*c));
 }
 
-static zs_kv *find_mut(zs_config *c, const char *key)
+/* FNV-1a: keys are short and few collide; the table is kept at most half full. */
+static size_t key_hash(const char *key)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (!strcmp(c->kv[i].key, key))
-            return &c->kv[i];
-    return NULL;
+    size_t h = (size_t)14695981039346656037ull;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * (size_t)1099511628211ull;
+    return h;
+}
+
+/* The slot of key: its entry, or the free slot where it would go. */
+static struct zs_config_slot *slot_of(const zs_config *c, const char *key, size_t h)
+{
+    size_t mask = c->nslots - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct zs_config_slot *sl = &c->slots[i];
+        if (!sl->first || (sl->hash == h && !strcmp(c->kv[sl->first - 1].key, key)))
+            return sl;
+    }
+}
+
+/* Rebuilds the index over kv[0..n) in a table of nslots (a power of two, > 2n). */
+static void reindex(zs_config *c, size_t nslots)
+{
+    free(c->slots);
+    c->slots = zs_xcalloc(nslots, sizeof(*c->slots));
+    c->nslots = nslots;
+    for (size_t i = 0; i < c->n; i++) {
+        size_t h = key_hash(c->kv[i].key);
+        struct zs_config_slot *sl = slot_of(c, c->kv[i].key, h);
+        c->kv[i].next = SIZE_MAX;
+        if (!sl->first) {
+            sl->first = i + 1;
+            sl->hash = h;
+        } else {
+            c->kv[sl->last - 1].next = i;
+        }
+        sl->last = i + 1;
+    }
+}
+
+static const struct zs_config_slot *find_slot(const zs_config *c, const char *key)
+{
+    if (!c->nslots)
+        return NULL;
+    const struct zs_config_slot *sl = slot_of(c, key, key_hash(key));
+    return sl->first ? sl : NULL;
 }
 
 void zs_config_set(zs_config *c, const char *key, const char *value, const char *file, int line)
 {
-    zs_kv *kv = accumulates(key) ? NULL : find_mut(c, key);
-    if (kv) {
+    if (2 * (c->n + 1) > c->nslots)
+        reindex(c, c->nslots ? 2 * c->nslots : 32);
+    size_t h = key_hash(key);
+    struct zs_config_slot *sl = slot_of(c, key, h);
+    zs_kv *kv;
+    if (sl->first && !accumulates(key)) {
+        kv = &c->kv[sl->first - 1];
         free(kv->value);
         free(kv->file);
     } else {
@@ -62,8 +115,17 @@ void zs_config_set(zs_config *c, const char *key, const char *value, const char 
             c->cap = c->cap ? c->cap * 2 : 16;
             c->kv = zs_xrealloc(c->kv, c->cap * sizeof(zs_kv));
         }
-        kv = &c->kv[c->n++];
+        size_t i = c->n++;
+        kv = &c->kv[i];
         kv->key = zs_xstrdup(key);
+        kv->next = SIZE_MAX;
+        if (!sl->first) {
+            sl->first = i + 1;
+            sl->hash = h;
+        } else {
+            c->kv[sl->last - 1].next = i;
+        }
+        sl->last = i + 1;
     }
     kv->value = zs_xstrdup(value);
     kv->file = zs_xstrdup(file ? file : "");
@@ -72,16 +134,17 @@ void zs_config_set(zs_config *c, const char *key, const char *value, const char 
 
 const zs_kv *zs_config_find(const zs_config *c, const char *key)
 {
-    return zs_config_next(c, key, NULL);
+    const struct zs_config_slot *sl = find_slot(c, key);
+    return sl ? &c->kv[sl->first - 1] : NULL;
 }
 
 const zs_kv *zs_config_next(const zs_config *c, const char *key, const zs_kv *prev)
 {
-    size_t i = prev ? (size_t)(prev - c->kv) + 1 : 0;
-    for (; i < c->n; i++)
-        if (!strcmp(c->kv[i].key, key))
-            return &c->kv[i];
-    return NULL;
+    if (!prev)
+        return zs_config_find(c, key);
+    /* prev is a setting of key: its link leads on (the last one's link is past the end). */
+    size_t i = prev->next;
+    return i < c->n && !strcmp(c->kv[i].key, key) ? &c->kv[i] : NULL;
 }
 
 const char *zs_config_get(const zs_config *c, const char *key, const char *def)
@@ -92,6 +155,8 @@ const char *zs_config_get(const zs_config *c, const char *key, const char *def)
 
 void zs_config_unset(zs_config *c, const char *key)
 {
+    if (!find_slot(c, key))
+        return;
     size_t k = 0;
     for (size_t i = 0; i < c->n; i++) {
         if (!strcmp(c->kv[i].key, key))
@@ -100,6 +165,7 @@ void zs_config_unset(zs_config *c, const char *key)
             c->kv[k++] = c->kv[i];
     }
     c->n = k;
+    reindex(c, c->nslots);
 }
 
 void zs_config_merge(zs_config *c, const zs_config *src)

@@ -21,11 +21,17 @@ typedef struct zs_kv {
     char *value;
     char *file;   /* where it was set: a path, or "argv" */
     int line;     /* 0 for arguments */
+    size_t next;  /* index of the next setting of the same key, SIZE_MAX when none */
 } zs_kv;
 
+/* Settings in the order they were made, and a hash index from each key to its first and last
+ * setting, so that a lookup costs the same with 10 keys or 100,000.  Members are read-only
+ * outside zs_config.c; a zs_config may be moved (assigned) whole. */
 typedef struct zs_config {
     zs_kv *kv;
     size_t n, cap;
+    struct zs_config_slot *slots; /* open addressing, nslots a power of two (0: none yet) */
+    size_t nslots;
 } zs_config;
 
 void zs_config_init(zs_config *c);
