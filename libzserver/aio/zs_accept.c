@@ -43,7 +43,8 @@
 #define ROTATE_EVERY 4
 #define FAIR_SLACK 2        /* see fair_ahead */
 #define FAIR_PAUSE 0.001    /* s */
-#define REBUILDS_MAX 3      /* rebuilds of libev's epoll set without a fork before we go plain */
+#define REBUILDS_MAX 3      /* rebuilds of libev's epoll set without a fork, within */
+#define REBUILDS_WINDOW 1.0 /* s, before we go plain */
 
 static zs_acc *listeners;
 static int siblings;        /* other workers share the listeners */
@@ -52,6 +53,7 @@ static int pending;         /* some listener waits for its exclusive entry */
 static int fair_out;        /* listeners stepped back (their fair timer runs) */
 static unsigned long n_rotations, n_stepbacks, n_rebuilds;
 static int rebuilds_unforked;
+static ev_tstamp rebuilds_since;
 static pid_t our_pid;
 static ev_fork rebuild_w;
 static ev_check check_w;
@@ -282,18 +284,25 @@ static void rebuild_cb(struct ev_loop *loop, ev_fork *w, int revents)
     (void)w, (void)revents;
     n_rebuilds++;
     for (zs_acc *l = listeners; l; l = l->next) {
-        l->excl = 0;
+        l->excl = l->dropped = 0;
         fair_cancel(loop, l);
         if (!l->retired && listener_broken(l->fd))
             zs_accept_retire(loop, l, "reports an error or hang-up (shut down?)");
     }
-    if (getpid() != our_pid) {
+    if (getpid() != our_pid) { /* a fork: expected */
         our_pid = getpid();
         rebuilds_unforked = 0;
-    } else if (++rebuilds_unforked >= REBUILDS_MAX && state >= 0) {
-        char why[120];
-        snprintf(why, sizeof(why), "libev rebuilt its epoll set %d times without a fork", rebuilds_unforked);
-        give_up(loop, 1, why);
+    } else {
+        if (ev_now(loop) - rebuilds_since > REBUILDS_WINDOW) {
+            rebuilds_unforked = 0;
+            rebuilds_since = ev_now(loop);
+        }
+        if (++rebuilds_unforked >= REBUILDS_MAX && state >= 0) {
+            char why[120];
+            snprintf(why, sizeof(why), "libev rebuilt its epoll set %d times within %.0f s without a fork",
+                     rebuilds_unforked, REBUILDS_WINDOW);
+            give_up(loop, 1, why);
+        }
     }
     if (state >= 0)
         pending = 1;
@@ -361,10 +370,16 @@ void zs_accept_remove(struct ev_loop *loop, zs_acc *l)
         }
 }
 
+/* A restart in the iteration that stopped the watcher makes libev no epoll_ctl at all (it has
+ * not seen the stop), so the entry stop took out goes back as libev left it. */
 void zs_accept_start(struct ev_loop *loop, zs_acc *l)
 {
     if (l->retired)
         return;
+    if (l->dropped && ev_iteration(loop) == l->stop_iter &&
+        zs_libev_plain_restore(l->excl_epfd, l->fd, l->excl_data) < 0)
+        zerror("accept: fd %d lost from libev's epoll set: %m", l->fd);
+    l->dropped = 0;
     ev_io_start(loop, &l->w);
     if (state >= 0)
         pending = 1;
@@ -372,8 +387,13 @@ void zs_accept_start(struct ev_loop *loop, zs_acc *l)
 
 void zs_accept_stop(struct ev_loop *loop, zs_acc *l)
 {
+    int out = ev_is_active(&l->fair) || l->excl;
     fair_cancel(loop, l);
     drop(l);
+    if (out && ev_is_active(&l->w)) {
+        l->dropped = 1;
+        l->stop_iter = ev_iteration(loop);
+    }
     ev_io_stop(loop, &l->w);
 }
 

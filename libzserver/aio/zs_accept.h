@@ -23,6 +23,8 @@ struct zs_acc {
     unsigned since_rotate;  /* accepts since the entry last went to the tail of the queue */
     ev_timer fair;        /* stepped back (entry out) for fairness: put it back when this fires */
     int retired;          /* the socket no longer listens: never started again */
+    int dropped;          /* stop took our entry out, in loop iteration stop_iter */
+    unsigned stop_iter;
 };
 
 /* Chooses how listeners are registered in this process's loop: plain when ZSERVER_ACCEPT=plain
