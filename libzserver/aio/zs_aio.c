@@ -58,6 +58,10 @@ static unsigned long stat_wakeups, stat_accepted, stat_empty;
 static unsigned char *conn_bits;
 static size_t conn_nbits;
 static int reserve_fd = -1;
+/* The listener whose connection callback runs now, and whether that callback closed it (then
+ * accept_one frees it once the callback has returned, and nobody touches it after). */
+static zaio_t *in_callback;
+static int in_callback_closed;
 static unsigned long shed_count;  /* connections closed unserved since the last report */
 static time_t shed_reported;
 
@@ -122,7 +126,8 @@ static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
     zs_accept_start(loop, &a->acc);
 }
 
-/* Accepts one connection; 1 when one was handed over (or shed), 0 when there is none now. */
+/* Accepts one connection; 1 when one was handed over (or shed), 0 when there is none now,
+ * -1 when the connection's callback closed the listener (a is freed). */
 static int accept_one(struct ev_loop *loop, zaio_t *a)
 {
     for (;;) {
@@ -130,7 +135,14 @@ static int accept_one(struct ev_loop *loop, zaio_t *a)
         if (fd >= 0) {
             stat_accepted++;
             conn_track(fd);
+            in_callback = a;
+            in_callback_closed = 0;
             a->callback(fd);
+            in_callback = NULL;
+            if (in_callback_closed) {
+                free(a);
+                return -1;
+            }
             return 1;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -168,16 +180,21 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     zaio_t *a = (zaio_t *)((char *)w - offsetof(zaio_t, acc.w));
     stat_wakeups++;
+    int r;
     if (zs_accept_is_exclusive(&a->acc)) {
-        if (!accept_one(loop, a))
+        r = accept_one(loop, a);
+        if (r == 0)
             stat_empty++;
-        else if (zs_accept_is_exclusive(&a->acc)) /* the callback may have closed the listener */
+        else if (r > 0)
             zs_accept_accepted(loop, &a->acc);
         return;
     }
     int i = 0;
-    while (i < ACCEPT_BATCH && ev_is_active(&a->acc.w) && accept_one(loop, a))
+    while (i < ACCEPT_BATCH && ev_is_active(&a->acc.w) && (r = accept_one(loop, a)) != 0) {
+        if (r < 0)
+            return;
         i++;
+    }
     if (i == 0)
         stat_empty++;
 }
@@ -207,7 +224,7 @@ zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, v
     return a;
 }
 
-static void aio_close_listener(int fd)
+void zs_aio_close_listener(int fd)
 {
     struct ev_loop *loop = zvar_default_aio_base->loop;
     zs_acc *l;
@@ -215,7 +232,10 @@ static void aio_close_listener(int fd)
         zaio_t *a = (zaio_t *)((char *)l - offsetof(zaio_t, acc));
         zs_accept_remove(loop, l);
         ev_timer_stop(loop, &a->pause);
-        free(a);
+        if (a == in_callback)
+            in_callback_closed = 1;
+        else
+            free(a);
     }
     close(fd);
 }
@@ -283,7 +303,7 @@ static void aio_stop(struct ev_loop *loop)
 
 static const zs_server_mode aio_mode = {
     "zaio", &zaio_server_service_register, &zaio_server_before_service, &zaio_server_before_softstop,
-    aio_init, aio_run, aio_stop, aio_close_listener,
+    aio_init, aio_run, aio_stop, zs_aio_close_listener,
 };
 
 int zaio_server_main(int argc, char **argv)

@@ -8,4 +8,8 @@
  * accepted, wake-ups that found none. */
 void zs_aio_counts(unsigned long *wakeups, unsigned long *accepted, unsigned long *empty);
 
+/* Stops watching fd and closes it (the mode's close_listener, run at soft-stop); safe from
+ * inside the listener's own connection callback. */
+void zs_aio_close_listener(int fd);
+
 #endif

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "zs_libev_epoll.h"
+#include "zserver.h"
 
 /* Lines "tfd: FD events: HEX data: HEX ...", read a chunk at a time: a set holding thousands
  * of connections lists them all. */
@@ -110,9 +111,8 @@ int zs_libev_excl_insert(int epfd, int fd, uint64_t data)
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
         return 0;
     int saved = errno;
-    ev.events = EPOLLIN;
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 && errno != EEXIST)
-        zs_libev_plain_restore(epfd, fd, data);
+    if (zs_libev_plain_restore(epfd, fd, data) < 0)
+        zerror("accept: fd %d lost from libev's epoll set: %m", fd);
     errno = saved;
     return -1;
 }

@@ -319,6 +319,50 @@ START_TEST(test_stop_start_in_one_iteration)
 }
 END_TEST
 
+/* A connection's callback that closes the listener (a soft-stop from inside it): the accept
+ * loop must not touch the freed listener (the sanitizer build catches it if it does). */
+static void close_listener_conn(int fd)
+{
+    accepted++;
+    close(fd);
+    zs_aio_close_listener(lfd);
+}
+
+static void callback_closes_listener(int plain)
+{
+    if (plain)
+        setenv("ZSERVER_ACCEPT", "plain", 1);
+    setup_loop(ev_default_loop(0));
+    zs_accept_init(L, 1);
+    ck_assert_ptr_nonnull(zaio_server_general_aio_register(zvar_default_aio_base, lfd, zvar_tcp_listen_type_inet,
+                                                           close_listener_conn));
+    ck_assert(run_until(plain ? is_plain : is_exclusive));
+    int c[2];
+    for (int i = 0; i < 2; i++) { /* two waiting: a plain listener's batch would go on */
+        c[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(port) };
+        ck_assert_int_eq(connect(c[i], (struct sockaddr *)&a, sizeof(a)), 0);
+    }
+    ck_assert(run_until(one_accepted));
+    iterations(3);
+    ck_assert_int_eq(accepted, 1);
+    ck_assert_ptr_null(zs_accept_find(lfd));
+    close(c[0]);
+    close(c[1]);
+}
+
+START_TEST(test_callback_closes_listener_exclusive)
+{
+    callback_closes_listener(0);
+}
+END_TEST
+
+START_TEST(test_callback_closes_listener_plain)
+{
+    callback_closes_listener(1);
+}
+END_TEST
+
 /* libev rebuilding its epoll set again and again (here: told it forked, without a fork). */
 START_TEST(test_rebuild_storm_goes_plain)
 {
@@ -361,6 +405,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_hung_up_listener_retired_exclusive);
     tcase_add_test(tc, test_hung_up_listener_retired_plain);
     tcase_add_test(tc, test_stop_start_in_one_iteration);
+    tcase_add_test(tc, test_callback_closes_listener_exclusive);
+    tcase_add_test(tc, test_callback_closes_listener_plain);
     tcase_add_test(tc, test_rebuild_storm_goes_plain);
     tcase_add_test(tc, test_one_rebuild_is_repaired);
     suite_add_tcase(s, tc);
