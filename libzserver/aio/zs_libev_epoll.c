@@ -156,7 +156,11 @@ static struct {
     int epfd;           /* libev's epoll set, as found through rd */
     uint64_t data;      /* libev's data word for rd */
     int step;           /* 0: started, 1: rewritten and written to (verdict due) */
-} P = { -1, -1, { 0 }, -1, 0, 0 };
+    int misses;         /* iterations whose epoll_wait did not bring the probe's event */
+} P = { -1, -1, { 0 }, -1, 0, 0, 0 };
+
+/* epoll_wait interrupted by a signal brings no event: the verdict waits a few iterations. */
+#define PROBE_MISSES_MAX 3
 
 #if ZS_ACCEPT_EXCLUSIVE
 
@@ -183,7 +187,7 @@ int zs_libev_check_start(struct ev_loop *loop, char *why, size_t whylen)
     }
     P.rd = p[0];
     P.wr = p[1];
-    P.step = 0;
+    P.step = P.misses = 0;
     ev_io_init(&P.w, probe_cb, P.rd, EV_READ);
     ev_io_start(loop, &P.w);
     ev_unref(loop); /* the probe must not keep the loop running */
@@ -225,7 +229,10 @@ int zs_libev_check_verdict(struct ev_loop *loop, char *why, size_t whylen)
     if (P.rd < 0 || P.step != 1)
         return 0;
     if (!ev_is_pending(&P.w)) {
-        snprintf(why, whylen, "libev did not deliver the event of an entry rewritten with EPOLLEXCLUSIVE");
+        if (++P.misses < PROBE_MISSES_MAX)
+            return 0;
+        snprintf(why, whylen, "libev did not deliver the event of an entry rewritten with EPOLLEXCLUSIVE "
+                 "(%d loop iterations)", P.misses);
         return -1;
     }
     uint32_t events;

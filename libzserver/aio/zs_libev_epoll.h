@@ -48,7 +48,8 @@ int zs_libev_plain_restore(int epfd, int fd, uint64_t data);
  * probe's entry is found with the data word we expect and rewritten EPOLLEXCLUSIVE, and a byte
  * written;  verdict (from an ev_check watcher, after epoll_wait): libev queued the probe's
  * event.  Each returns -1 with the broken assumption in why; release returns 0 when it must be
- * tried again (out of fds), 1 when done; verdict returns 1 when all held.  end frees the probe
+ * tried again (out of fds), 1 when done; verdict returns 1 when all held, 0 when it is not due
+ * yet (or epoll_wait brought nothing: a few iterations are allowed).  end frees the probe
  * (always called once start succeeded). */
 int zs_libev_check_start(struct ev_loop *loop, char *why, size_t whylen);
 int zs_libev_check_release(char *why, size_t whylen);
