@@ -44,6 +44,13 @@ void zaio_server_detach_from_master(void);
  * (new_fd is non-blocking and close-on-exec; the callback owns it).  Refuses a fifo (NULL). */
 zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, void (*callback)(int));
 
+/* aio mode owns libev's release/acquire callback slot of its loop (ev_set_loop_release_cb: the
+ * accept strategy works just before the loop sleeps).  A program that needs its own gives them
+ * here (any time): they are called from ours, release after our work, acquire first.  Calling
+ * ev_set_loop_release_cb on the loop instead replaces ours: accepting then falls back to the
+ * plain registration, with a warning in the log. */
+void zaio_set_loop_release_cb(void (*release)(struct ev_loop *loop), void (*acquire)(struct ev_loop *loop));
+
 /* One-shot timer on zvar_default_aio_base; re-arm from the handler for a periodic one. */
 typedef struct zaio_timer_t zaio_timer_t;
 zaio_timer_t *zaio_timer_set(long ms, void (*fn)(void *ctx), void *ctx);

@@ -3,11 +3,13 @@
  */
 #ifndef ZS_AIO_H
 #define ZS_AIO_H
-#include <stddef.h>
-#include <stdint.h>
 
-/* Finds fd's registration in the epoll set epfd, as /proc/self/fdinfo/EPFD lists it: 0 with its
- * event mask and data word, -1 when fd is not in the set or the file cannot be read. */
-int zs_aio_epoll_entry(int epfd, int fd, uint32_t *events, uint64_t *data);
+/* The accept counters ZSERVER_ACCEPT_STATS logs: wake-ups of a listener's watcher, connections
+ * accepted, wake-ups that found none. */
+void zs_aio_counts(unsigned long *wakeups, unsigned long *accepted, unsigned long *empty);
+
+/* Stops watching fd and closes it (the mode's close_listener, run at soft-stop); safe from
+ * inside the listener's own connection callback. */
+void zs_aio_close_listener(int fd);
 
 #endif

@@ -4,9 +4,9 @@
  *
  *   plain   the listener in each worker's epoll                     (the thundering herd)
  *   direct  the listener in each worker's epoll with EPOLLEXCLUSIVE  (nginx on Linux >= 4.5, and
- *           libzserver's zs_aio.c, in libev's own epoll set)
+ *           libzserver's aio mode, zs_accept.c, in libev's own epoll set)
  *   nested  the listener with EPOLLEXCLUSIVE in a small epoll fd of its own, and that epoll
- *           fd in the worker's main epoll (what zs_aio.c tried first: it wakes everyone)
+ *           fd in the worker's main epoll (what aio mode tried first: it wakes everyone)
  *
  *   herd [-w WORKERS] [-n CONNECTIONS] plain|direct|nested
  *

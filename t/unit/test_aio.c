@@ -1,5 +1,5 @@
 /*
- * test_aio.c — zs_aio internals: reading an epoll set's registrations from /proc/self/fdinfo,
+ * test_aio.c — zs_libev_epoll.c: reading an epoll set's registrations from /proc/self/fdinfo,
  * which is how aio mode finds libev's entry for a listener before making it EPOLLEXCLUSIVE.
  */
 #include <check.h>
@@ -7,7 +7,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 #include "check_run.h"
-#include "aio/zs_aio.h"
+#include "aio/zs_libev_epoll.h"
 
 START_TEST(test_entry_found_with_data)
 {
@@ -21,10 +21,10 @@ START_TEST(test_entry_found_with_data)
     ck_assert_int_eq(epoll_ctl(ep, EPOLL_CTL_ADD, p[1], &ev), 0);
     uint32_t events = 0;
     uint64_t data = 0;
-    ck_assert_int_eq(zs_aio_epoll_entry(ep, p[0], &events, &data), 0);
+    ck_assert_int_eq(zs_libev_epoll_entry(ep, p[0], &events, &data), 0);
     ck_assert_uint_eq(events & ~(uint32_t)(EPOLLERR | EPOLLHUP), EPOLLIN);
     ck_assert_uint_eq(data, ((uint64_t)7 << 32) | (uint32_t)p[0]);
-    ck_assert_int_eq(zs_aio_epoll_entry(ep, p[1], &events, &data), 0);
+    ck_assert_int_eq(zs_libev_epoll_entry(ep, p[1], &events, &data), 0);
     ck_assert(events & EPOLLEXCLUSIVE);
     ck_assert(events & EPOLLOUT);
     ck_assert_uint_eq(data, 0xfedcba9876543210ull);
@@ -40,12 +40,12 @@ START_TEST(test_entry_absent)
     ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
     uint32_t events;
     uint64_t data;
-    ck_assert_int_eq(zs_aio_epoll_entry(ep, p[0], &events, &data), -1); /* empty set */
+    ck_assert_int_eq(zs_libev_epoll_entry(ep, p[0], &events, &data), -1); /* empty set */
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 1 };
     ck_assert_int_eq(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev), 0);
-    ck_assert_int_eq(zs_aio_epoll_entry(ep, p[1], &events, &data), -1); /* another fd */
-    ck_assert_int_eq(zs_aio_epoll_entry(p[0], p[0], &events, &data), -1); /* not an epoll fd */
-    ck_assert_int_eq(zs_aio_epoll_entry(-1, p[0], &events, &data), -1);
+    ck_assert_int_eq(zs_libev_epoll_entry(ep, p[1], &events, &data), -1); /* another fd */
+    ck_assert_int_eq(zs_libev_epoll_entry(p[0], p[0], &events, &data), -1); /* not an epoll fd */
+    ck_assert_int_eq(zs_libev_epoll_entry(-1, p[0], &events, &data), -1);
     close(p[0]);
     close(p[1]);
     close(ep);
@@ -63,7 +63,7 @@ START_TEST(test_entry_among_many)
     }
     uint32_t events;
     uint64_t data;
-    ck_assert_int_eq(zs_aio_epoll_entry(ep, fds[2 * 399], &events, &data), 0);
+    ck_assert_int_eq(zs_libev_epoll_entry(ep, fds[2 * 399], &events, &data), 0);
     ck_assert_uint_eq(data, (uint64_t)399 << 32);
     for (int i = 0; i < 800; i++)
         close(fds[i]);
