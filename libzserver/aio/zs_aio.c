@@ -258,6 +258,9 @@ zaio_timer_t *zaio_timer_set(long ms, void (*fn)(void *ctx), void *ctx)
     zaio_timer_t *t = zs_xcalloc(1, sizeof(*t));
     t->fn = fn;
     t->ctx = ctx;
+    /* libev counts from the loop's cached time, which is stale when the loop has not run for
+     * a while (set from a hook, before the first iteration): refresh it so ms is never short. */
+    ev_now_update(zvar_default_aio_base->loop);
     ev_timer_init(&t->w, timer_cb, ms < 0 ? 0. : (double)ms / 1000., 0.);
     ev_timer_start(zvar_default_aio_base->loop, &t->w);
     return t;
