@@ -2,7 +2,7 @@
  * zs_board.h — the accept scoreboard: one shared page per group of workers serving the same
  * listeners, where each worker publishes how many connections it holds and whether it is
  * accepting, so that a worker piling up connections can tell that a sibling holds fewer and
- * step back (zs_aio.c).  Apache's scoreboard, reduced to what accepting needs.
+ * step back (aio/zs_accept.c).  Apache's scoreboard, reduced to what accepting needs.
  *
  * The supervisor (super/zs_sv_board.c, in masterd and in alone mode alike) owns one memfd per generation and
  * hands it to each child that said HELLO, with the child's slot, in a ZS_ST_BOARD record

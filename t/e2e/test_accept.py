@@ -1,4 +1,4 @@
-"""How aio-mode workers share a listener (libzserver/aio/zs_aio.c): one worker woken per connection
+"""How aio-mode workers share a listener (libzserver/aio/zs_accept.c): one worker woken per connection
 (EPOLLEXCLUSIVE in libev's own epoll set), idle workers taking turns, and a worker that stopped
 accepting never swallowing a wake-up meant for the others.  Each figure is compared with the
 same run under ZSERVER_ACCEPT=plain (the plain registration, every idle worker woken)."""
