@@ -519,6 +519,59 @@ START_TEST(test_store)
 }
 END_TEST
 
+/* The index at scale: 100,000 keys, settings of an accumulating key spread between them, keys
+ * removed and set again; every lookup and every chain must still say what a scan would. */
+START_TEST(test_store_index_at_scale)
+{
+    enum { N = 100000 };
+    zs_config c;
+    zs_config_init(&c);
+    char k[32], v[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(k, sizeof(k), "key-%d", i);
+        snprintf(v, sizeof(v), "v%d", i);
+        zs_config_set(&c, k, v, "f", i + 1);
+        if (i % 1000 == 0) {
+            snprintf(v, sizeof(v), "127.0.0.1:%d", i);
+            zs_config_set(&c, "server-service", v, "f", i + 1);
+        }
+    }
+    for (int i = 0; i < N; i += 7) {
+        snprintf(k, sizeof(k), "key-%d", i);
+        snprintf(v, sizeof(v), "v%d", i);
+        ck_assert_str_eq(zs_config_get(&c, k, NULL), v);
+    }
+    ck_assert_ptr_null(zs_config_find(&c, "key-100000"));
+    int n = 0;
+    for (const zs_kv *kv = zs_config_find(&c, "server-service"); kv; kv = zs_config_next(&c, "server-service", kv)) {
+        snprintf(v, sizeof(v), "127.0.0.1:%d", n * 1000);
+        ck_assert_str_eq(kv->value, v);
+        n++;
+    }
+    ck_assert_int_eq(n, N / 1000);
+    /* A key removed from the middle, the others shifted down: the index follows them. */
+    zs_config_unset(&c, "key-5");
+    ck_assert_ptr_null(zs_config_find(&c, "key-5"));
+    ck_assert_str_eq(zs_config_get(&c, "key-6", NULL), "v6");
+    ck_assert_str_eq(zs_config_get(&c, "key-99999", NULL), "v99999");
+    zs_config_set(&c, "key-5", "back", "g", 1);
+    ck_assert_str_eq(zs_config_get(&c, "key-5", NULL), "back");
+    ck_assert_str_eq(c.kv[c.n - 1].key, "key-5");
+    zs_config_set(&c, "server-service", "last", "g", 2);
+    const zs_kv *kv = zs_config_find(&c, "server-service");
+    for (int i = 1; i < N / 1000; i++)
+        kv = zs_config_next(&c, "server-service", kv);
+    ck_assert_str_eq(zs_config_next(&c, "server-service", kv)->value, "last");
+    ck_assert_ptr_null(zs_config_next(&c, "server-service", zs_config_next(&c, "server-service", kv)));
+    /* A whole config moved by assignment keeps working (masterd swaps them on reload). */
+    zs_config moved = c;
+    zs_config_init(&c);
+    ck_assert_str_eq(zs_config_get(&moved, "key-42", NULL), "v42");
+    ck_assert_ptr_null(zs_config_find(&c, "key-42"));
+    zs_config_free(&moved);
+}
+END_TEST
+
 START_TEST(test_list_dir)
 {
     free(write_file("b.cf", "x = 1\n"));
@@ -673,6 +726,7 @@ static Suite *suite(void)
 
     tc = tcase_create("store");
     tcase_add_test(tc, test_store);
+    tcase_add_test(tc, test_store_index_at_scale);
     tcase_add_loop_test(tc, test_parse_long, 0, (int)(sizeof(nums) / sizeof(*nums)));
     tcase_add_test(tc, test_parse_bool);
     suite_add_tcase(s, tc);
