@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,43 +40,97 @@ static int port_of(const zs_listen *l)
                                      : ntohs(((const struct sockaddr_in6 *)&l->sa)->sin6_port);
 }
 
-/* The same address, or a wildcard and a specific address of one family on one port: the second
- * bind would fail.  Families never overlap: every IPv6 socket is IPV6_V6ONLY (zs_listen_bind.c). */
-static int overlaps(const zs_listen *a, const zs_listen *b)
+/* One listen entry of the set, numbered in the order the set lists them. */
+typedef struct entry_ref {
+    const zs_listen *l;
+    size_t order;
+    size_t first_same;  /* order of the first entry with the same key */
+} entry_ref;
+
+static int by_key(const void *a, const void *b)
 {
-    if (!strcmp(a->key, b->key))
-        return 1;
-    if (a->kind != b->kind || (a->kind != ZS_LISTEN_INET && a->kind != ZS_LISTEN_INET6))
-        return 0;
-    return port_of(a) == port_of(b) && (is_wildcard(a) || is_wildcard(b));
+    const entry_ref *x = a, *y = b;
+    int c = strcmp(x->l->key, y->l->key);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
 }
 
+/* inet and inet6 entries by family and port (where overlaps happen), then the order. */
+static int by_port(const void *a, const void *b)
+{
+    const entry_ref *x = a, *y = b;
+    int inx = x->l->kind == ZS_LISTEN_INET || x->l->kind == ZS_LISTEN_INET6;
+    int iny = y->l->kind == ZS_LISTEN_INET || y->l->kind == ZS_LISTEN_INET6;
+    if (inx != iny)
+        return inx - iny;
+    if (inx && x->l->kind != y->l->kind)
+        return x->l->kind - y->l->kind;
+    if (inx && port_of(x->l) != port_of(y->l))
+        return port_of(x->l) - port_of(y->l);
+    return (x->order > y->order) - (x->order < y->order);
+}
+
+/* Two entries overlap when they have the same address, or a wildcard and a specific address of
+ * one family on one port: the second bind would fail (families never overlap: every IPv6
+ * socket is IPV6_V6ONLY, zs_listen_bind.c).  Each entry that overlaps an earlier one is an
+ * error naming the first of those.
+ * Sorting twice (by key, then by family and port) finds them in O(n log n): a reload of
+ * thousands of services must not compare every entry with every other. */
 static void check_duplicates(md_set *set, zs_errs *errs)
 {
-    for (int a = 0; a < set->n; a++) {
-        const md_svc *sa = set->v[a];
-        for (int i = 0; i < sa->svc.nlisten; i++) {
-            const zs_listen *la = &sa->svc.listen[i];
-            for (int b = 0; b <= a; b++) {
-                const md_svc *sb = set->v[b];
-                int lim = b == a ? i : sb->svc.nlisten;
-                for (int j = 0; j < lim; j++) {
-                    const zs_listen *lb = &sb->svc.listen[j];
-                    if (!overlaps(la, lb))
-                        continue;
-                    if (!strcmp(la->key, lb->key))
-                        zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')", la->where,
-                                    la->text, lb->where, lb->text);
-                    else
-                        zs_errs_add(errs, "%s: server-service: '%s' overlaps '%s' at %s (a wildcard address and "
-                                    "a specific one on the same port cannot both be bound)", la->where, la->text,
-                                    lb->text, lb->where);
-                    goto next_entry;
-                }
-            }
-        next_entry:;
+    size_t n = 0;
+    for (int a = 0; a < set->n; a++)
+        n += (size_t)set->v[a]->svc.nlisten;
+    if (n < 2)
+        return;
+    entry_ref *r = zs_xcalloc(n, sizeof(*r));
+    const zs_listen **by_order = zs_xcalloc(n, sizeof(*by_order));
+    size_t *first_clash = zs_xcalloc(n, sizeof(*first_clash));
+    size_t k = 0;
+    for (int a = 0; a < set->n; a++)
+        for (int i = 0; i < set->v[a]->svc.nlisten; i++, k++) {
+            r[k].l = by_order[k] = &set->v[a]->svc.listen[i];
+            r[k].order = k;
+            first_clash[k] = SIZE_MAX;
         }
+    qsort(r, n, sizeof(*r), by_key);
+    for (size_t x = 0; x < n; x++) {
+        r[x].first_same = x > 0 && !strcmp(r[x - 1].l->key, r[x].l->key) ? r[x - 1].first_same : r[x].order;
+        if (r[x].first_same != r[x].order)
+            first_clash[r[x].order] = r[x].first_same;
     }
+    /* Within one family and port, in order: a wildcard clashes with the first entry before it,
+     * a specific address with the first wildcard before it (or an equal key, found above). */
+    qsort(r, n, sizeof(*r), by_port);
+    size_t group = 0, first_wild = SIZE_MAX;
+    for (size_t x = 0; x < n; x++) {
+        const zs_listen *l = r[x].l;
+        if (l->kind != ZS_LISTEN_INET && l->kind != ZS_LISTEN_INET6)
+            continue;
+        if (x == 0 || r[x - 1].l->kind != l->kind || port_of(r[x - 1].l) != port_of(l)) {
+            group = x;
+            first_wild = SIZE_MAX;
+        }
+        size_t clash = is_wildcard(l) && x > group ? r[group].order : first_wild;
+        if (is_wildcard(l) && first_wild == SIZE_MAX)
+            first_wild = r[x].order;
+        if (clash < first_clash[r[x].order])
+            first_clash[r[x].order] = clash;
+    }
+    for (size_t x = 0; x < n; x++) {
+        if (first_clash[x] == SIZE_MAX)
+            continue;
+        const zs_listen *la = by_order[x], *lb = by_order[first_clash[x]];
+        if (!strcmp(la->key, lb->key))
+            zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')", la->where, la->text,
+                        lb->where, lb->text);
+        else
+            zs_errs_add(errs, "%s: server-service: '%s' overlaps '%s' at %s (a wildcard address and "
+                        "a specific one on the same port cannot both be bound)", la->where, la->text, lb->text,
+                        lb->where);
+    }
+    free(first_clash);
+    free(by_order);
+    free(r);
 }
 
 /* fds masterd holds whatever the set: 0-2, pid file, log, libev's, masterlog and syslog

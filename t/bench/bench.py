@@ -935,6 +935,54 @@ def idle_wakeups(pid):
     return sw() - a
 
 
+# ---------------------------------------------------------------- 6. config reader
+
+def check_time(cfdir, rounds=5):
+    """Median wall time (s) of `masterd -C cfdir -t`, which must say the config is ok."""
+    ts = []
+    for _ in range(rounds):
+        t0 = time.monotonic()
+        r = subprocess.run([MASTERD, "-C", cfdir, "-t"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=120)
+        ts.append(time.monotonic() - t0)
+        if r.returncode != 0:
+            raise RuntimeError("masterd -t %s: %s" % (cfdir, r.stdout[-300:]))
+    return statistics.median(ts)
+
+
+def bench_config():
+    """-t time against the number of keys in one file, and against the number of services."""
+    tmp = tempfile.mkdtemp(prefix="zsb-cf-", dir="/tmp")
+    try:
+        keys = {}
+        for n in (4000, 40000):
+            d = "%s/k%d" % (tmp, n)
+            os.makedirs(d)
+            with open(d + "/a.cf", "w") as f:
+                f.write("server-command = /bin/true\n")
+                f.writelines("x-key-%d = value %d\n" % (i, i) for i in range(n))
+            keys[n] = check_time(d)
+        svcs = {}
+        for n in (500, 2000):
+            d = "%s/s%d" % (tmp, n)
+            os.makedirs(d)
+            for i in range(n):
+                with open("%s/svc%04d.cf" % (d, i), "w") as f:
+                    f.write("server-command = /bin/true\nserver-service = 127.0.0.1:%d\n" % (20000 + i))
+            svcs[n] = check_time(d)
+        rk, rs = keys[40000] / keys[4000], svcs[2000] / svcs[500]
+        table("6. Config reader (`masterd -t`, median of 5)", ["input", "time (s)", "ratio", "goal"], [
+            ["4,000 keys in one file", fmt(keys[4000], 3), "", ""],
+            ["40,000 keys in one file", fmt(keys[40000], 3), ratio(keys[40000], keys[4000]),
+             "≤ 12× (linear: 10×) " + verdict(rk <= 12)],
+            ["500 services", fmt(svcs[500], 3), "", ""],
+            ["2,000 services", fmt(svcs[2000], 3), ratio(svcs[2000], svcs[500]),
+             "≤ 4× (linear: 4×) " + verdict(rs <= 4)],
+        ], ["Each figure includes masterd's start-up; the ratios are what count."])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- main
 
 def machine():
@@ -952,7 +1000,7 @@ def machine():
 
 
 BENCHES = [("respawn", bench_respawn), ("keepalive", bench_keepalive), ("close", bench_close),
-           ("coroutine", bench_coroutine), ("scale", bench_scale)]
+           ("coroutine", bench_coroutine), ("scale", bench_scale), ("config", bench_config)]
 
 
 def main(argv):

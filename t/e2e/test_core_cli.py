@@ -158,6 +158,50 @@ class CoreCli(lib.MasterTest):
         self.assertFalse(os.path.exists(m.path("a.sock")) or os.path.exists(m.path("b.sock")))
         self.assertFalse(os.path.exists(m.pid_file))
 
+    def test_overlap_errors_match_pairwise_rule(self):
+        """Duplicate and wildcard/specific overlaps among many entries (seeded, 3 rounds): masterd -t
+        reports, for each entry that overlaps an earlier one, exactly the first such entry, as a
+        comparison of every pair in listing order would."""
+        import random
+        ports = [lib.free_port() for _ in range(3)]
+        addrs = ["127.0.0.1", "0.0.0.0", "127.0.0.2", "[::1]", "[::]"]
+        seen = set()
+        for seed in (1, 2, 3):
+            rnd = random.Random(seed)
+            files, entries = {}, []   # entries: (file, line, text, family, addr, port) in listing order
+            for f in range(6):
+                name = "s%d.cf" % f
+                lines = ["server-command = %s" % FD]
+                mine = set()
+                for _ in range(rnd.randint(1, 4)):
+                    a, p = rnd.choice(addrs), rnd.choice(ports)
+                    fam = "6" if a.startswith("[") else "4"
+                    if (fam, p) in mine:
+                        continue  # one file's own overlaps are the service check's (test_service.c)
+                    mine.add((fam, p))
+                    lines.append("server-service = %s:%d" % (a, p))
+                    entries.append((name, len(lines), "%s:%d" % (a, p), "6" if a.startswith("[") else "4",
+                                    a, p))
+                files[name] = "\n".join(lines) + "\n"
+            want = []
+            for i, x in enumerate(entries):
+                for y in entries[:i]:
+                    if x[3] == y[3] and x[5] == y[5] and (x[4] == y[4] or x[4] in ("0.0.0.0", "[::]")
+                                                          or y[4] in ("0.0.0.0", "[::]")):
+                        want.append("%s:%d: server-service: '%s' %s" % (
+                            x[0], x[1], x[2], "is already listed at" if x[4] == y[4] else "overlaps '%s' at" % y[2]))
+                        want[-1] += " %s:%d" % (y[0], y[1])
+                        break
+            m = self.master(files)
+            r = m.run("-t")
+            self.assertEqual(r.returncode, 2 if want else 0, r.stderr)
+            got = [re.sub(r"^.*?(s\d\.cf:\d+: )", r"\1", line) for line in r.stderr.splitlines()
+                   if "server-service:" in line]
+            got = [re.sub(r"(at )\S*/(s\d\.cf:\d+).*", r"\1\2", g) for g in got]
+            self.assertEqual(got, want, "seed %d" % seed)
+            seen.update("overlaps" if "overlaps" in w else "listed" for w in want)
+        self.assertEqual(seen, {"overlaps", "listed"}, "the seeds exercise both kinds of clash")
+
     def test_check_bad_dirs(self):
         p = lib.free_port()
         long_list = ", ".join("127.0.0.1:%d" % (20000 + i) for i in range(20))
