@@ -64,6 +64,38 @@ static size_t iov_total(const struct msghdr *m)
     return t;
 }
 
+/* After the first r bytes of msg went through (*m), points *m at a header for the rest:
+ * the first time a copy of msg's iovec in cur (ancillary data and the address went with the
+ * first bytes), later cur advanced.  -1 when the copy cannot be made. */
+static int iov_rest(const struct msghdr *msg, const struct msghdr **m, struct msghdr *more, iovcur *cur,
+                    struct iovec **alloc, size_t r)
+{
+    if (*m == msg) {
+        if (iovcur_init(cur, msg->msg_iov, (int)msg->msg_iovlen) < 0)
+            return -1;
+        *alloc = cur->iov;
+        *more = (struct msghdr){ 0 };
+        *m = more;
+    }
+    iovcur_skip(cur, r);
+    more->msg_iov = cur->iov;
+    more->msg_iovlen = (size_t)cur->cnt;
+    return 0;
+}
+
+/* Whether a call that failed with errno should wait for fd and try again; fd not a socket
+ * after all (the cache was stale) sets *pass, for the caller to use libc's call instead. */
+static int retry_after_wait(int fd, fdst *s, int events, long long timeout_us, double *deadline, int *pass)
+{
+    if (errno == ENOTSOCK) {
+        fd_forget(fd);
+        *pass = 1;
+        return 0;
+    }
+    return (errno == EAGAIN || errno == EWOULDBLOCK) && wants_blocking(s) &&
+           zs_hook_wait_io(fd, events, timeout_us, deadline) == 0;
+}
+
 /* ---- the coroutine side of input and output ---- */
 
 /* recvmsg as a blocking call would behave.  *pass = 1: fd is not a socket after all (the cache
@@ -75,35 +107,20 @@ static ssize_t co_recvmsg(int fd, fdst *s, struct msghdr *msg, int flags, int *p
     size_t got = 0, want = (flags & MSG_WAITALL) && s->stream ? iov_total(msg) : 0;
     iovcur cur = { 0 };
     struct iovec *alloc = NULL;
-    struct msghdr more, *m = msg;
+    struct msghdr more;
+    const struct msghdr *m = msg;
     ssize_t r;
     for (;;) {
-        r = REAL(recvmsg)(fd, m, flags | MSG_DONTWAIT);
+        r = REAL(recvmsg)(fd, (struct msghdr *)m, flags | MSG_DONTWAIT);
         if (r > 0 && want) {
             got += (size_t)r;
-            if (got < want) {
-                if (m == msg) { /* the rest goes to what the first call did not fill */
-                    if (iovcur_init(&cur, msg->msg_iov, (int)msg->msg_iovlen) < 0)
-                        break;
-                    alloc = cur.iov;
-                    more = (struct msghdr){ 0 };
-                    m = &more;
-                }
-                iovcur_skip(&cur, (size_t)r);
-                more.msg_iov = cur.iov;
-                more.msg_iovlen = (size_t)cur.cnt;
+            if (got < want) { /* the rest goes to what the first call did not fill */
+                if (iov_rest(msg, &m, &more, &cur, &alloc, (size_t)r) < 0)
+                    break;
                 continue;
             }
         }
-        if (r >= 0)
-            break;
-        if (errno == ENOTSOCK) {
-            fd_forget(fd);
-            *pass = 1;
-            break;
-        }
-        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !wants_blocking(s) ||
-            zs_hook_wait_io(fd, EV_READ, s->rcv_us, &deadline) < 0)
+        if (r >= 0 || !retry_after_wait(fd, s, EV_READ, s->rcv_us, &deadline, pass))
             break;
     }
     iovcur_free(&cur, alloc);
@@ -130,27 +147,11 @@ static ssize_t co_sendmsg(int fd, fdst *s, const struct msghdr *msg, int flags, 
         r = REAL(sendmsg)(fd, m, flags | MSG_DONTWAIT);
         if (r >= 0) {
             sent += (size_t)r;
-            if (sent >= total)
+            if (sent >= total || iov_rest(msg, &m, &more, &cur, &alloc, (size_t)r) < 0)
                 break;
-            if (m == msg) { /* ancillary data and address went with the first bytes */
-                if (iovcur_init(&cur, msg->msg_iov, (int)msg->msg_iovlen) < 0)
-                    break;
-                alloc = cur.iov;
-                more = (struct msghdr){ 0 };
-                m = &more;
-            }
-            iovcur_skip(&cur, (size_t)r);
-            more.msg_iov = cur.iov;
-            more.msg_iovlen = (size_t)cur.cnt;
             continue;
         }
-        if (errno == ENOTSOCK) {
-            fd_forget(fd);
-            *pass = 1;
-            break;
-        }
-        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !wants_blocking(s) ||
-            zs_hook_wait_io(fd, EV_WRITE, s->snd_us, &deadline) < 0)
+        if (!retry_after_wait(fd, s, EV_WRITE, s->snd_us, &deadline, pass))
             break;
     }
     iovcur_free(&cur, alloc);
@@ -161,6 +162,20 @@ static ssize_t co_sendmsg(int fd, fdst *s, const struct msghdr *msg, int flags, 
     return r;
 }
 
+/* One buffer (out: to send) or an iovec array through co_sendmsg / co_recvmsg. */
+static inline ssize_t co_buf(int fd, fdst *s, void *buf, size_t n, int flags, int out, int *pass)
+{
+    struct iovec iov = { buf, n };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    return out ? co_sendmsg(fd, s, &msg, flags, pass) : co_recvmsg(fd, s, &msg, flags, pass);
+}
+
+static inline ssize_t co_vec(int fd, fdst *s, const struct iovec *iov, int cnt, int out, int *pass)
+{
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt };
+    return out ? co_sendmsg(fd, s, &msg, 0, pass) : co_recvmsg(fd, s, &msg, 0, pass);
+}
+
 /* ---- input ---- */
 
 ssize_t read(int fd, void *buf, size_t n)
@@ -168,10 +183,8 @@ ssize_t read(int fd, void *buf, size_t n)
     fdst *s;
     if (!IN_CO() || !(s = fdst_sock(fd)))
         return REAL(read)(fd, buf, n);
-    struct iovec iov = { buf, n };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
     int pass = 0;
-    ssize_t r = co_recvmsg(fd, s, &msg, 0, &pass);
+    ssize_t r = co_buf(fd, s, buf, n, 0, 0, &pass);
     return pass ? REAL(read)(fd, buf, n) : r;
 }
 
@@ -180,9 +193,8 @@ ssize_t readv(int fd, const struct iovec *iov, int cnt)
     fdst *s;
     if (!IN_CO() || cnt < 0 || cnt > IOV_MAX || !(s = fdst_sock(fd)))
         return REAL(readv)(fd, iov, cnt);
-    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt };
     int pass = 0;
-    ssize_t r = co_recvmsg(fd, s, &msg, 0, &pass);
+    ssize_t r = co_vec(fd, s, iov, cnt, 0, &pass);
     return pass ? REAL(readv)(fd, iov, cnt) : r;
 }
 
@@ -191,10 +203,8 @@ ssize_t recv(int fd, void *buf, size_t n, int flags)
     fdst *s;
     if (!IN_CO() || (flags & MSG_DONTWAIT) || !(s = fdst_sock(fd)))
         return REAL(recv)(fd, buf, n, flags);
-    struct iovec iov = { buf, n };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
     int pass = 0;
-    ssize_t r = co_recvmsg(fd, s, &msg, flags, &pass);
+    ssize_t r = co_buf(fd, s, buf, n, flags, 0, &pass);
     return pass ? REAL(recv)(fd, buf, n, flags) : r;
 }
 
@@ -235,10 +245,8 @@ ssize_t write(int fd, const void *buf, size_t n)
     fdst *s;
     if (!IN_CO() || !(s = fdst_sock(fd)))
         return REAL(write)(fd, buf, n);
-    struct iovec iov = { (void *)buf, n };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
     int pass = 0;
-    ssize_t r = co_sendmsg(fd, s, &msg, 0, &pass);
+    ssize_t r = co_buf(fd, s, (void *)buf, n, 0, 1, &pass);
     return pass ? REAL(write)(fd, buf, n) : r;
 }
 
@@ -247,9 +255,8 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
     fdst *s;
     if (!IN_CO() || cnt < 0 || cnt > IOV_MAX || !(s = fdst_sock(fd)))
         return REAL(writev)(fd, iov, cnt);
-    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt };
     int pass = 0;
-    ssize_t r = co_sendmsg(fd, s, &msg, 0, &pass);
+    ssize_t r = co_vec(fd, s, iov, cnt, 1, &pass);
     return pass ? REAL(writev)(fd, iov, cnt) : r;
 }
 
@@ -258,10 +265,8 @@ ssize_t send(int fd, const void *buf, size_t n, int flags)
     fdst *s;
     if (!IN_CO() || (flags & MSG_DONTWAIT) || !(s = fdst_sock(fd)))
         return REAL(send)(fd, buf, n, flags);
-    struct iovec iov = { (void *)buf, n };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
     int pass = 0;
-    ssize_t r = co_sendmsg(fd, s, &msg, flags, &pass);
+    ssize_t r = co_buf(fd, s, (void *)buf, n, flags, 1, &pass);
     return pass ? REAL(send)(fd, buf, n, flags) : r;
 }
 

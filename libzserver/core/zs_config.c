@@ -71,6 +71,19 @@ static struct zs_config_slot *slot_of(const zs_config *c, const char *key, size_
     }
 }
 
+/* Makes kv[i] the last setting of its key, whose slot is sl. */
+static void link_setting(zs_config *c, struct zs_config_slot *sl, size_t i, size_t h)
+{
+    c->kv[i].next = SIZE_MAX;
+    if (!sl->first) {
+        sl->first = i + 1;
+        sl->hash = h;
+    } else {
+        c->kv[sl->last - 1].next = i;
+    }
+    sl->last = i + 1;
+}
+
 /* Rebuilds the index over kv[0..n) in a table of nslots (a power of two, > 2n). */
 static void reindex(zs_config *c, size_t nslots)
 {
@@ -79,15 +92,7 @@ static void reindex(zs_config *c, size_t nslots)
     c->nslots = nslots;
     for (size_t i = 0; i < c->n; i++) {
         size_t h = key_hash(c->kv[i].key);
-        struct zs_config_slot *sl = slot_of(c, c->kv[i].key, h);
-        c->kv[i].next = SIZE_MAX;
-        if (!sl->first) {
-            sl->first = i + 1;
-            sl->hash = h;
-        } else {
-            c->kv[sl->last - 1].next = i;
-        }
-        sl->last = i + 1;
+        link_setting(c, slot_of(c, c->kv[i].key, h), i, h);
     }
 }
 
@@ -118,14 +123,7 @@ void zs_config_set(zs_config *c, const char *key, const char *value, const char 
         size_t i = c->n++;
         kv = &c->kv[i];
         kv->key = zs_xstrdup(key);
-        kv->next = SIZE_MAX;
-        if (!sl->first) {
-            sl->first = i + 1;
-            sl->hash = h;
-        } else {
-            c->kv[sl->last - 1].next = i;
-        }
-        sl->last = i + 1;
+        link_setting(c, sl, i, h);
     }
     kv->value = zs_xstrdup(value);
     kv->file = zs_xstrdup(file ? file : "");
