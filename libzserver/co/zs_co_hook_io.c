@@ -64,22 +64,30 @@ static size_t iov_total(const struct msghdr *m)
     return t;
 }
 
-/* After the first r bytes of msg went through (*m), points *m at a header for the rest:
- * the first time a copy of msg's iovec in cur (ancillary data and the address went with the
- * first bytes), later cur advanced.  -1 when the copy cannot be made. */
-static int iov_rest(const struct msghdr *msg, const struct msghdr **m, struct msghdr *more, iovcur *cur,
-                    struct iovec **alloc, size_t r)
+/* A message being sent or received in parts: m is what the next call uses, msg itself at
+ * first, then `more` over a copy of its iovec in cur advanced past what went through
+ * (ancillary data and the address go with the first part). */
+typedef struct msgrest {
+    const struct msghdr *m;
+    struct msghdr more;
+    iovcur cur;
+    struct iovec *alloc;
+} msgrest;
+
+/* After r more bytes of msg went through, points rest->m at the rest.  -1 when the copy of
+ * the iovec cannot be made. */
+static int iov_rest(const struct msghdr *msg, msgrest *rest, size_t r)
 {
-    if (*m == msg) {
-        if (iovcur_init(cur, msg->msg_iov, (int)msg->msg_iovlen) < 0)
+    if (rest->m == msg) {
+        if (iovcur_init(&rest->cur, msg->msg_iov, (int)msg->msg_iovlen) < 0)
             return -1;
-        *alloc = cur->iov;
-        *more = (struct msghdr){ 0 };
-        *m = more;
+        rest->alloc = rest->cur.iov;
+        rest->more = (struct msghdr){ 0 };
+        rest->m = &rest->more;
     }
-    iovcur_skip(cur, r);
-    more->msg_iov = cur->iov;
-    more->msg_iovlen = (size_t)cur->cnt;
+    iovcur_skip(&rest->cur, r);
+    rest->more.msg_iov = rest->cur.iov;
+    rest->more.msg_iovlen = (size_t)rest->cur.cnt;
     return 0;
 }
 
@@ -105,17 +113,14 @@ static ssize_t co_recvmsg(int fd, fdst *s, struct msghdr *msg, int flags, int *p
     int saved = errno;
     double deadline = 0;
     size_t got = 0, want = (flags & MSG_WAITALL) && s->stream ? iov_total(msg) : 0;
-    iovcur cur = { 0 };
-    struct iovec *alloc = NULL;
-    struct msghdr more;
-    const struct msghdr *m = msg;
+    msgrest rest = { .m = msg };
     ssize_t r;
     for (;;) {
-        r = REAL(recvmsg)(fd, (struct msghdr *)m, flags | MSG_DONTWAIT);
+        r = REAL(recvmsg)(fd, (struct msghdr *)rest.m, flags | MSG_DONTWAIT);
         if (r > 0 && want) {
             got += (size_t)r;
             if (got < want) { /* the rest goes to what the first call did not fill */
-                if (iov_rest(msg, &m, &more, &cur, &alloc, (size_t)r) < 0)
+                if (iov_rest(msg, &rest, (size_t)r) < 0)
                     break;
                 continue;
             }
@@ -123,7 +128,7 @@ static ssize_t co_recvmsg(int fd, fdst *s, struct msghdr *msg, int flags, int *p
         if (r >= 0 || !retry_after_wait(fd, s, EV_READ, s->rcv_us, &deadline, pass))
             break;
     }
-    iovcur_free(&cur, alloc);
+    iovcur_free(&rest.cur, rest.alloc);
     if (want && got)
         r = (ssize_t)got; /* MSG_WAITALL: what arrived before EOF, an error or the timeout */
     if (r >= 0)
@@ -138,23 +143,20 @@ static ssize_t co_sendmsg(int fd, fdst *s, const struct msghdr *msg, int flags, 
     int saved = errno;
     double deadline = 0;
     size_t sent = 0, total = s->stream ? iov_total(msg) : 0;
-    iovcur cur = { 0 };
-    struct iovec *alloc = NULL;
-    struct msghdr more;
-    const struct msghdr *m = msg;
+    msgrest rest = { .m = msg };
     ssize_t r;
     for (;;) {
-        r = REAL(sendmsg)(fd, m, flags | MSG_DONTWAIT);
+        r = REAL(sendmsg)(fd, rest.m, flags | MSG_DONTWAIT);
         if (r >= 0) {
             sent += (size_t)r;
-            if (sent >= total || iov_rest(msg, &m, &more, &cur, &alloc, (size_t)r) < 0)
+            if (sent >= total || iov_rest(msg, &rest, (size_t)r) < 0)
                 break;
             continue;
         }
         if (!retry_after_wait(fd, s, EV_WRITE, s->snd_us, &deadline, pass))
             break;
     }
-    iovcur_free(&cur, alloc);
+    iovcur_free(&rest.cur, rest.alloc);
     if (sent)
         r = (ssize_t)sent; /* partial: the bytes that went out count, as in the kernel */
     if (r >= 0)
@@ -176,36 +178,32 @@ static inline ssize_t co_vec(int fd, fdst *s, const struct iovec *iov, int cnt, 
     return out ? co_sendmsg(fd, s, &msg, 0, pass) : co_recvmsg(fd, s, &msg, 0, pass);
 }
 
+/* The body of a hook with nothing to do around the call: outside a coroutine, when usable
+ * is false or fd is no cached socket, libc's call (REAL(name)(args...)); else co_call, or
+ * libc's call after all when co_call found fd not to be a socket (pass). */
+#define SIMPLE_HOOK(name, usable, co_call, ...)                  \
+    fdst *s;                                                     \
+    if (!IN_CO() || !(usable) || !(s = fdst_sock(fd)))           \
+        return REAL(name)(__VA_ARGS__);                          \
+    int pass = 0;                                                \
+    ssize_t r = co_call;                                         \
+    return pass ? REAL(name)(__VA_ARGS__) : r
+
 /* ---- input ---- */
 
 ssize_t read(int fd, void *buf, size_t n)
 {
-    fdst *s;
-    if (!IN_CO() || !(s = fdst_sock(fd)))
-        return REAL(read)(fd, buf, n);
-    int pass = 0;
-    ssize_t r = co_buf(fd, s, buf, n, 0, 0, &pass);
-    return pass ? REAL(read)(fd, buf, n) : r;
+    SIMPLE_HOOK(read, 1, co_buf(fd, s, buf, n, 0, 0, &pass), fd, buf, n);
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
-    fdst *s;
-    if (!IN_CO() || cnt < 0 || cnt > IOV_MAX || !(s = fdst_sock(fd)))
-        return REAL(readv)(fd, iov, cnt);
-    int pass = 0;
-    ssize_t r = co_vec(fd, s, iov, cnt, 0, &pass);
-    return pass ? REAL(readv)(fd, iov, cnt) : r;
+    SIMPLE_HOOK(readv, cnt >= 0 && cnt <= IOV_MAX, co_vec(fd, s, iov, cnt, 0, &pass), fd, iov, cnt);
 }
 
 ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    fdst *s;
-    if (!IN_CO() || (flags & MSG_DONTWAIT) || !(s = fdst_sock(fd)))
-        return REAL(recv)(fd, buf, n, flags);
-    int pass = 0;
-    ssize_t r = co_buf(fd, s, buf, n, flags, 0, &pass);
-    return pass ? REAL(recv)(fd, buf, n, flags) : r;
+    SIMPLE_HOOK(recv, !(flags & MSG_DONTWAIT), co_buf(fd, s, buf, n, flags, 0, &pass), fd, buf, n, flags);
 }
 
 ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags, __SOCKADDR_ARG addr, socklen_t *restrict addrlen)
@@ -230,44 +228,24 @@ ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags, __SOCKADDR_ARG
 
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    fdst *s;
-    if (!IN_CO() || (flags & MSG_DONTWAIT) || !msg || (size_t)msg->msg_iovlen > IOV_MAX || !(s = fdst_sock(fd)))
-        return REAL(recvmsg)(fd, msg, flags);
-    int pass = 0;
-    ssize_t r = co_recvmsg(fd, s, msg, flags, &pass);
-    return pass ? REAL(recvmsg)(fd, msg, flags) : r;
+    SIMPLE_HOOK(recvmsg, !(flags & MSG_DONTWAIT) && msg && (size_t)msg->msg_iovlen <= IOV_MAX, co_recvmsg(fd, s, msg, flags, &pass), fd, msg, flags);
 }
 
 /* ---- output ---- */
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
-    fdst *s;
-    if (!IN_CO() || !(s = fdst_sock(fd)))
-        return REAL(write)(fd, buf, n);
-    int pass = 0;
-    ssize_t r = co_buf(fd, s, (void *)buf, n, 0, 1, &pass);
-    return pass ? REAL(write)(fd, buf, n) : r;
+    SIMPLE_HOOK(write, 1, co_buf(fd, s, (void *)buf, n, 0, 1, &pass), fd, buf, n);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
-    fdst *s;
-    if (!IN_CO() || cnt < 0 || cnt > IOV_MAX || !(s = fdst_sock(fd)))
-        return REAL(writev)(fd, iov, cnt);
-    int pass = 0;
-    ssize_t r = co_vec(fd, s, iov, cnt, 1, &pass);
-    return pass ? REAL(writev)(fd, iov, cnt) : r;
+    SIMPLE_HOOK(writev, cnt >= 0 && cnt <= IOV_MAX, co_vec(fd, s, iov, cnt, 1, &pass), fd, iov, cnt);
 }
 
 ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-    fdst *s;
-    if (!IN_CO() || (flags & MSG_DONTWAIT) || !(s = fdst_sock(fd)))
-        return REAL(send)(fd, buf, n, flags);
-    int pass = 0;
-    ssize_t r = co_buf(fd, s, (void *)buf, n, flags, 1, &pass);
-    return pass ? REAL(send)(fd, buf, n, flags) : r;
+    SIMPLE_HOOK(send, !(flags & MSG_DONTWAIT), co_buf(fd, s, (void *)buf, n, flags, 1, &pass), fd, buf, n, flags);
 }
 
 ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG addr, socklen_t addrlen)
@@ -285,12 +263,7 @@ ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_AR
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    fdst *s;
-    if (!IN_CO() || (flags & MSG_DONTWAIT) || !msg || (size_t)msg->msg_iovlen > IOV_MAX || !(s = fdst_sock(fd)))
-        return REAL(sendmsg)(fd, msg, flags);
-    int pass = 0;
-    ssize_t r = co_sendmsg(fd, s, msg, flags, &pass);
-    return pass ? REAL(sendmsg)(fd, msg, flags) : r;
+    SIMPLE_HOOK(sendmsg, !(flags & MSG_DONTWAIT) && msg && (size_t)msg->msg_iovlen <= IOV_MAX, co_sendmsg(fd, s, msg, flags, &pass), fd, msg, flags);
 }
 
 /* ---- _FORTIFY_SOURCE ---- */
