@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <ev.h>
 #include "co/zs_co.h"
 #include "zserver.h"
 #include "check_run.h"
@@ -206,6 +207,77 @@ START_TEST(sleep_does_not_stall_others)
     ck_assert_msg(t_poller_woke - t_start >= 0.099, "poll woke after %.3f s", t_poller_woke - t_start);
     /* In parallel, not one after another (that would be >= 1 s). */
     ck_assert_msg(total < 0.95, "the sleeps took %.3f s together", total);
+}
+END_TEST
+
+/* ---- yielding to ready work stays out of the kernel, but never starves I/O ---- */
+
+static void *yield_many(void *ctx)
+{
+    for (int i = 0; i < *(int *)ctx; i++)
+        zcoroutine_yield();
+    return NULL;
+}
+
+/* 2 x 20,000 yields: the loop (an epoll_wait each) turns at most once per 64 rounds of the
+ * ready queue, not once a round. */
+START_TEST(yield_to_ready_work_skips_the_loop)
+{
+    static int n = 20000;
+    ck_assert_int_eq(zs_co_init(ev_default_loop(0)), 0);
+    unsigned before = ev_iteration(ev_default_loop(0));
+    ck_assert_int_eq(zcoroutine_go(yield_many, &n, 0), 0);
+    ck_assert_int_eq(zcoroutine_go(yield_many, &n, 0), 0);
+    run();
+    unsigned turns = ev_iteration(ev_default_loop(0)) - before;
+    ck_assert_msg(turns <= 20000 / 64 + 10, "the loop turned %u times for 20,000 rounds", turns);
+}
+END_TEST
+
+static int io_sv[2];
+static volatile int io_got;
+static long spins;
+
+static void *io_reader(void *ctx)
+{
+    (void)ctx;
+    char c;
+    ck_assert_int_eq(read(io_sv[0], &c, 1), 1);  /* hooked: waits in the loop */
+    io_got = 1;
+    return NULL;
+}
+
+static void *io_writer(void *ctx)
+{
+    (void)ctx;
+    zcoroutine_sleep_ms(20);
+    ck_assert_int_eq(write(io_sv[1], "x", 1), 1);
+    return NULL;
+}
+
+/* Yields forever (bounded) until the reader got its byte: the loop still polls for I/O and
+ * timers while a coroutine is always ready. */
+static void *spin_until_read(void *ctx)
+{
+    (void)ctx;
+    for (spins = 0; !io_got && spins < 100000000L; spins++)
+        zcoroutine_yield();
+    return NULL;
+}
+
+START_TEST(endless_yields_do_not_starve_io)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, io_sv), 0);
+    double t0 = now();
+    ck_assert_int_eq(zcoroutine_go(io_reader, NULL, 0), 0);
+    ck_assert_int_eq(zcoroutine_go(io_writer, NULL, 0), 0);
+    ck_assert_int_eq(zcoroutine_go(spin_until_read, NULL, 0), 0);
+    run();
+    ck_assert_int_eq(io_got, 1);
+    ck_assert_msg(spins < 100000000L, "the reader never ran while another coroutine yielded");
+    ck_assert_msg(now() - t0 < 2.0, "the byte took %.3f s to arrive", now() - t0);
+    close(io_sv[0]);
+    close(io_sv[1]);
 }
 END_TEST
 
@@ -694,6 +766,8 @@ static Suite *suite(void)
     TCase *tc = tcase_create("runtime");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, ten_thousand_at_once);
+    tcase_add_test(tc, yield_to_ready_work_skips_the_loop);
+    tcase_add_test(tc, endless_yields_do_not_starve_io);
     tcase_add_test(tc, ten_thousand_cycles_reuse_stacks);
     tcase_add_test(tc, stack_size_argument);
     tcase_add_test(tc, sleep_does_not_stall_others);
