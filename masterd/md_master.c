@@ -57,7 +57,8 @@ static struct {
 
 static void finish_shutdown(struct ev_loop *loop, ev_timer *w, int revents);
 
-/* systemd's notify protocol, when masterd runs as a Type=notify unit. */
+/* systemd's notify protocol, when masterd runs as a Type=notify unit.  Never waits: a receiver
+ * that does not read (its queue full) costs a warning, never supervision. */
 static void sd_notify_msg(const char *msg)
 {
     const char *path = getenv("NOTIFY_SOCKET");
@@ -71,7 +72,7 @@ static void sd_notify_msg(const char *msg)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return;
-    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0)
+    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sun, len) < 0)
         zwarning("sd_notify %s: %s", path, strerror(errno));
     close(fd);
 }

@@ -130,18 +130,19 @@ static const char *masterlog_path(const char *target)
     return target && !strncmp(target, "masterlog,", 10) ? target + 10 : NULL;
 }
 
-/* A socket file at path that answers (a datagram or a stream peer) belongs to a live process. */
+/* A socket file at path that answers (a datagram or a stream peer) belongs to a live process;
+ * so does a stream listener too busy to take us (EAGAIN: the probe never waits). */
 static int socket_in_use(const struct sockaddr_un *sun)
 {
     static const int types[] = { SOCK_DGRAM, SOCK_STREAM, SOCK_SEQPACKET };
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-        int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0);
+        int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
             return 0;
         int rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
         int e = errno;
         close(fd);
-        if (rc == 0)
+        if (rc == 0 || e == EAGAIN || e == EINPROGRESS)
             return 1;
         if (e != EPROTOTYPE)
             return 0; /* ECONNREFUSED: stale */

@@ -19,7 +19,9 @@
 #include "zs_listen.h"
 #include "zserver_core.h"
 
-/* A socket file nobody accepts on is stale (its owner died); one that answers is in use. */
+/* A socket file nobody accepts on is stale (its owner died); one that answers is in use.  The
+ * probe never waits: a live listener whose backlog is full (EAGAIN) is in use too, and
+ * whoever owns it cannot hold masterd in connect(). */
 static int unix_prepare(const zs_listen *l, char *err, size_t errlen)
 {
     struct stat st;
@@ -29,7 +31,7 @@ static int unix_prepare(const zs_listen *l, char *err, size_t errlen)
         snprintf(err, errlen, "%s: '%s' exists and is not a socket (not removing it)", l->text, l->path);
         return -1;
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         snprintf(err, errlen, "%s: socket: %s", l->text, strerror(errno));
         return -1;
@@ -37,7 +39,7 @@ static int unix_prepare(const zs_listen *l, char *err, size_t errlen)
     int rc = connect(fd, (const struct sockaddr *)&l->sa, l->salen);
     int e = errno;
     close(fd);
-    if (rc == 0) {
+    if (rc == 0 || e == EAGAIN || e == EINPROGRESS) {
         snprintf(err, errlen, "%s: '%s' is in use by another process", l->text, l->path);
         return -1;
     }
