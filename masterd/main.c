@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,14 @@ int main(int argc, char **argv)
         md_set_free(&set);
         return 0;
     }
+    /* From the pid file on, a signal may come (logrotate's SIGUSR1, a reload script's SIGHUP):
+     * it waits, blocked, until md_master_run's handlers take it, instead of killing masterd
+     * with the default action while the config loads. */
+    sigset_t held;
+    sigemptyset(&held);
+    for (size_t i = 0; i < sizeof(md_master_signals) / sizeof(md_master_signals[0]); i++)
+        sigaddset(&held, md_master_signals[i]);
+    sigprocmask(SIG_BLOCK, &held, NULL);
     int pid_fd = -1;
     if (a.pid_file && (pid_fd = pid_file_lock(a.pid_file)) < 0)
         return 1;

@@ -362,9 +362,12 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     }
 }
 
+const int md_master_signals[5] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+
 int md_master_run(md_set *set, const md_master_opts *o)
 {
-    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+    const int *sigs = md_master_signals;
+    size_t nsigs = sizeof(md_master_signals) / sizeof(md_master_signals[0]);
     char err[1024];
     zs_supervisor_hooks hooks = { on_proc_ready, on_gen_empty, NULL };
 
@@ -391,10 +394,15 @@ int md_master_run(md_set *set, const md_master_opts *o)
         zerror("cannot initialise libev");
         return 1;
     }
-    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+    sigset_t held;
+    sigemptyset(&held);
+    for (size_t i = 0; i < nsigs; i++) {
         ev_signal_init(&M.sig[i], signal_cb, sigs[i]);
         ev_signal_start(M.loop, &M.sig[i]);
+        sigaddset(&held, sigs[i]);
     }
+    /* main held them from the pid file on: what came meanwhile is handled now. */
+    sigprocmask(SIG_UNBLOCK, &held, NULL);
     M.super = zs_supervisor_new(M.loop, &hooks);
     zinfo("masterd %s started (pid %ld): %d service%s from %s", MASTERD_VERSION, (long)getpid(), M.set.n,
           M.set.n == 1 ? "" : "s", o->config_dir);

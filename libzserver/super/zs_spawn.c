@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,7 +256,16 @@ pid_t zs_spawn(const zs_spawn_req *r, int *chan)
         env = build_env(r, pidbuf);
     }
     pid_t parent = getpid();
+    /* Every signal is held across fork: one sent to the new pid before the child has put its
+     * handlers back to default (a stop of a generation just superseded) stays pending until
+     * then, and acts with the default action, instead of running the master's handler in
+     * the child, where it would be lost. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
+    if (pid != 0)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         int e = errno;
         close(sv[0]);
@@ -267,7 +277,8 @@ pid_t zs_spawn(const zs_spawn_req *r, int *chan)
         return -1;
     }
     if (pid == 0) {
-        reset_signals(); /* before anything: the master's handlers must never run here */
+        reset_signals(); /* before anything: the master's handlers must never run here; this
+                          * also unblocks what the parent held across fork */
         /* A session of its own, hence no controlling terminal: a child sharing masterd's could
          * TIOCSTI commands into the terminal masterd was started from.  It also makes the
          * child the leader of its own process group (pgid == pid), which the supervisor's
