@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "md_set.h"
@@ -365,6 +367,61 @@ int md_set_check_dirs(const md_set *set, const md_listener *table, zs_errs *errs
     return errs->n == before ? 0 : -1;
 }
 
+/* A fifo that was there before is taken only when root, masterd's user or the service's user
+ * owns it: another owner could chmod it open again and write into the service. */
+static int fifo_foreign(int fd, const zs_listen *l, const md_svc *m, char *err, size_t errlen)
+{
+    struct stat st;
+    if (l->kind != ZS_LISTEN_FIFO || fstat(fd, &st) < 0)
+        return 0;
+    if (st.st_uid == 0 || st.st_uid == geteuid() || (m->svc.user && st.st_uid == m->svc.uid))
+        return 0;
+    snprintf(err, errlen, "%s: server-service: '%s': fifo %s belongs to uid %lu, not to root, masterd's user or "
+             "the service's user (remove it and masterd creates it)", l->where ? l->where : m->svc.id, l->text,
+             l->path, (unsigned long)st.st_uid);
+    return -1;
+}
+
+/* A listener kept across a reload gets the backlog and mode the new config gives it: listen()
+ * again takes a new backlog; a fifo's mode is set on its fd; a unix socket's file is reached
+ * through an O_PATH descriptor opened without following links and checked to be a socket, so
+ * a swapped path is never chmod'ed. */
+static void reapply(md_listener *li, const md_svc *m)
+{
+    const zs_listen *l = &li->l;
+    if (li->backlog != m->svc.backlog && l->kind != ZS_LISTEN_FIFO) {
+        if (listen(li->fd, m->svc.backlog) < 0)
+            zwarning("%s: listen backlog %d: %s", l->text, m->svc.backlog, strerror(errno));
+        else
+            li->backlog = m->svc.backlog;
+    }
+    if (li->mode == m->svc.unix_mode || (l->kind != ZS_LISTEN_UNIX && l->kind != ZS_LISTEN_FIFO))
+        return;
+    mode_t mode = (mode_t)(m->svc.unix_mode & 07777);
+    int rc = -1;
+    if (l->kind == ZS_LISTEN_FIFO) {
+        rc = fchmod(li->fd, mode);
+    } else {
+        int pfd = open(l->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        char proc[64];
+        if (pfd >= 0 && fstat(pfd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+            rc = chmod(proc, mode & 0777);
+        } else if (pfd >= 0) {
+            errno = ENOTSOCK;
+        }
+        int e = errno;
+        if (pfd >= 0)
+            close(pfd);
+        errno = e;
+    }
+    if (rc < 0)
+        zwarning("%s: server-unix-mode %04o: %s", l->text, (unsigned)mode, strerror(errno));
+    else
+        li->mode = m->svc.unix_mode;
+}
+
 int md_set_bind(md_set *set, md_listener **table, char *err, size_t errlen)
 {
     /* Every directory first: a refused one leaves nothing bound, not half the set. */
@@ -390,12 +447,22 @@ int md_set_bind(md_set *set, md_listener **table, char *err, size_t errlen)
                         md_svc_unbind(set->v[k], table);
                     return -1;
                 }
+                if (!new_fifo && fifo_foreign(fd, l, m, err, errlen) < 0) {
+                    close(fd);
+                    for (int k = 0; k <= s; k++)
+                        md_svc_unbind(set->v[k], table);
+                    return -1;
+                }
                 li = zs_xcalloc(1, sizeof(*li));
                 copy_listen(&li->l, &m->svc.listen[i]);
                 li->fd = fd;
                 li->made_fifo = new_fifo;
+                li->backlog = m->svc.backlog;
+                li->mode = m->svc.unix_mode;
                 li->next = *table;
                 *table = li;
+            } else {
+                reapply(li, m);
             }
             li->refs++;
             m->lis[i] = li;

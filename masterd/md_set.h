@@ -18,6 +18,8 @@ typedef struct md_listener {
     int fd;
     int refs;           /* services (of any running set) using it */
     int made_fifo;      /* masterd created this fifo (so it removes it again) */
+    int backlog;        /* as last applied: a reload that changes them applies them */
+    unsigned mode;
 } md_listener;
 
 typedef struct md_svc {

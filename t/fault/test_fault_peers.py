@@ -7,8 +7,11 @@
 The peers are this test's own sockets in the test's temp dir.
 """
 import os
+import pwd
 import signal
 import socket
+import stat
+import subprocess
 
 import lib
 from lib import wait_until
@@ -124,6 +127,64 @@ class Peers(lib.MasterTest):
         finally:
             for s in socks:
                 s.close()
+
+
+def listen_backlog(port):
+    """The backlog of the TCP listener on 127.0.0.1:port, as ss reports it (Send-Q)."""
+    out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port], capture_output=True, text=True).stdout
+    return int(out.split()[2]) if out.strip() else None
+
+
+class Reapplied(lib.MasterTest):
+    """What a reload changes about a socket it keeps is applied, not silently ignored."""
+
+    def test_mode_and_backlog_follow_a_reload(self):
+        port = lib.free_port()
+        cf = ("server-command = %s\nserver-service = 127.0.0.1:%d, {dir}/u.sock, fifo:{dir}/u.fifo\n"
+              "server-unix-mode = %s\nserver-listen-backlog = %d\n")
+        m = self.master({"a.cf": cf % (FD, port, "0666", 64)})
+        m.start(expect_children=1)
+        self.assertEqual(stat.S_IMODE(os.stat(m.path("u.sock")).st_mode), 0o666)
+        self.assertEqual(listen_backlog(port), 64)
+        m.write("a.cf", cf % (FD, port, "0600", 7))
+        m.signal(signal.SIGHUP)
+        wait_until(lambda: "reload: " in m.log() and "new generation" in m.log(), 5, what="the reload")
+        wait_until(lambda: stat.S_IMODE(os.stat(m.path("u.sock")).st_mode) == 0o600, 5,
+                   what="the socket file's mode to follow the config")
+        self.assertEqual(stat.S_IMODE(os.stat(m.path("u.fifo")).st_mode), 0o600)
+        self.assertEqual(listen_backlog(port), 7)
+        self.assertEqual(m.stop(), 0)
+
+
+@lib.unittest.skipUnless(os.geteuid() == 0, "needs root (a fifo another user made)")
+class ForeignFifo(lib.MasterTest):
+
+    def test_fifo_made_by_another_user_is_refused(self):
+        nobody = pwd.getpwnam("nobody")
+        m = self.master({"a.cf": "server-command = %s\nserver-service = fifo:{dir}/pub/x.fifo\n"
+                                 "server-unix-mode = 0600\n" % FD})
+        os.chmod(m.dir, 0o755)
+        pub = m.path("pub")
+        os.mkdir(pub)
+        os.chmod(pub, 0o1777)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+                os.mkfifo(os.path.join(pub, "x.fifo"), 0o666)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        r = m.run()
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("belongs to uid %d, not to root, masterd's user or the service's user" % nobody.pw_uid,
+                      r.stderr + m.log())
+        self.assertEqual(os.stat(os.path.join(pub, "x.fifo")).st_uid, nobody.pw_uid)
+        # The service's own user may have made it.
+        m.write("a.cf", "server-command = %s\nserver-service = fifo:{dir}/pub/x.fifo\nserver-user = nobody\n" % FD)
+        m.start(expect_children=1)
+        self.assertEqual(m.stop(), 0)
 
 
 if __name__ == "__main__":
