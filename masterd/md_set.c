@@ -164,18 +164,25 @@ static void check_nofile(const md_set *set, zs_errs *errs)
 
 /* masterd started by root runs whatever these files name, as root (before server-user drops
  * it): a file someone else may write is a way in.  Warned about, not refused. */
-static void check_perms(const char *path, zs_errs *warn)
+/* As root, masterd runs what its config files say as root: a file anyone but root can change
+ * (owned by another user, writable by others or by a group other than root's) is refused;
+ * for the directory, and a file root's group may write, a warning says so.  errs NULL: the
+ * directory, which only gets warnings (a file put there by someone else is refused itself). */
+static void check_perms(const char *path, zs_errs *warn, zs_errs *errs)
 {
     struct stat st;
     if (geteuid() != 0 || stat(path, &st) < 0)
         return;
+    int foreign_group = (st.st_mode & S_IWGRP) && st.st_gid != 0;
+    zs_errs *to = errs && ((st.st_mode & S_IWOTH) || foreign_group) ? errs : warn;
     if (st.st_mode & (S_IWGRP | S_IWOTH))
-        zs_errs_add(warn, "%s is writable by %s (mode %04o) and masterd reads it as root", path,
+        zs_errs_add(to, "%s is writable by %s (mode %04o) and masterd reads it as root%s", path,
                     (st.st_mode & S_IWGRP) && (st.st_mode & S_IWOTH) ? "group and others"
                     : st.st_mode & S_IWGRP ? "its group" : "others",
-                    (unsigned)(st.st_mode & 07777));
+                    (unsigned)(st.st_mode & 07777), to == errs ? ": refusing it" : "");
     if (st.st_uid != 0)
-        zs_errs_add(warn, "%s is owned by uid %ld, not root, and masterd reads it as root", path, (long)st.st_uid);
+        zs_errs_add(errs ? errs : warn, "%s is owned by uid %ld, not root, and masterd reads it as root%s", path,
+                    (long)st.st_uid, errs ? ": refusing it" : "");
 }
 
 static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf, zs_errs *errs, zs_errs *warn)
@@ -184,7 +191,7 @@ static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf,
     m->cf_fd = -1;
     char *path = zs_xasprintf("%s/%s", dir, name);
     char *id = zs_xstrdup(name);
-    check_perms(path, warn);
+    check_perms(path, warn, errs);
     id[strlen(id) - 3] = '\0';
     zs_config_init(&m->cf);
     zs_config_merge(&m->cf, gcf);
@@ -229,12 +236,12 @@ int md_set_load(const char *dir, md_set *out, zs_errs *errs)
         md_set_free(out);
         return -1;
     }
-    check_perms(dir, &out->warn);
+    check_perms(dir, &out->warn, NULL);
     zs_config_init(&gcf);
     int ngcf = zs_config_list_dir(dir, ".gcf", &gcfs, errs);
     for (int i = 0; i < ngcf; i++) {
         char *p = zs_xasprintf("%s/%s", dir, gcfs[i]);
-        check_perms(p, &out->warn);
+        check_perms(p, &out->warn, errs);
         zs_config_load_file(&gcf, p, errs);
         free(p);
     }
