@@ -154,16 +154,16 @@ static void check_nofile(const md_set *set, zs_errs *errs)
         lis += set->v[i]->svc.nlisten;
         need += 3;
     }
-    need += procs + lis;
+    /* A reload or a restart runs a new generation beside the old until the old has drained:
+     * each process and each generation's memfds twice, the listeners once. */
+    need += need - NOFILE_BASE + 2 * procs + lis;
     if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)need > (unsigned long long)rl.rlim_cur)
-        zs_errs_add(errs, "%s: the services need about %lld file descriptors (%lld processes, %lld listeners), "
+        zs_errs_add(errs, "%s: the services need about %lld file descriptors (%lld processes, twice while a reload runs old and new generations side by side, %lld listeners), "
                     "but RLIMIT_NOFILE allows %llu (hard limit %llu): raise masterd's hard limit (ulimit -Hn, "
                     "systemd LimitNOFILE=) or lower server-proc-count", set->dir, need, procs, lis,
                     (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
 }
 
-/* masterd started by root runs whatever these files name, as root (before server-user drops
- * it): a file someone else may write is a way in.  Warned about, not refused. */
 /* As root, masterd runs what its config files say as root: a file anyone but root can change
  * (owned by another user, writable by others or by a group other than root's) is refused;
  * for the directory, and a file root's group may write, a warning says so.  errs NULL: the

@@ -69,6 +69,25 @@ class MasterNofile(lib.MasterTest):
         self.assertRegex(m.log(), r"need about \d+ file descriptors")
         self.assertEqual(sorted(m.children()), before)
 
+    def test_estimate_counts_a_reload_running_two_generations(self):
+        # 200 processes fit 256 descriptors once, not twice: during a restart old and new
+        # generations run side by side, so the config is refused up front instead of a restart
+        # that fails hundreds of starts with "Too many open files".
+        small = ["prlimit", "--nofile=256:256", "--"]
+        m = self.master({"a.cf": "server-command = %s\nserver-proc-count = 200\n" % FD})
+        orig = m.cmdline
+        m.cmdline = lambda *extra: small + orig(*extra)
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, r"need about \d+ file descriptors .*twice while a reload runs.*allows 256")
+        m.write("a.cf", "server-command = %s\nserver-proc-count = 100\n" % FD)
+        m.start(expect_children=100)
+        m.signal(signal.SIGUSR2)
+        lib.wait_until(lambda: m.log().count("started pid") >= 200, 30, what="the second generation")
+        lib.wait_until(lambda: len(m.children()) == 100, 30, what="the first generation to leave")
+        self.assertNotIn("Too many open files", m.log())
+        self.assertEqual(m.stop(), 0)
+
 
 if __name__ == "__main__":
     unittest.main()
