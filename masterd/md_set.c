@@ -193,6 +193,15 @@ static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf,
     char *id = zs_xstrdup(name);
     check_perms(path, warn, errs);
     id[strlen(id) - 3] = '\0';
+    if (!zs_listen_name_ok(id, strlen(id))) {
+        /* The id names the listeners (LISTEN_FDNAMES, ':'-separated) and every log line; the
+         * message shows a control character as '?' so a file name cannot forge a log line. */
+        for (char *c = id; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+        zs_errs_add(errs, "%s/%s.cf: the file name makes the service id '%s', which may hold only letters, "
+                    "digits, '-', '_' and '.'", dir, id, id);
+    }
     zs_config_init(&m->cf);
     zs_config_merge(&m->cf, gcf);
     int ok = zs_config_load_file(&m->cf, path, errs) == 0 &&

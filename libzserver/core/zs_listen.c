@@ -40,7 +40,7 @@ static int parse_port(const char *s, int *port, char *why, size_t whylen)
     return 0;
 }
 
-static int valid_name(const char *s, size_t len)
+int zs_listen_name_ok(const char *s, size_t len)
 {
     if (len == 0)
         return 0;
@@ -201,7 +201,7 @@ int zs_listen_parse(const char *entry, const char *default_name, zs_listen *out,
     size_t nlen = 0;
     if (sep) {
         nlen = (size_t)(sep - entry);
-        if (!valid_name(entry, nlen)) {
+        if (!zs_listen_name_ok(entry, nlen)) {
             snprintf(why, whylen, "bad service name '%.*s' (letters, digits, '-', '_', '.')", (int)nlen, entry);
             return -1;
         }

@@ -25,6 +25,9 @@ typedef struct zs_listen {
     char *where;      /* `file:line` of the server-service setting, for messages (may be NULL) */
 } zs_listen;
 
+/* Whether s[0..len) may name a service (letters, digits, '-', '_', '.'): it goes into
+ * LISTEN_FDNAMES, whose separator is ':', and into log lines. */
+int zs_listen_name_ok(const char *s, size_t len);
 /* Parses one entry.  Returns 0, or -1 with the reason in why. */
 int zs_listen_parse(const char *entry, const char *default_name, zs_listen *out, char *why, size_t whylen);
 /* Parses a comma-separated list; appends to *v / *n.  Each bad entry adds `where: server-service:

@@ -158,6 +158,18 @@ class CoreCli(lib.MasterTest):
         self.assertFalse(os.path.exists(m.path("a.sock")) or os.path.exists(m.path("b.sock")))
         self.assertFalse(os.path.exists(m.pid_file))
 
+    def test_service_id_from_file_name_is_checked(self):
+        # The id goes into LISTEN_FDNAMES (':'-separated) and every log line: a ':' or a newline
+        # in a file name is a config error, shown without the raw control character.
+        m = self.master({"a:b.cf": "server-command = %s\n" % FD, "x\ny.cf": "server-command = %s\n" % FD,
+                         "ok-1.2_x.cf": "server-command = %s\n" % FD})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("a:b.cf: the file name makes the service id 'a:b', which may hold only letters", r.stderr)
+        self.assertIn("x?y.cf: the file name makes the service id 'x?y'", r.stderr)
+        self.assertEqual(r.stderr.count("\n"), 3, r.stderr)
+        self.assertNotIn("ok-1.2_x", r.stderr)
+
     def test_overlap_errors_match_pairwise_rule(self):
         """Duplicate and wildcard/specific overlaps among many entries (seeded, 3 rounds): masterd -t
         reports, for each entry that overlaps an earlier one, exactly the first such entry, as a
