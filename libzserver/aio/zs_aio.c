@@ -58,15 +58,19 @@
 #include "core/zs_board.h"
 #include "core/zs_err.h"
 #include "server/zs_server.h"
-#include "zserver.h"
+#include "zc.h"
 
 #define ACCEPT_BATCH 64
 #define ROTATE_EVERY 4
 #define FAIR_SLACK 2     /* see fair_ahead */
 #define FAIR_PAUSE 0.001 /* s */
 
-struct zaio_t {
-    zaio_t *next;
+/* One listener accepted on (zaio_server_general_aio_register).  Not lib-zc's zaio_t, which is
+ * the buffered aio of zs_aio_io.c: a registration hands the program one of those (handle). */
+typedef struct zs_listener zs_listener;
+struct zs_listener {
+    zaio_t *handle;   /* what the registration returned to the program */
+    zs_listener *next;
     ev_io w;
     ev_timer pause;   /* out of fds with no reserve: resume accepting after a pause */
     int fd;           /* the listening socket */
@@ -88,7 +92,7 @@ void (*zaio_server_service_register)(const char *service, int fd, int fd_type) =
 void (*zaio_server_before_service)(void) = 0;
 void (*zaio_server_before_softstop)(void) = 0;
 
-static zaio_t *registered;
+static zs_listener *registered;
 /* Accept statistics, logged when the process stops if ZSERVER_ACCEPT_STATS is set (benchmarks
  * count wake-ups per accepted connection with them). */
 static unsigned long stat_wakeups, stat_accepted, stat_empty, stat_rotations, stat_stepbacks;
@@ -160,7 +164,7 @@ static void conn_forget(int fd)
 /* ---- exclusive registration in libev's epoll set ---- */
 
 static void fair_release(struct ev_loop *loop);
-static void fair_cancel(struct ev_loop *loop, zaio_t *a);
+static void fair_cancel(struct ev_loop *loop, zs_listener *a);
 
 static void excl_give_up(const char *why)
 {
@@ -217,7 +221,7 @@ int zs_aio_epoll_entry(int epfd, int fd, uint32_t *events, uint64_t *data)
 /* Adds a->fd to libev's epoll set with libev's data word and EPOLLEXCLUSIVE, at the tail of
  * the socket's wait queue; when that fails, adds libev's own plain registration back instead
  * and returns -1 (errno from the exclusive attempt). */
-static int excl_insert(zaio_t *a)
+static int excl_insert(zs_listener *a)
 {
     struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = a->excl_data };
     if (epoll_ctl(a->excl_epfd, EPOLL_CTL_ADD, a->fd, &ev) == 0)
@@ -232,7 +236,7 @@ static int excl_insert(zaio_t *a)
 
 /* Replaces the registration of a->fd (libev's plain one, or our exclusive one: then it only
  * moves to the tail of the wait queue) by the exclusive one. */
-static int excl_add(zaio_t *a)
+static int excl_add(zs_listener *a)
 {
     if (epoll_ctl(a->excl_epfd, EPOLL_CTL_DEL, a->fd, NULL) < 0)
         return -1;
@@ -281,7 +285,7 @@ static int libev_epoll_fd(int fd, uint64_t *data)
     return count == 1 ? found : -1;
 }
 
-static void excl_apply(struct ev_loop *loop, zaio_t *a)
+static void excl_apply(struct ev_loop *loop, zs_listener *a)
 {
     if (ev_backend(loop) != EVBACKEND_EPOLL) {
         excl_give_up("libev does not use epoll");
@@ -313,7 +317,7 @@ static void excl_release_cb(struct ev_loop *loop) EV_NOEXCEPT
     if (!excl_pending)
         return;
     excl_pending = 0;
-    for (zaio_t *a = registered; a && excl_state >= 0; a = a->next)
+    for (zs_listener *a = registered; a && excl_state >= 0; a = a->next)
         if (ev_is_active(&a->w) && !a->excl)
             excl_apply(loop, a);
 }
@@ -328,7 +332,7 @@ static void excl_fork_cb(struct ev_loop *loop, ev_fork *w, int revents)
 {
     (void)w;
     (void)revents;
-    for (zaio_t *a = registered; a; a = a->next) {
+    for (zs_listener *a = registered; a; a = a->next) {
         a->excl = 0;
         fair_cancel(loop, a); /* libev adds the listener back itself; we upgrade it */
     }
@@ -336,7 +340,7 @@ static void excl_fork_cb(struct ev_loop *loop, ev_fork *w, int revents)
 }
 
 /* Takes our entry out before the watcher stops (see the top of the file). */
-static void excl_drop(zaio_t *a)
+static void excl_drop(zs_listener *a)
 {
     if (!a->excl)
         return;
@@ -345,14 +349,14 @@ static void excl_drop(zaio_t *a)
     a->excl = 0;
 }
 
-static void listener_start(struct ev_loop *loop, zaio_t *a)
+static void listener_start(struct ev_loop *loop, zs_listener *a)
 {
     ev_io_start(loop, &a->w);
     if (excl_state >= 0)
         excl_pending = 1;
 }
 
-static void listener_stop(struct ev_loop *loop, zaio_t *a)
+static void listener_stop(struct ev_loop *loop, zs_listener *a)
 {
     fair_cancel(loop, a);
     excl_drop(a);
@@ -364,13 +368,13 @@ static void listener_stop(struct ev_loop *loop, zaio_t *a)
 static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
-    zaio_t *a = (zaio_t *)((char *)t - offsetof(zaio_t, pause));
+    zs_listener *a = (zs_listener *)((char *)t - offsetof(zs_listener, pause));
     take_reserve();
     listener_start(loop, a);
 }
 
 /* Accepts one connection; 1 when one was handed over (or shed), 0 when there is none now. */
-static int accept_one(struct ev_loop *loop, zaio_t *a)
+static int accept_one(struct ev_loop *loop, zs_listener *a)
 {
     for (;;) {
         int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -408,7 +412,7 @@ static int accept_one(struct ev_loop *loop, zaio_t *a)
 
 /* Moves our entry to the tail of the socket's wait queue, so the next connection wakes another
  * idle worker first. */
-static void rotate(zaio_t *a)
+static void rotate(zs_listener *a)
 {
     a->since_rotate = 0;
     stat_rotations++;
@@ -432,7 +436,7 @@ static int queue_filling(int fd)
 }
 
 /* Puts a stepped-back listener's entry back (at the tail of the socket's wait queue). */
-static void fair_readd(struct ev_loop *loop, zaio_t *a)
+static void fair_readd(struct ev_loop *loop, zs_listener *a)
 {
     ev_timer_stop(loop, &a->fair);
     fair_out--;
@@ -447,7 +451,7 @@ static void fair_readd(struct ev_loop *loop, zaio_t *a)
 }
 
 /* Forgets a step-back whose entry is gone anyway (listener stopped, epoll set rebuilt). */
-static void fair_cancel(struct ev_loop *loop, zaio_t *a)
+static void fair_cancel(struct ev_loop *loop, zs_listener *a)
 {
     if (!ev_is_active(&a->fair))
         return;
@@ -458,7 +462,7 @@ static void fair_cancel(struct ev_loop *loop, zaio_t *a)
 static void fair_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
-    fair_readd(loop, (zaio_t *)((char *)t - offsetof(zaio_t, fair)));
+    fair_readd(loop, (zs_listener *)((char *)t - offsetof(zs_listener, fair)));
 }
 
 /* This worker holds more than its share: over 1.5 times the connections of the least-loaded
@@ -477,7 +481,7 @@ static void fair_release(struct ev_loop *loop)
 {
     if (fair_ahead())
         return;
-    for (zaio_t *a = registered; a; a = a->next)
+    for (zs_listener *a = registered; a; a = a->next)
         if (ev_is_active(&a->fair))
             fair_readd(loop, a);
 }
@@ -485,7 +489,7 @@ static void fair_release(struct ev_loop *loop)
 /* After an accept: ahead of the siblings (fair_ahead), take the entry out for FAIR_PAUSE at
  * most, so that this worker sleeps and a sibling gets the CPU and the next connections (unless
  * the listen queue is filling); otherwise every ROTATE_EVERY accepts go to the tail. */
-static void after_accept(struct ev_loop *loop, zaio_t *a)
+static void after_accept(struct ev_loop *loop, zs_listener *a)
 {
     if (!has_siblings)
         return;
@@ -504,7 +508,7 @@ static void after_accept(struct ev_loop *loop, zaio_t *a)
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
-    zaio_t *a = (zaio_t *)((char *)w - offsetof(zaio_t, w));
+    zs_listener *a = (zs_listener *)((char *)w - offsetof(zs_listener, w));
     stat_wakeups++;
     if (a->excl) {
         if (!accept_one(loop, a))
@@ -536,7 +540,7 @@ zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, v
         return NULL;
     }
     take_reserve();
-    zaio_t *a = zs_xcalloc(1, sizeof(*a));
+    zs_listener *a = zs_xcalloc(1, sizeof(*a));
     a->fd = fd;
     a->callback = callback;
     ev_io_init(&a->w, accept_cb, fd, EV_READ);
@@ -545,17 +549,19 @@ zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, v
     a->next = registered;
     registered = a;
     listener_start(eb->loop, a);
-    return a;
+    a->handle = zaio_create_by_fd(fd, eb);
+    return a->handle;
 }
 
 static void aio_close_listener(int fd)
 {
-    for (zaio_t **pp = &registered; *pp;) {
-        zaio_t *a = *pp;
+    for (zs_listener **pp = &registered; *pp;) {
+        zs_listener *a = *pp;
         if (a->fd == fd) {
             listener_stop(zvar_default_aio_base->loop, a);
             ev_timer_stop(zvar_default_aio_base->loop, &a->pause);
             *pp = a->next;
+            zaio_free(a->handle, 0);
             free(a);
         } else {
             pp = &a->next;
@@ -599,7 +605,7 @@ static int aio_init(struct ev_loop *loop)
 {
     __atomic_store_n(&zs_fd_forget_cb, conn_forget, __ATOMIC_RELEASE);
     const char *how = getenv("ZSERVER_ACCEPT");
-    has_siblings = zconfig_get_int("server-proc-count", 1) > 1;
+    has_siblings = (zconfig_get_int)("server-proc-count", 1) > 1; /* zserver.h's form (zc.h) */
     if (how && !strcmp(how, "plain")) {
         excl_give_up("ZSERVER_ACCEPT=plain");
     } else {
