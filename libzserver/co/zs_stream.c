@@ -6,7 +6,8 @@
  *
  * Semantics follow lib-zc's src/stream/stream.c: reads reset the caller's zbuf first and
  * return the count (0 at end of file with nothing read, -1 on error or timeout); writes are
- * buffered until zstream_flush (or a full buffer); an error is sticky (zstream_is_exception).
+ * buffered until zstream_flush, a full buffer, or the next read that must wait for input; an
+ * error is sticky (zstream_is_exception).
  */
 #include <errno.h>
 #include <poll.h>
@@ -59,13 +60,17 @@ static int wait_ready(int fd, short events, int timeout_s)
     }
 }
 
-/* Fills the read buffer (it is empty): 1 with bytes, 0 at end of file, -1 on error or timeout. */
+/* Fills the read buffer (it is empty), sending pending output first (a request's answer must
+ * be out before we wait for the next request): 1 with bytes, 0 at end of file, -1 on error or
+ * timeout. */
 static int refill(zstream_t *fp)
 {
     if (fp->error)
         return -1;
     if (fp->eof)
         return 0;
+    if (fp->wlen > 0 && zstream_flush(fp) < 0)
+        return -1;
     fp->rp1 = fp->rp2 = 0;
     for (;;) {
         if (fp->rto >= 0 && wait_ready(fp->fd, POLLIN, fp->rto) <= 0) {
