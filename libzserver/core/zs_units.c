@@ -28,7 +28,7 @@ static int parse_unit(const char *s, const unit *units, const char *letters, lon
         p++;
     size_t digits = strspn(p, "0123456789");
     const char *u = p + digits;
-    if (digits == 0 || (u[0] && u[1])) {
+    if (digits == 0 || (u[0] && (u[1] || !isalpha((unsigned char)u[0])))) {
         snprintf(why, whylen, "expected a whole number and an optional unit (%s)", letters);
         return -1;
     }
