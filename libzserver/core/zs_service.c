@@ -44,14 +44,15 @@ static void where(const zs_kv *kv, char *buf, size_t len)
         snprintf(buf, len, "%s", kv->file);
 }
 
-/* Reads an integer key in [min, max] into *out (unchanged when absent).  -1 on error. */
-static int get_num(const zs_config *cf, const char *key, long min, long max, long *out, zs_errs *errs)
+/* Reads a number key in [min, max] into *out with parse (unchanged when absent).  -1 on error. */
+static int get_parsed(const zs_config *cf, const char *key, long min, long max, long *out, zs_errs *errs,
+                      int (*parse)(const char *, long, long, long *, char *, size_t))
 {
     const zs_kv *kv = zs_config_find(cf, key);
     char why[128], w[600];
     if (!kv)
         return 0;
-    if (zs_parse_long(kv->value, min, max, out, why, sizeof(why)) < 0) {
+    if (parse(kv->value, min, max, out, why, sizeof(why)) < 0) {
         where(kv, w, sizeof(w));
         zs_errs_add(errs, "%s: %s: '%s': %s", w, key, kv->value, why);
         return -1;
@@ -59,19 +60,16 @@ static int get_num(const zs_config *cf, const char *key, long min, long max, lon
     return 0;
 }
 
-/* The same for a duration key: lib-zc's units (5s, 2m, 1h; zs_units.h), in seconds. */
+/* An integer key. */
+static int get_num(const zs_config *cf, const char *key, long min, long max, long *out, zs_errs *errs)
+{
+    return get_parsed(cf, key, min, max, out, errs, zs_parse_long);
+}
+
+/* A duration key: lib-zc's units (5s, 2m, 1h; zs_units.h), in seconds. */
 static int get_secs(const zs_config *cf, const char *key, long min, long max, long *out, zs_errs *errs)
 {
-    const zs_kv *kv = zs_config_find(cf, key);
-    char why[128], w[600];
-    if (!kv)
-        return 0;
-    if (zs_parse_seconds(kv->value, min, max, out, why, sizeof(why)) < 0) {
-        where(kv, w, sizeof(w));
-        zs_errs_add(errs, "%s: %s: '%s': %s", w, key, kv->value, why);
-        return -1;
-    }
-    return 0;
+    return get_parsed(cf, key, min, max, out, errs, zs_parse_seconds);
 }
 
 /* Splits a command line on blanks into a NULL-terminated vector. */
