@@ -56,11 +56,11 @@ class Session:
         self.s.close()
 
 
-def aio_cf(m, port, extra=""):
-    # event.cf's keys; the ssl:// listener of the original is left out (no TLS here)
-    return ("server-command = %s\nserver-service = 127.0.0.1:%d\nserver-proc-count = 1\n"
+def aio_cf(m, port, ssl_port, extra=""):
+    # event.cf's keys; `ssl://` names a listener (plain TCP: the sample does no TLS itself)
+    return ("server-command = %s\nserver-service = 127.0.0.1:%d, ssl://127.0.0.1:%d\nserver-proc-count = 1\n"
             "server-log = masterlog,%s\nserver-stop-on-softstop-after = %s\n"
-            % (BIN["aio_server"], port, m.path("log.socket"), extra or "2"))
+            % (BIN["aio_server"], port, ssl_port, m.path("log.socket"), extra or "2"))
 
 
 def co_cf(port, after="5"):
@@ -70,9 +70,9 @@ def co_cf(port, after="5"):
 
 class AioSample(MasterTest):
     def start(self, after=""):
-        self.port = free_port()
+        self.port, self.ssl_port = free_port(), free_port()
         m = self.master()
-        m.write("event.cf", aio_cf(m, self.port, after))
+        m.write("event.cf", aio_cf(m, self.port, self.ssl_port, after))
         m.start(expect_children=1)
         return m
 
@@ -87,8 +87,12 @@ class AioSample(MasterTest):
         self.assertEqual(c.say("exit"), b"your input: exit\n")
         self.assertTrue(c.closed())
         c.close()
+        s = Session(self.ssl_port)  # the second listener, registered the same way
+        self.assertEqual(s.line(), b"echo server, support command: exit, DETACH\n")
+        self.assertEqual(s.say("two"), b"your input: two\n")
+        s.close()
         # the 1 s timer: "L all:1, current:0" and so on, cycling through LIB-ZC, via masterlog
-        wait_until(lambda: "all:1, current:0" in m.log(), 5, what="a timer line after the session")
+        wait_until(lambda: "all:2, current:0" in m.log(), 5, what="a timer line after the sessions")
         ticks = [ln for ln in m.log().splitlines() if "timer_cb" in ln and " all:" in ln]
         self.assertGreaterEqual(len(ticks), 1)
         wait_until(lambda: len([ln for ln in m.log().splitlines() if "timer_cb" in ln]) >= len(ticks) + 2, 5,
