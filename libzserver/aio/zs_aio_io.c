@@ -397,14 +397,12 @@ void zaio_cache_puts(zaio_t *aio, const char *s)
 
 void zaio_cache_printf_1024(zaio_t *aio, const char *fmt, ...)
 {
-    char buf[1024 + 1];
+    ZSTACK_BUF(bf, 1024);
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    zbuf_vprintf_1024(bf, fmt, ap);
     va_end(ap);
-    if (n > 1024)
-        n = 1024;
-    cache_append(&aio->wc, buf, n);
+    cache_append(&aio->wc, zbuf_data(bf), zbuf_len(bf));
 }
 
 void zaio_cache_flush(zaio_t *aio, void (*callback)(zaio_t *aio))

@@ -216,12 +216,12 @@ int zstream_puts(zstream_t *fp, const char *s)
 
 int zstream_printf_1024(zstream_t *fp, const char *fmt, ...)
 {
-    char buf[1024 + 1];
+    ZSTACK_BUF(bf, 1024);
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    zbuf_vprintf_1024(bf, fmt, ap);
     va_end(ap);
-    return zstream_write(fp, buf, n > 1024 ? 1024 : n);
+    return zstream_write(fp, zbuf_data(bf), zbuf_len(bf));
 }
 
 int zstream_close(zstream_t *fp, int release_ioctx)

@@ -3,6 +3,8 @@
  * of both modes (aio/zs_aio_io.c, co/zs_stream.c) and by programs through zc.h.
  * Invariant: data[len] == 0 and len <= size; a static (ZSTACK_BUF) buffer never reallocates.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "zs_err.h"
@@ -75,4 +77,21 @@ void zbuf_trim_right_rn(zbuf_t *bf)
     while (bf->len > 0 && (bf->data[bf->len - 1] == '\n' || bf->data[bf->len - 1] == '\r'))
         bf->len--;
     bf->data[bf->len] = 0;
+}
+
+void zbuf_vprintf_1024(zbuf_t *bf, const char *fmt, va_list ap)
+{
+    char buf[1024 + 1];
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    if (n > 1024)
+        n = 1024;
+    zbuf_memcat(bf, buf, n);
+}
+
+void zbuf_printf_1024(zbuf_t *bf, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    zbuf_vprintf_1024(bf, fmt, ap);
+    va_end(ap);
 }

@@ -6,6 +6,7 @@
  */
 #ifndef ZSERVER_CORE_H
 #define ZSERVER_CORE_H
+#include <stdarg.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,6 +63,9 @@ void zbuf_memcat(zbuf_t *bf, const void *src, int len);
 void zbuf_strcat(zbuf_t *bf, const char *src);
 #define zbuf_puts zbuf_strcat
 void zbuf_put(zbuf_t *bf, int ch);
+/* Appends the formatted text, cut at 1024 bytes (lib-zc's limit). */
+void zbuf_printf_1024(zbuf_t *bf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void zbuf_vprintf_1024(zbuf_t *bf, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Drops every trailing \r and \n. */
 void zbuf_trim_right_rn(zbuf_t *bf);
 

@@ -40,6 +40,14 @@ START_TEST(test_zbuf_grows_and_trims)
     ck_assert_int_eq(zbuf_len(bf), 0);
     zbuf_put(bf, 'x');
     ck_assert_str_eq(zbuf_data(bf), "x");
+    zbuf_printf_1024(bf, "%d-%s", 42, "y");
+    ck_assert_str_eq(zbuf_data(bf), "x42-y");
+    char big[3000];
+    memset(big, 'z', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    zbuf_reset(bf);
+    zbuf_printf_1024(bf, "%s", big); /* cut at 1024, as lib-zc */
+    ck_assert_int_eq(zbuf_len(bf), 1024);
     zbuf_free(bf);
 }
 END_TEST
