@@ -1,4 +1,4 @@
-"""lib-zc's own master/server samples (../shared/libzc-samples/: aio_server.c, coroutine_server.c,
+"""lib-zc's own master/server samples (../shared/libzc-samples/, or $LIBZC_SAMPLES: aio_server.c, coroutine_server.c,
 unmodified) built against libzserver's zc.h with only the include path changed, and run under
 masterd with .cf files holding the samples' keys (our ports and paths): echo, `exit`, `DETACH`
 (a replacement appears), `EXIT`, the aio sample's 1 s timer lines (through server-log =
@@ -12,14 +12,19 @@ import unittest
 
 from lib import BUILD, MasterTest, ROOT, alive, free_port, wait_until
 
-SAMPLES = os.path.normpath(os.path.join(ROOT, "..", "shared", "libzc-samples"))
+SAMPLES = os.environ.get("LIBZC_SAMPLES") or os.path.normpath(os.path.join(ROOT, "..", "shared", "libzc-samples"))
 OUT = os.path.join(BUILD, "libzc")
 BIN = {}
 
 
-def setUpModule():
-    if not os.path.isdir(SAMPLES):
-        raise unittest.SkipTest("lib-zc samples not found at %s: nothing to build" % SAMPLES)
+HAVE_SAMPLES = os.path.isdir(SAMPLES)
+WHY_SKIP = "lib-zc samples not found at %s: nothing to build" % SAMPLES
+
+
+def build_samples():
+    """Builds both samples into build/libzc/ once (the first test class that needs them)."""
+    if BIN:
+        return
     os.makedirs(OUT, exist_ok=True)
     san = ["-fsanitize=address,undefined"] if os.path.basename(BUILD) == "build-san" else []
     for name in ("aio_server", "coroutine_server"):
@@ -68,7 +73,12 @@ def co_cf(port, after="5"):
             "server-stop-on-softstop-after = %s\n" % (BIN["coroutine_server"], port, after))
 
 
+@unittest.skipUnless(HAVE_SAMPLES, WHY_SKIP)
 class AioSample(MasterTest):
+    @classmethod
+    def setUpClass(cls):
+        build_samples()
+
     def start(self, after=""):
         self.port, self.ssl_port = free_port(), free_port()
         m = self.master()
@@ -133,7 +143,12 @@ class AioSample(MasterTest):
         wait_until(lambda: not alive(old), 5, what="the old process to end with masterd")
 
 
+@unittest.skipUnless(HAVE_SAMPLES, WHY_SKIP)
 class CoroutineSample(MasterTest):
+    @classmethod
+    def setUpClass(cls):
+        build_samples()
+
     def start(self, after="5"):
         self.port = free_port()
         m = self.master()
