@@ -109,6 +109,22 @@ class AioSample(MasterTest):
                    what="two more timer lines")
         self.assertEqual(m.stop(), 0)
 
+    def test_a_line_longer_than_gets_max_len_comes_back_in_pieces(self):
+        # zaio_gets(aio, 10240, ...): a longer line is answered 10240 bytes at a time, and the
+        # process keeps serving the others
+        m = self.start()
+        c = Session(self.port)
+        c.line()
+        c.s.sendall(b"x" * 25000 + b"\n")
+        pieces = [c.line() for _ in range(3)]
+        self.assertEqual([len(p) for p in pieces], [12 + 10240 + 1, 12 + 10240 + 1, 12 + 4520 + 1])
+        self.assertEqual(b"".join(p[12:-1] for p in pieces), b"x" * 25000)
+        d = Session(self.port)
+        self.assertEqual(d.line(), b"echo server, support command: exit, DETACH\n")
+        d.close()
+        c.close()
+        self.assertEqual(m.stop(), 0)
+
     def test_detach_brings_a_replacement(self):
         m = self.start()
         first = m.children()[0]
