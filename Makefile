@@ -138,7 +138,7 @@ install: all
 	install -m 0755 $(B)/libzserver.so $(DESTDIR)$(PREFIX)/lib/libzserver.so.$(VERSION)
 	ln -sf libzserver.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libzserver.so.0
 	ln -sf libzserver.so.0 $(DESTDIR)$(PREFIX)/lib/libzserver.so
-	install -m 0644 libzserver/zserver.h libzserver/core/zserver_core.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 libzserver/zserver.h libzserver/zc.h libzserver/zc_coroutine.h libzserver/core/zserver_core.h $(DESTDIR)$(PREFIX)/include/
 	install -m 0644 $(B)/libzserver.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/libzserver.pc
 	@if [ -d man ]; then for m in man/*.[0-9]; do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done; fi
 

@@ -41,7 +41,9 @@ int zaio_server_main(int argc, char **argv);
 void zaio_server_stop_notify(int stop_after_second);
 void zaio_server_detach_from_master(void);
 /* Accepts every pending connection on the non-blocking listener fd and calls callback(new_fd)
- * (new_fd is non-blocking and close-on-exec; the callback owns it).  Refuses a fifo (NULL). */
+ * (new_fd is non-blocking and close-on-exec; the callback owns it).  Refuses a fifo (NULL).
+ * Returns the listener's zaio_t (zc.h) as lib-zc does: the runtime owns it and frees it when it
+ * closes the listener at soft-stop; do not free it or make requests on it. */
 zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, void (*callback)(int));
 
 /* aio mode owns libev's release/acquire callback slot of its loop (ev_set_loop_release_cb: the
@@ -64,8 +66,9 @@ int zcoroutine_server_main(int argc, char **argv);
 void zcoroutine_server_stop_notify(int stop_after_second);
 void zcoroutine_server_detach_from_master(void);
 
-/* Starts fn(ctx) in a new coroutine with a stack of stack_kb KiB (0: 128 KiB, at least 16),
- * below a guard page; it first runs when the loop does.  0, or -1 with errno (EINVAL, ENOMEM,
+/* Starts fn(ctx) in a new coroutine with a stack of stack_kb KiB (< 1: 128 KiB, as lib-zc's -1;
+ * at least 16), below a guard page; it first runs when the loop does.  0, or -1 with errno
+ * (EINVAL for no fn, ENOMEM,
  * EPERM from another thread than the one running the coroutines).  Start coroutines from the
  * hooks (service_register, before_service) or from other coroutines, not before
  * zcoroutine_server_main.  Inside a coroutine, blocking socket calls, poll and the sleeps yield

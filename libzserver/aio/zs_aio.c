@@ -31,15 +31,18 @@
 #include "core/zs_board.h"
 #include "core/zs_err.h"
 #include "server/zs_server.h"
-#include "zserver.h"
+#include "zc.h"
 
 #define ACCEPT_BATCH 64
 
-struct zaio_t {
+/* One listener accepted on (zaio_server_general_aio_register).  Not lib-zc's zaio_t, which is
+ * the buffered aio of zs_aio_io.c: a registration hands the program one of those (handle). */
+typedef struct zs_listener {
     zs_acc acc;       /* the listener's watcher and its place in the accept strategy */
+    zaio_t *handle;   /* what the registration returned to the program */
     ev_timer pause;   /* out of fds with no reserve: resume accepting after a pause */
     void (*callback)(int);
-};
+} zs_listener;
 
 struct zaio_timer_t {
     ev_timer w;
@@ -60,7 +63,7 @@ static size_t conn_nbits;
 static int reserve_fd = -1;
 /* The listener whose connection callback runs now, and whether that callback closed it (then
  * accept_one frees it once the callback has returned, and nobody touches it after). */
-static zaio_t *in_callback;
+static zs_listener *in_callback;
 static int in_callback_closed;
 static unsigned long shed_count;  /* connections closed unserved since the last report */
 static time_t shed_reported;
@@ -121,14 +124,21 @@ static void conn_forget(int fd)
 static void pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
-    zaio_t *a = (zaio_t *)((char *)t - offsetof(zaio_t, pause));
+    zs_listener *a = (zs_listener *)((char *)t - offsetof(zs_listener, pause));
     take_reserve();
     zs_accept_start(loop, &a->acc);
 }
 
+/* The program's handle goes with the listener; the fd is the runtime's to close. */
+static void listener_free(zs_listener *a)
+{
+    zaio_free(a->handle, 0);
+    free(a);
+}
+
 /* Accepts one connection; 1 when one was handed over (or shed), 0 when there is none now,
  * -1 when the connection's callback closed the listener (a is freed). */
-static int accept_one(struct ev_loop *loop, zaio_t *a)
+static int accept_one(struct ev_loop *loop, zs_listener *a)
 {
     for (;;) {
         int fd = accept4(a->acc.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -140,7 +150,7 @@ static int accept_one(struct ev_loop *loop, zaio_t *a)
             a->callback(fd);
             in_callback = NULL;
             if (in_callback_closed) {
-                free(a);
+                listener_free(a);
                 return -1;
             }
             return 1;
@@ -178,7 +188,7 @@ static int accept_one(struct ev_loop *loop, zaio_t *a)
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
-    zaio_t *a = (zaio_t *)((char *)w - offsetof(zaio_t, acc.w));
+    zs_listener *a = (zs_listener *)((char *)w - offsetof(zs_listener, acc.w));
     stat_wakeups++;
     int r;
     if (zs_accept_is_exclusive(&a->acc)) {
@@ -215,13 +225,14 @@ zaio_t *zaio_server_general_aio_register(zaio_base_t *eb, int fd, int fd_type, v
         return NULL;
     }
     take_reserve();
-    zaio_t *a = zs_xcalloc(1, sizeof(*a));
+    zs_listener *a = zs_xcalloc(1, sizeof(*a));
     a->acc.fd = fd;
     a->callback = callback;
     ev_io_init(&a->acc.w, accept_cb, fd, EV_READ);
     ev_init(&a->pause, pause_cb);
     zs_accept_add(eb->loop, &a->acc);
-    return a;
+    a->handle = zaio_create_by_fd(fd, eb);
+    return a->handle;
 }
 
 void zs_aio_close_listener(int fd)
@@ -229,13 +240,13 @@ void zs_aio_close_listener(int fd)
     struct ev_loop *loop = zvar_default_aio_base->loop;
     zs_acc *l;
     while ((l = zs_accept_find(fd))) {
-        zaio_t *a = (zaio_t *)((char *)l - offsetof(zaio_t, acc));
+        zs_listener *a = (zs_listener *)((char *)l - offsetof(zs_listener, acc));
         zs_accept_remove(loop, l);
         ev_timer_stop(loop, &a->pause);
         if (a == in_callback)
             in_callback_closed = 1;
         else
-            free(a);
+            listener_free(a);
     }
     close(fd);
 }
@@ -277,7 +288,7 @@ void zaio_timer_cancel(zaio_timer_t *t)
 static int aio_init(struct ev_loop *loop)
 {
     __atomic_store_n(&zs_fd_forget_cb, conn_forget, __ATOMIC_RELEASE);
-    zs_accept_init(loop, zconfig_get_int("server-proc-count", 1) > 1);
+    zs_accept_init(loop, (zconfig_get_int)("server-proc-count", 1) /* zserver.h's form (zc.h) */ > 1);
     return 0;
 }
 

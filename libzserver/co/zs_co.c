@@ -379,7 +379,7 @@ double zs_co_now(void)
 
 int zcoroutine_go(void *(*fn)(void *), void *ctx, int stack_kb)
 {
-    if (!fn || stack_kb < 0) {
+    if (!fn) {
         errno = EINVAL;
         return -1;
     }
@@ -391,7 +391,8 @@ int zcoroutine_go(void *(*fn)(void *), void *ctx, int stack_kb)
         errno = EPERM; /* the runtime belongs to the thread that runs its loop */
         return -1;
     }
-    size_t size = stack_kb ? (size_t)stack_kb * 1024 : ZS_CO_DEFAULT_STACK;
+    /* < 1 is the default: lib-zc's programs pass -1 */
+    size_t size = stack_kb > 0 ? (size_t)stack_kb * 1024 : ZS_CO_DEFAULT_STACK;
     if (size < ZS_CO_MIN_STACK)
         size = ZS_CO_MIN_STACK;
     size = (size + page_size() - 1) & ~(page_size() - 1);

@@ -73,4 +73,8 @@ size_t zs_co_free_stacks(void);
 /* Marks fd as a listener libzserver made non-blocking (not the program): inside coroutines,
  * accept on it waits instead of returning EAGAIN.  (zs_co_hook.c) */
 void zs_co_hook_mark_listener(int fd);
+/* fd, a listener, is about to be closed by a soft-stop: a coroutine in accept() on it, now or
+ * later, stays parked there instead of failing with EBADF (lib-zc's accept loops treat any
+ * error but EAGAIN/EINTR as fatal), while the process's open connections finish.  (zs_co_hook.c) */
+void zs_co_hook_retire_listener(int fd);
 #endif

@@ -138,6 +138,31 @@ void zs_co_hook_mark_listener(int fd)
         s->lib_nonblock = 1;
 }
 
+/* Listener fds closed by a soft-stop (zs_co_hook_retire_listener), until the number is reused. */
+#define RETIRED_MAX 64
+static int retired[RETIRED_MAX];
+static int nretired;
+
+void zs_co_hook_retire_listener(int fd)
+{
+    if (fd >= 0 && nretired < RETIRED_MAX)
+        retired[nretired++] = fd;
+}
+
+int zs_hook_listener_retired(int fd)
+{
+    for (int i = 0; i < nretired; i++)
+        if (retired[i] == fd)
+            return 1;
+    return 0;
+}
+
+void zs_hook_park_forever(void)
+{
+    for (;;)
+        zs_co_wait(-1);
+}
+
 /* ---- waiting ---- */
 
 int zs_hook_wait_io(int fd, int events, long long timeout_us, double *deadline)

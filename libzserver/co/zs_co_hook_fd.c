@@ -37,6 +37,8 @@ static int co_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     fdst *s = fdst_sock(fd);
     if (!s) {
         int r = REAL(accept4)(fd, addr, len, flags);
+        if (r < 0 && errno == EBADF && zs_hook_listener_retired(fd) && REAL(fcntl)(fd, F_GETFD) < 0)
+            zs_hook_park_forever(); /* soft-stop closed it: see zs_co_hook_retire_listener */
         if (r < 0)
             accept_failed_politely();
         return r;
@@ -75,7 +77,14 @@ static int co_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
         }
         if (!flip && !s->lib_nonblock)
             return -1; /* the program's non-blocking listener: EAGAIN is its answer */
-        if (zs_hook_wait_io(fd, EV_READ, s->rcv_us, &deadline) < 0)
+        int lib = s->lib_nonblock;
+        if (zs_hook_wait_io(fd, EV_READ, s->rcv_us, &deadline) < 0) {
+            if (errno == EBADF && lib && zs_hook_listener_retired(fd))
+                zs_hook_park_forever(); /* soft-stop closed it: see zs_co_hook_retire_listener */
+            return -1;
+        }
+        s = fdst_sock(fd); /* the wait may have moved the table */
+        if (!s)
             return -1;
     }
 }

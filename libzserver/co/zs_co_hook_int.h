@@ -104,6 +104,11 @@ static inline int wants_blocking(const fdst *s)
     return s->lib_nonblock || !s->nonblock;
 }
 
+/* fd was a listener closed by a soft-stop (zs_co_hook_retire_listener) and is still closed. */
+int zs_hook_listener_retired(int fd) ZS_HOOK_HIDDEN;
+/* Parks the calling coroutine for good (nothing wakes it; the process ends around it). */
+void zs_hook_park_forever(void) ZS_HOOK_HIDDEN __attribute__((noreturn));
+
 /* Waits for fd, within timeout_us (0: none) counted from the first wait of this call
  * (*deadline, 0 until then).  0 when ready; -1 with EAGAIN (timed out) or EBADF (closed). */
 int zs_hook_wait_io(int fd, int events, long long timeout_us, double *deadline) ZS_HOOK_HIDDEN;

@@ -6,15 +6,16 @@
  * The program's service_register hook usually starts an accept loop coroutine per listener;
  * those listeners are non-blocking (masterd's contract), so they are marked as made so by the
  * library: accept() inside a coroutine waits on them instead of returning EAGAIN.  At soft-stop
- * the skeleton closes each listener with close_listener: close() wakes a coroutine blocked in
- * accept() on it, which gets -1/EBADF and can leave its loop.
+ * the skeleton closes each listener with close_listener; a coroutine blocked in accept() on it
+ * stays parked there (lib-zc's accept loops die on EBADF, which would cut the sessions the
+ * soft-stop lets finish), and the process ends when they have finished or the deadline passes.
  */
 #include <signal.h>
 #include <unistd.h>
 #include <ev.h>
 #include "zs_co.h"
 #include "server/zs_server.h"
-#include "zserver.h"
+#include "zc_coroutine.h"
 
 void (*zcoroutine_server_service_register)(const char *service, int fd, int fd_type) = 0;
 void (*zcoroutine_server_before_service)(void) = 0;
@@ -51,7 +52,8 @@ static void co_loop_stop(struct ev_loop *loop)
 
 static void co_close_listener(int fd)
 {
-    close(fd); /* the hook wakes coroutines waiting on fd first */
+    zs_co_hook_retire_listener(fd);
+    close(fd); /* the hook wakes coroutines waiting on fd first; they park again */
 }
 
 static const zs_server_mode coroutine_mode = {
@@ -72,4 +74,16 @@ void zcoroutine_server_stop_notify(int stop_after_second)
 void zcoroutine_server_detach_from_master(void)
 {
     zs_server_detach();
+}
+
+/* lib-zc's zc_coroutine.h: there is one base, the server's. */
+void zcoroutine_base_stop_notify(zcoroutine_base_t *cobs)
+{
+    (void)cobs;
+    zs_server_stop_notify(0);
+}
+
+void zcoroutine_sleep_millisecond(int milliseconds)
+{
+    zcoroutine_sleep_ms(milliseconds);
 }

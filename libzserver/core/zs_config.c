@@ -434,7 +434,7 @@ int zs_parse_long(const char *s, long min, long max, long *out, char *why, size_
 
 int zs_parse_bool(const char *s)
 {
-    static const char *yes[] = { "yes", "true", "on", "1", NULL }, *no[] = { "no", "false", "off", "0", NULL };
+    static const char *yes[] = { "yes", "true", "on", "1", "y", NULL }, *no[] = { "no", "false", "off", "0", "n", NULL };
     for (int i = 0; yes[i]; i++) {
         if (!strcasecmp(s, yes[i]))
             return 1;

@@ -72,6 +72,6 @@ int zs_config_from_memfd(zs_config *c, int fd, char *why, size_t whylen);
 /* Strict number parsing: the whole string must be a base-10 integer in [min, max].
  * Return 0 and set *out, or -1 and write the reason ("not a number", "out of range 1..4096"). */
 int zs_parse_long(const char *s, long min, long max, long *out, char *why, size_t whylen);
-/* yes/no/true/false/on/off/1/0; -1 when it is none of them. */
+/* yes/no/true/false/on/off/1/0/y/n (lib-zc's words and ours); -1 when it is none of them. */
 int zs_parse_bool(const char *s);
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "zs_log.h"
 #include "zs_service.h"
+#include "zs_units.h"
 
 static const char *known_keys[] = {
     "server-command", "server-service", "server-proc-count", "server-log",
@@ -43,19 +44,32 @@ static void where(const zs_kv *kv, char *buf, size_t len)
         snprintf(buf, len, "%s", kv->file);
 }
 
-/* Reads an integer key in [min, max] into *out (unchanged when absent).  -1 on error. */
-static int get_num(const zs_config *cf, const char *key, long min, long max, long *out, zs_errs *errs)
+/* Reads a number key in [min, max] into *out with parse (unchanged when absent).  -1 on error. */
+static int get_parsed(const zs_config *cf, const char *key, long min, long max, long *out, zs_errs *errs,
+                      int (*parse)(const char *, long, long, long *, char *, size_t))
 {
     const zs_kv *kv = zs_config_find(cf, key);
     char why[128], w[600];
     if (!kv)
         return 0;
-    if (zs_parse_long(kv->value, min, max, out, why, sizeof(why)) < 0) {
+    if (parse(kv->value, min, max, out, why, sizeof(why)) < 0) {
         where(kv, w, sizeof(w));
         zs_errs_add(errs, "%s: %s: '%s': %s", w, key, kv->value, why);
         return -1;
     }
     return 0;
+}
+
+/* An integer key. */
+static int get_num(const zs_config *cf, const char *key, long min, long max, long *out, zs_errs *errs)
+{
+    return get_parsed(cf, key, min, max, out, errs, zs_parse_long);
+}
+
+/* A duration key: lib-zc's units (5s, 2m, 1h; zs_units.h), in seconds. */
+static int get_secs(const zs_config *cf, const char *key, long min, long max, long *out, zs_errs *errs)
+{
+    return get_parsed(cf, key, min, max, out, errs, zs_parse_seconds);
 }
 
 /* Splits a command line on blanks into a NULL-terminated vector. */
@@ -291,13 +305,13 @@ int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, c
     check_env(s, cf, errs);
     if (get_num(cf, "server-proc-count", 1, 4096, &n, errs) == 0 && zs_config_find(cf, "server-proc-count"))
         s->proc_count = (int)n;
-    if (get_num(cf, "server-stop-on-softstop-after", 0, 86400, &n, errs) == 0 && zs_config_find(cf, "server-stop-on-softstop-after"))
+    if (get_secs(cf, "server-stop-on-softstop-after", 0, 86400, &n, errs) == 0 && zs_config_find(cf, "server-stop-on-softstop-after"))
         s->softstop_after = (int)n;
     if (get_num(cf, "server-listen-backlog", 1, 65535, &n, errs) == 0 && zs_config_find(cf, "server-listen-backlog"))
         s->backlog = (int)n;
     if (get_num(cf, "server-max-nofile", 16, 1 << 24, &n, errs) == 0 && zs_config_find(cf, "server-max-nofile"))
         s->max_nofile = n;
-    if (get_num(cf, "server-ready-timeout", 1, 86400, &n, errs) == 0 && zs_config_find(cf, "server-ready-timeout"))
+    if (get_secs(cf, "server-ready-timeout", 1, 86400, &n, errs) == 0 && zs_config_find(cf, "server-ready-timeout"))
         s->ready_timeout = (int)n;
 
     for (const zs_kv *kv = zs_config_find(cf, "server-service"); kv; kv = zs_config_next(cf, "server-service", kv)) {

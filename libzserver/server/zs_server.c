@@ -180,7 +180,7 @@ static void arm_exit(int secs)
 
 static int softstop_after(void)
 {
-    int m = (int)zconfig_get_int("server-stop-on-softstop-after", 0);
+    int m = (int)zs_server_config_seconds("server-stop-on-softstop-after", 0);
     return m < 0 ? 0 : m;
 }
 
@@ -260,7 +260,8 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;
     (void)revents;
-    (void)w;
+    if (w->signum == SIGINT)
+        zvar_sigint_flag = 1; /* lib-zc's programs look at it (zc.h) */
     softstop(S.detached ? softstop_after() : -1);
 }
 

@@ -43,6 +43,12 @@ static inline void zs_fd_forget(int fd)
         cb(fd);
 }
 
+/* A duration setting of the merged view in seconds, lib-zc's units allowed (5s, 2m; zs_units.h);
+ * a value that does not parse is fatal, naming where it was set (zs_zconfig.c). */
+long zs_server_config_seconds(const char *key, long def);
+/* 1 once SIGINT arrived (lib-zc's zvar_sigint_flag, zc.h). */
+extern int zvar_sigint_flag;
+
 /* The merged config view behind zconfig_get_*. */
 extern zs_config zs_server_config;
 

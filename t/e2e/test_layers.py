@@ -78,6 +78,8 @@ class Layers(unittest.TestCase):
         self.assertIn("masterd may not use server", out)
         out = self.check_copy("libzserver/core/zs_board.c", '#include "zserver.h"')
         self.assertIn("public zserver.h", out)
+        out = self.check_copy("masterd/md_set.c", '#include "zc.h"')
+        self.assertIn("public zc.h", out)
         out = self.check_copy("libzserver/core/zs_board.c", '#include "zs_spawn.h"')
         self.assertIn("named with its folder", out)
 

@@ -10,7 +10,8 @@ directory, from the archives:
 
 1. includes: a file includes headers of its own layer (bare name) or of a lower layer
    ("core/zs_log.h"); the public zserver.h is the top and only server, aio, co and programs
-   include it (core/zserver_core.h is the public part that core and super may use);
+   include it (core/zserver_core.h is the public part that core and super may use); lib-zc's
+   compatibility headers zc.h and zc_coroutine.h sit beside it and follow the same rule;
 2. symbols: every symbol an archive needs from the library is defined in its own layer or a
    lower one (`nm`), so a dependency hidden behind an extern declaration is caught too.
 
@@ -26,7 +27,7 @@ import sys
 LAYERS = ["core", "super", "server", "aio", "co"]
 RANK = {"core": 0, "super": 1, "server": 2, "aio": 3, "co": 3, "masterd": 2}
 # Who may use whom, beyond "strictly lower rank": nobody; siblings (aio, co) may not.
-TOP_HEADER = "zserver.h"
+TOP_HEADERS = ("zserver.h", "zc.h", "zc_coroutine.h")
 
 
 def may_use(user, used):
@@ -54,10 +55,10 @@ def check_sources(top):
             rel = os.path.relpath(p, top)
             for n, inc in includes(p):
                 where = "%s:%d: #include \"%s\"" % (rel, n, inc)
-                if inc == TOP_HEADER:
+                if inc in TOP_HEADERS:
                     if RANK[layer] < RANK["server"] or layer == "masterd":
-                        bad.append("%s: the public zserver.h declares the server runtime; %s uses "
-                                   "core/zserver_core.h" % (where, layer))
+                        bad.append("%s: the public %s declares the server runtime; %s uses "
+                                   "core/zserver_core.h" % (where, inc, layer))
                     continue
                 if "/" not in inc:
                     if layer == "masterd" or os.path.exists(os.path.join(d, inc)):

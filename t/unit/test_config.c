@@ -690,8 +690,9 @@ END_TEST
 
 START_TEST(test_parse_bool)
 {
-    const char *yes[] = { "yes", "YES", "true", "On", "1" }, *no[] = { "no", "False", "off", "0" };
-    const char *neither[] = { "", "y", "2", "yes ", "enable" };
+    /* ours and lib-zc's words (its zstr_to_bool takes y and n too) */
+    const char *yes[] = { "yes", "YES", "true", "On", "1", "y", "Y" }, *no[] = { "no", "False", "off", "0", "n" };
+    const char *neither[] = { "", "2", "yes ", "enable", "ye" };
     for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++)
         ck_assert_int_eq(zs_parse_bool(yes[i]), 1);
     for (size_t i = 0; i < sizeof(no) / sizeof(*no); i++)
