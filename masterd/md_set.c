@@ -138,6 +138,13 @@ static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf,
         zs_service_free(&m->svc);
         ok = 0;
     }
+    /* Children get server-log with its path made absolute (they may run in a server-chdir). */
+    const zs_kv *lkv = ok && m->svc.log ? zs_config_find(&m->cf, "server-log") : NULL;
+    if (lkv && strcmp(lkv->value, m->svc.log)) {
+        char *file = zs_xstrdup(lkv->file);
+        zs_config_set(&m->cf, "server-log", m->svc.log, file, lkv->line);
+        free(file);
+    }
     char why[256];
     if (ok && (m->cf_fd = zs_config_to_memfd(&m->cf, why, sizeof(why))) < 0) {
         zs_errs_add(errs, "%s: cannot hold the config for its children: %s", path, why);

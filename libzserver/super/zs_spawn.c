@@ -185,6 +185,9 @@ static void common_setup(const zs_spawn_req *r, pid_t parent, const gid_t *group
             die(r, "server-user: could regain root", 126);
         }
     }
+    /* After the drop: the service's user must be able to enter it. */
+    if (svc->chdir && chdir(svc->chdir) < 0)
+        die(r, "chdir for server-chdir", 126);
     /* Last: the kernel clears the parent-death signal whenever the credentials change, so
      * asking before the setuid() above would leave a server-user child orphaned for good. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)

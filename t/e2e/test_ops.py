@@ -1,0 +1,164 @@
+"""Operator features (issues #15, #16 §3): relative paths from the config directory, bare unix
+paths and lib-zc's master-* keys refused, server-chdir, server-stop-signal.
+
+Every test runs masterd from a working directory that is NOT the config directory, as
+general_master.sh does, so a path taken from the wrong place fails.
+"""
+import os
+import signal
+import stat
+
+import lib
+from lib import FDSERVER, MasterTest, wait_until
+
+# A plain program (never says HELLO): records its working directory, then every stop signal it
+# gets, and leaves 0.2 s after one (its "drain").
+PLAIN = r"""#!/usr/bin/env python3
+import os, signal, sys, time
+out = sys.argv[1]
+with open(out, "a") as f:
+    f.write("cwd %s\n" % os.getcwd())
+stop = []
+def on(sig, frame):
+    with open(out, "a") as f:
+        f.write("signal %s\n" % signal.Signals(sig).name)
+    stop.append(time.monotonic())
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+    signal.signal(s, on)
+while not stop or time.monotonic() - stop[0] < 0.2:
+    time.sleep(0.02)
+with open(out, "a") as f:
+    f.write("drained\n")
+"""
+
+
+class Ops(MasterTest):
+    def elsewhere(self, m):
+        """A working directory for masterd that is neither the config dir nor its parent."""
+        d = m.path("elsewhere")
+        os.makedirs(d, exist_ok=True)
+        m.cwd = d
+        return m
+
+    def plain(self, m):
+        p = m.path("cf", "plain.py")
+        with open(p, "w") as f:
+            f.write(PLAIN)
+        os.chmod(p, 0o755)
+        return p
+
+    def lines(self, path):
+        try:
+            with open(path) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
+    # ---- relative paths (CONTRACT §2) ----
+
+    def test_relative_paths_from_config_dir(self):
+        m = self.elsewhere(self.master())
+        os.symlink(FDSERVER, m.path("cf", "fd"))
+        os.mkdir(m.path("cf", "run"))
+        m.write("a.cf", "server-command = ./fd serve\nserver-service = ./run/a.sock\n")
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m.start(expect_children=1)
+        self.assertTrue(stat.S_ISSOCK(os.lstat(m.path("cf", "run", "a.sock")).st_mode))
+        self.assertFalse(os.path.exists(m.path("elsewhere", "run")))
+        rep = lib.report(m.path("cf", "run", "a.sock"))
+        self.assertTrue(rep)
+
+    def test_relative_path_errors_say_relative_to_what(self):
+        m = self.elsewhere(self.master())
+        cf = os.path.realpath(m.path("cf"))
+        m.write("a.cf", "server-command = ./nothing-here\nserver-service = ./run/a.sock\n")
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("a.cf:1: server-command: './nothing-here' (relative to the config directory %s): "
+                      "No such file or directory" % cf, r.stderr)
+        self.assertIn("a.cf:2: server-service: './run/a.sock': directory '%s/run' does not exist "
+                      "(relative to the config directory %s)" % (cf, cf), r.stderr)
+
+    # ---- refused spellings (issue #16 §3) ----
+
+    def test_bare_unix_path_refused_with_a_hint(self):
+        m = self.master({"a.cf": "server-command = %s\nserver-service = imapd.sock\n" % FDSERVER})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2)
+        self.assertRegex(r.stderr, r"a\.cf:2: server-service: 'imapd\.sock': .*write local:imapd\.sock or "
+                                   r"\./imapd\.sock")
+
+    def test_master_chroot_and_chdir_refused(self):
+        m = self.master({"a.cf": "server-command = %s\nmaster-chdir = /tmp\n" % FDSERVER,
+                         "g.gcf": "master-chroot = /var/empty\n"})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2)
+        self.assertRegex(r.stderr, r"a\.cf:2: master-chdir: not supported: .*server-chdir")
+        self.assertRegex(r.stderr, r"g\.gcf:1: master-chroot: not supported")
+
+    # ---- server-chdir ----
+
+    def test_server_chdir_relative_to_config_dir(self):
+        m = self.elsewhere(self.master())
+        script = self.plain(m)
+        os.mkdir(m.path("cf", "work"))
+        out = m.path("out")
+        m.write("p.cf", "server-command = ./plain.py %s\nserver-chdir = work\n" % out)
+        m.start(expect_children=1)
+        wait_until(lambda: self.lines(out), 5, what="the program's first line")
+        self.assertEqual(self.lines(out)[0], "cwd %s" % os.path.realpath(m.path("cf", "work")))
+        self.assertTrue(script)
+
+    def test_server_chdir_errors(self):
+        m = self.elsewhere(self.master())
+        cf = os.path.realpath(m.path("cf"))
+        with open(m.path("cf", "file"), "w"):
+            pass
+        m.write("a.cf", "server-command = %s\nserver-chdir = missing\n" % FDSERVER)
+        m.write("b.cf", "server-command = %s\nserver-chdir = file\n" % FDSERVER)
+        m.write("c.cf", "server-command = %s\nserver-stop-signal = KILL\n" % FDSERVER)
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("a.cf:2: server-chdir: 'missing' (relative to the config directory %s): No such file "
+                      "or directory" % cf, r.stderr)
+        self.assertIn("b.cf:2: server-chdir: 'file' (relative to the config directory %s) is not a directory"
+                      % cf, r.stderr)
+        self.assertIn("c.cf:2: server-stop-signal: 'KILL': expected TERM, INT, QUIT, HUP, USR1 or USR2", r.stderr)
+
+    # ---- server-stop-signal ----
+
+    def stop_signal_case(self, key, want):
+        m = self.elsewhere(self.master())
+        self.plain(m)
+        out = m.path("out")
+        m.write("p.cf", "server-command = ./plain.py %s\nserver-stop-on-softstop-after = 5\n%s" % (out, key))
+        m.start(expect_children=1)
+        first = m.children()[0]
+        wait_until(lambda: self.lines(out), 5, what="the program to start")
+        m.signal(signal.SIGUSR2)  # graceful restart: the old process gets the stop signal
+        wait_until(lambda: "drained" in self.lines(out), 10, what="the old process to drain")
+        self.assertIn("signal %s" % want, self.lines(out))
+        self.assertEqual([x for x in self.lines(out) if x.startswith("signal")], ["signal %s" % want])
+        wait_until(lambda: not lib.alive(first), 5, what="the old process to leave")
+        self.assertNotIn("did not stop in time", m.log())
+
+    def test_stop_signal_default_term(self):
+        self.stop_signal_case("", "SIGTERM")
+
+    def test_stop_signal_quit(self):
+        self.stop_signal_case("server-stop-signal = QUIT\n", "SIGQUIT")
+
+    def test_libzserver_child_still_gets_softstop(self):
+        """server-stop-signal is for plain programs: a libzserver child still gets SOFTSTOP (a
+        SIGQUIT would kill the greeter at once, its default action)."""
+        port = lib.free_port()
+        m = self.master({"g.cf": "server-command = %s\nserver-service = 127.0.0.1:%d\n"
+                                 "server-stop-signal = QUIT\nserver-stop-on-softstop-after = 1\n"
+                                 % (lib.sample("greeter"), port)})
+        m.start(expect_children=1)
+        old = m.children()[0]
+        wait_until(lambda: "ready" in m.log() or lib.connect(("127.0.0.1", port)), 5, what="greeter up")
+        m.signal(signal.SIGUSR2)
+        wait_until(lambda: not lib.alive(old), 10, what="the old greeter to stop")
+        self.assertNotRegex(m.log(), r"pid %d .*signal" % old)
