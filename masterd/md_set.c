@@ -83,7 +83,7 @@ static void check_duplicates(md_set *set, zs_errs *errs)
 #define NOFILE_BASE 32
 
 /* An estimate of the fds masterd needs to run set, against its soft RLIMIT_NOFILE (main
- * raised it to the hard limit): per process its status channel, per listener its socket, per
+ * raised it to the hard limit): per process its status channel and output pipe, per listener its socket, per
  * service its config memfd, the group's copy and the accept scoreboard.  A set that cannot fit
  * is refused up front instead of leaving processes that never start ("Too many open files"). */
 static void check_nofile(const md_set *set, zs_errs *errs)
@@ -97,7 +97,7 @@ static void check_nofile(const md_set *set, zs_errs *errs)
         lis += set->v[i]->svc.nlisten;
         need += 3;
     }
-    need += procs + lis;
+    need += 2 * procs + lis; /* per process its status channel and its output pipe (md_relay.c) */
     if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)need > (unsigned long long)rl.rlim_cur)
         zs_errs_add(errs, "%s: the services need about %lld file descriptors (%lld processes, %lld listeners), "
                     "but RLIMIT_NOFILE allows %llu (hard limit %llu): raise masterd's hard limit (ulimit -Hn, "

@@ -414,7 +414,7 @@ static void parent_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 static int run_workers(zs_service *svc)
 {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-    zs_supervisor_hooks hooks = { NULL, workers_empty, loop };
+    zs_supervisor_hooks hooks = { .gen_empty = workers_empty, .ctx = loop };
     static const int sigs[2] = { SIGTERM, SIGINT };
     signal(SIGPIPE, SIG_IGN);
     zs_supervisor *sv = workers_sv = zs_supervisor_new(loop, &hooks);
