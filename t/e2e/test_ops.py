@@ -162,3 +162,27 @@ class Ops(MasterTest):
         m.signal(signal.SIGUSR2)
         wait_until(lambda: not lib.alive(old), 10, what="the old greeter to stop")
         self.assertNotRegex(m.log(), r"pid %d .*signal" % old)
+
+    # ---- process titles ----
+
+    def test_process_title_names_service_and_generation(self):
+        port = lib.free_port()
+        greeter = lib.sample("greeter")
+        m = self.master({"imapd.cf": "server-command = %s\nserver-service = 127.0.0.1:%d\nbanner = * OK\n"
+                                     % (greeter, port)})
+        m.start(expect_children=1)
+
+        def title(pid):
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return f.read().split(b"\0")[0].decode()
+        (pid,) = m.children()
+        wait_until(lambda: title(pid) == "greeter: imapd gen 1", 5, what="the title of generation 1")
+        # The environment still works (it moved to the heap): the greeter still answers.
+        with lib.connect(("127.0.0.1", port)) as c:
+            self.assertTrue(c.recv(100).startswith(b"* OK"))
+        m.signal(signal.SIGUSR2)
+        new = wait_until(lambda: [p for p in m.children() if p != pid and title(p) == "greeter: imapd gen 2"],
+                         10, what="generation 2's title")
+        self.assertEqual(len(new), 1)
+        with open("/proc/%d/comm" % new[0]) as f:
+            self.assertEqual(f.read().strip(), "greeter")  # comm stays the program's name

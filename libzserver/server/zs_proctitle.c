@@ -1,0 +1,58 @@
+/*
+ * zs_proctitle.c — the process title (zs_proctitle.h): zs_proctitle_init, zs_proctitle_set.
+ *
+ * The kernel shows /proc/PID/cmdline from the process's original argument area.  That area
+ * (argv strings followed by the environment strings, contiguous) is ours to overwrite once
+ * nothing points into it: argv[i], environ and program_invocation_name are repointed to heap
+ * copies first.  The rest of the area is zeroed, so cmdline reads the title and then NULs.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/zs_err.h"
+#include "zs_proctitle.h"
+
+extern char **environ;
+
+static char *area;
+static size_t area_len;
+
+void zs_proctitle_init(int argc, char **argv)
+{
+    if (area || argc < 1 || !argv[0])
+        return;
+    /* The area: argv[0]'s string and every string right after it, argv's then environ's. */
+    char *end = argv[0] + strlen(argv[0]) + 1;
+    for (int i = 1; i < argc && argv[i] == end; i++)
+        end = argv[i] + strlen(argv[i]) + 1;
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    for (size_t i = 0; i < n && environ[i] == end; i++)
+        end = environ[i] + strlen(environ[i]) + 1;
+    char **env = zs_xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        env[i] = zs_xstrdup(environ[i]);
+    environ = env;
+    char *start = argv[0];
+    for (int i = 0; i < argc && argv[i]; i++)
+        argv[i] = zs_xstrdup(argv[i]);
+    program_invocation_name = zs_xstrdup(program_invocation_name);
+    char *slash = strrchr(program_invocation_name, '/');
+    program_invocation_short_name = slash ? slash + 1 : program_invocation_name;
+    area = start;
+    area_len = (size_t)(end - start);
+}
+
+void zs_proctitle_set(const char *fmt, ...)
+{
+    va_list ap;
+    if (!area || area_len < 2)
+        return;
+    memset(area, 0, area_len);
+    va_start(ap, fmt);
+    vsnprintf(area, area_len - 1, fmt, ap);
+    va_end(ap);
+}
