@@ -89,6 +89,10 @@ static void spawn_now(zs_slot *sl)
             zwarning("%s: output pipe: %s (this process writes to the log directly)", g->svc->id, strerror(errno));
         else
             req.out_fd = out[1];
+        /* A pipe belongs to its creator, mode 0600: a server-user child must own it to reopen
+         * its stderr through /proc (zs_log.c's non-blocking alias).  Only root can give it. */
+        if (out[1] >= 0 && g->svc->user && geteuid() == 0 && fchown(out[1], g->svc->uid, g->svc->gid) < 0)
+            zwarning("%s: output pipe: fchown: %s", g->svc->id, strerror(errno));
     }
     pid = zs_spawn(&req, &chan);
     int e = errno;

@@ -80,6 +80,27 @@ class Ops(MasterTest):
         self.assertIn("a.cf:2: server-service: './run/a.sock': directory '%s/run' does not exist "
                       "(relative to the config directory %s)" % (cf, cf), r.stderr)
 
+    def test_relative_masterlog_for_a_server_in_its_chdir(self):
+        """lib-zc's sample spelling `masterlog,./log.socket`: masterd binds it in the config dir,
+        and the server, working in its server-chdir, is handed the absolute path."""
+        m = self.elsewhere(self.master())
+        os.mkdir(m.path("cf", "work"))
+        port = lib.free_port()
+        m.write("p.cf", "server-command = %s\nserver-service = 127.0.0.1:%d\nserver-chdir = work\n"
+                        "server-log = masterlog,./log.socket\nprobe-out = %s\nprobe-log-lines = 2\n"
+                        % (lib.tool("tlib_probe"), port, m.path("ev")))
+        m.start(expect_children=1)
+        (pid,) = m.children()
+        self.assertTrue(stat.S_ISSOCK(os.lstat(m.path("cf", "log.socket")).st_mode))
+        wait_until(lambda: "[p pid %d] " % pid in m.log() and "probe line 1 of 2" in m.log(), 5,
+                   what="the server's lines through the masterlog socket")
+        self.assertEqual(os.readlink("/proc/%d/cwd" % pid), os.path.realpath(m.path("cf", "work")))
+        self.assertNotIn("server-log:", m.log())
+        # A reload reads the same directory, whatever masterd's working directory.
+        m.signal(signal.SIGHUP)
+        wait_until(lambda: "reload: 0 started" in m.log(), 5, what="the reload")
+        self.assertIn(pid, m.children())
+
     # ---- refused spellings (issue #16 §3) ----
 
     def test_bare_unix_path_refused_with_a_hint(self):
@@ -148,6 +169,17 @@ class Ops(MasterTest):
 
     def test_stop_signal_quit(self):
         self.stop_signal_case("server-stop-signal = QUIT\n", "SIGQUIT")
+
+    def test_stop_signal_on_masterd_stop(self):
+        m = self.elsewhere(self.master())
+        self.plain(m)
+        out = m.path("out")
+        m.write("p.cf", "server-command = ./plain.py %s\nserver-stop-signal = SIGINT\n" % out)
+        m.start(expect_children=1)
+        wait_until(lambda: self.lines(out), 5, what="the program to start")
+        self.assertEqual(m.stop(), 0)
+        self.assertEqual([x for x in self.lines(out) if x.startswith("signal")], ["signal SIGINT"])
+        self.assertIn("drained", self.lines(out))
 
     def test_libzserver_child_still_gets_softstop(self):
         """server-stop-signal is for plain programs: a libzserver child still gets SOFTSTOP (a

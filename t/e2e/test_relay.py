@@ -101,3 +101,20 @@ class Relay(MasterTest):
             text = f.read()
         self.assertIn("started (pid %d)" % m.pid, text)
         self.assertRegex(text, r"\[pr pid \d+\] to stderr\n")
+
+    def test_server_user_child_gets_a_nonblocking_stderr(self):
+        """A server-user child owns its output pipe, so libzserver can reopen its stderr
+        non-blocking through /proc (a slow masterd then costs it a counted line, never a block)."""
+        port = lib.free_port()
+        m = self.master({"g.cf": "server-command = %s\nserver-service = 127.0.0.1:%d\nserver-user = nobody\n"
+                                 "banner = hi\n" % (lib.sample("greeter"), port)})
+        m.start(expect_children=1)
+        (pid,) = m.children()
+        with lib.connect(("127.0.0.1", port)) as c:
+            self.assertTrue(c.recv(10).startswith(b"hi"))
+        fds = lib.fd_links(pid)
+        self.assertTrue(fds[2].startswith("pipe:"), fds)
+        self.assertGreaterEqual(list(fds.values()).count(fds[2]), 3, fds)
+        uid = int(lib.proc_status(pid)["Uid"].split()[0])
+        self.assertNotEqual(uid, 0)
+        self.assertEqual(os.stat("/proc/%d/fd/2" % pid).st_uid, uid)
