@@ -18,6 +18,9 @@ extern char **environ;
 
 static char *area;
 static size_t area_len;
+/* The environment strings as copied: unsetenv() drops entries from environ, yet they stay
+ * ours (and reachable, for leak checkers). */
+static char **env_copies;
 
 void zs_proctitle_init(int argc, char **argv)
 {
@@ -33,8 +36,9 @@ void zs_proctitle_init(int argc, char **argv)
     for (size_t i = 0; i < n && environ[i] == end; i++)
         end = environ[i] + strlen(environ[i]) + 1;
     char **env = zs_xcalloc(n + 1, sizeof(char *));
+    env_copies = zs_xcalloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++)
-        env[i] = zs_xstrdup(environ[i]);
+        env[i] = env_copies[i] = zs_xstrdup(environ[i]);
     environ = env;
     char *start = argv[0];
     for (int i = 0; i < argc && argv[i]; i++)

@@ -47,6 +47,10 @@ class Ops(MasterTest):
         os.chmod(p, 0o755)
         return p
 
+    def wait_ready(self, m, pid):
+        """A plain program counts as ready after 1 s (masterd -v logs it)."""
+        wait_until(lambda: "p: pid %d ready" % pid in m.log(), 5 * lib.SLOW, what="pid %d to be ready" % pid)
+
     def lines(self, path):
         try:
             with open(path) as f:
@@ -154,9 +158,10 @@ class Ops(MasterTest):
         self.plain(m)
         out = m.path("out")
         m.write("p.cf", "server-command = ./plain.py %s\nserver-stop-on-softstop-after = 5\n%s" % (out, key))
+        m.args.append("-v")
         m.start(expect_children=1)
         first = m.children()[0]
-        wait_until(lambda: self.lines(out), 5, what="the program to start")
+        self.wait_ready(m, first)
         m.signal(signal.SIGUSR2)  # graceful restart: the old process gets the stop signal
         wait_until(lambda: "drained" in self.lines(out), 10, what="the old process to drain")
         self.assertIn("signal %s" % want, self.lines(out))
@@ -170,13 +175,27 @@ class Ops(MasterTest):
     def test_stop_signal_quit(self):
         self.stop_signal_case("server-stop-signal = QUIT\n", "SIGQUIT")
 
+    def test_stop_signal_not_before_ready(self):
+        """Retired in its first second (not ready: it may be a libzserver child that has not said
+        HELLO yet), a process gets SIGTERM, never a signal whose default is a core dump."""
+        m = self.elsewhere(self.master())
+        self.plain(m)
+        out = m.path("out")
+        m.write("p.cf", "server-command = ./plain.py %s\nserver-stop-signal = QUIT\n" % out)
+        m.start(expect_children=1)
+        wait_until(lambda: self.lines(out), 5, what="the program to start")
+        m.signal(signal.SIGUSR2)  # at once: the process is not ready yet (a plain program: 1 s)
+        wait_until(lambda: "drained" in self.lines(out), 10, what="the old process to drain")
+        self.assertEqual([x for x in self.lines(out) if x.startswith("signal")], ["signal SIGTERM"])
+
     def test_stop_signal_on_masterd_stop(self):
         m = self.elsewhere(self.master())
         self.plain(m)
         out = m.path("out")
         m.write("p.cf", "server-command = ./plain.py %s\nserver-stop-signal = SIGINT\n" % out)
+        m.args.append("-v")
         m.start(expect_children=1)
-        wait_until(lambda: self.lines(out), 5, what="the program to start")
+        self.wait_ready(m, m.children()[0])
         self.assertEqual(m.stop(), 0)
         self.assertEqual([x for x in self.lines(out) if x.startswith("signal")], ["signal SIGINT"])
         self.assertIn("drained", self.lines(out))
@@ -187,10 +206,10 @@ class Ops(MasterTest):
         port = lib.free_port()
         m = self.master({"g.cf": "server-command = %s\nserver-service = 127.0.0.1:%d\n"
                                  "server-stop-signal = QUIT\nserver-stop-on-softstop-after = 1\n"
-                                 % (lib.sample("greeter"), port)})
+                                 % (lib.sample("greeter"), port)}, args=["-v"])
         m.start(expect_children=1)
         old = m.children()[0]
-        wait_until(lambda: "ready" in m.log() or lib.connect(("127.0.0.1", port)), 5, what="greeter up")
+        wait_until(lambda: "g: pid %d ready" % old in m.log(), 5 * lib.SLOW, what="the greeter to say READY")
         m.signal(signal.SIGUSR2)
         wait_until(lambda: not lib.alive(old), 10, what="the old greeter to stop")
         self.assertNotRegex(m.log(), r"pid %d .*signal" % old)
