@@ -4,7 +4,10 @@
  * The kernel shows /proc/PID/cmdline from the process's original argument area.  That area
  * (argv strings followed by the environment strings, contiguous) is ours to overwrite once
  * nothing points into it: argv[i], environ and program_invocation_name are repointed to heap
- * copies first.  The rest of the area is zeroed, so cmdline reads the title and then NULs.
+ * copies first.  A title that fits in the argv strings stays there (the rest zeroed, so
+ * cmdline reads the title and then NULs) and /proc/PID/environ keeps showing the environment
+ * (tools find processes by it); a longer one runs on into the environment strings, which the
+ * kernel then reads as part of cmdline up to the title's NUL.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -17,7 +20,8 @@
 extern char **environ;
 
 static char *area;
-static size_t area_len;
+static size_t argv_len;  /* argv's strings */
+static size_t area_len;  /* argv's and environ's strings */
 /* The environment strings as copied: unsetenv() drops entries from environ, yet they stay
  * ours (and reachable, for leak checkers). */
 static char **env_copies;
@@ -30,6 +34,7 @@ void zs_proctitle_init(int argc, char **argv)
     char *end = argv[0] + strlen(argv[0]) + 1;
     for (int i = 1; i < argc && argv[i] == end; i++)
         end = argv[i] + strlen(argv[i]) + 1;
+    argv_len = (size_t)(end - argv[0]);
     size_t n = 0;
     while (environ && environ[n])
         n++;
@@ -52,11 +57,23 @@ void zs_proctitle_init(int argc, char **argv)
 
 void zs_proctitle_set(const char *fmt, ...)
 {
+    char title[512];
     va_list ap;
     if (!area || area_len < 2)
         return;
-    memset(area, 0, area_len);
     va_start(ap, fmt);
-    vsnprintf(area, area_len - 1, fmt, ap);
+    int n = vsnprintf(title, sizeof(title), fmt, ap);
     va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof(title) ? (size_t)n : sizeof(title) - 1;
+    if (len < argv_len) {
+        memset(area, 0, argv_len);
+        memcpy(area, title, len);
+        return;
+    }
+    if (len > area_len - 1)
+        len = area_len - 1;
+    memcpy(area, title, len);
+    area[len] = '\0';
 }

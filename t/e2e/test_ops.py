@@ -237,3 +237,22 @@ class Ops(MasterTest):
         self.assertEqual(len(new), 1)
         with open("/proc/%d/comm" % new[0]) as f:
             self.assertEqual(f.read().strip(), "greeter")  # comm stays the program's name
+        # The title fit in the argument strings: the environment is still readable from /proc.
+        self.assertTrue(any(e.startswith("PATH=") for e in lib.proc_environ(new[0])), lib.proc_environ(new[0]))
+
+    def test_process_title_longer_than_the_arguments(self):
+        """`greeter` found in PATH: its argument area is 8 bytes, the title runs on into the
+        environment's and cmdline still shows all of it."""
+        port = lib.free_port()
+        env = dict(os.environ, PATH=os.path.dirname(lib.sample("greeter")) + ":" + os.environ.get("PATH", ""))
+        m = self.master({"imapd.cf": "server-command = greeter\nserver-service = 127.0.0.1:%d\nbanner = * OK\n"
+                                     % port}, env=env)
+        m.start(expect_children=1)
+        (pid,) = m.children()
+
+        def cmdline():
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return f.read()
+        wait_until(lambda: cmdline().split(b"\0")[0] == b"greeter: imapd gen 1", 5, what="the whole title")
+        with lib.connect(("127.0.0.1", port)) as c:
+            self.assertTrue(c.recv(100).startswith(b"* OK"))
