@@ -7,6 +7,7 @@ general_master.sh does, so a path taken from the wrong place fails.
 import os
 import signal
 import stat
+import subprocess
 
 import lib
 from lib import FDSERVER, MasterTest, wait_until
@@ -104,6 +105,29 @@ class Ops(MasterTest):
         m.signal(signal.SIGHUP)
         wait_until(lambda: "reload: 0 started" in m.log(), 5, what="the reload")
         self.assertIn(pid, m.children())
+
+    def test_general_master_from_another_directory(self):
+        """The issue's case: `masterd -t` passes in the config dir, and general_master.sh (which
+        runs masterd in WORK_DIR) starts the same config with its relative paths."""
+        m = self.master()
+        os.mkdir(m.path("cf", "run"))
+        os.symlink(FDSERVER, m.path("cf", "fd"))
+        m.write("a.cf", "server-command = ./fd serve\nserver-service = ./run/a.sock\n")
+        r = subprocess.run([lib.MASTERD, "-C", ".", "-t"], cwd=m.path("cf"), capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.mkdir(m.path("work"))
+        env = dict(os.environ, MASTERD=lib.MASTERD, CONFIG_DIR=m.path("cf"), PID_FILE=m.pid_file,
+                   LOG=m.log_path, WORK_DIR=m.path("work"))
+        script = os.path.join(lib.ROOT, "scripts", "general_master.sh")
+        try:
+            r = subprocess.run([script, "start"], env=env, cwd="/", capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            rep = wait_until(lambda: lib.report(m.path("cf", "run", "a.sock")), 5, what="the service to answer")
+            self.assertTrue(rep)
+        finally:
+            r = subprocess.run([script, "stop"], env=env, cwd="/", capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     # ---- refused spellings (issue #16 §3) ----
 
