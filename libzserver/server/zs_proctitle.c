@@ -1,5 +1,6 @@
 /*
- * zs_proctitle.c — the process title (zs_proctitle.h): zs_proctitle_init, zs_proctitle_set.
+ * zs_proctitle.c — the process title (zs_proctitle.h): zs_proctitle_init, zs_proctitle_set,
+ * zs_proctitle_under_master.
  *
  * The kernel shows /proc/PID/cmdline from the process's original argument area.  That area
  * (argv strings followed by the environment strings, contiguous) is ours to overwrite once
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/zs_err.h"
+#include "core/zs_status.h"
 #include "zs_proctitle.h"
 
 extern char **environ;
@@ -76,4 +78,14 @@ void zs_proctitle_set(const char *fmt, ...)
         len = area_len - 1;
     memcpy(area, title, len);
     area[len] = '\0';
+}
+
+void zs_proctitle_under_master(unsigned gen)
+{
+    /* The service id is the name of its file: ZMASTER_CONFIG = CONFIG_DIR/ID.cf. */
+    const char *cf = getenv(ZS_ENV_CONFIG), *base = cf ? strrchr(cf, '/') : NULL;
+    base = base ? base + 1 : cf;
+    size_t len = base ? strlen(base) : 0;
+    if (len > 3 && !strcmp(base + len - 3, ".cf"))
+        zs_proctitle_set("%s: %.*s gen %u", program_invocation_short_name, (int)(len - 3), base, gen);
 }

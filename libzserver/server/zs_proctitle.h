@@ -12,4 +12,7 @@
 void zs_proctitle_init(int argc, char **argv);
 /* Writes the title (cut to the area's size); a no-op before zs_proctitle_init. */
 void zs_proctitle_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Under masterd, before the ZMASTER_* variables are unset: `PROGRAM: SERVICE gen N`, so `ps`
+ * tells services apart as Postfix's children do (`greeter: imapd gen 2`). */
+void zs_proctitle_under_master(unsigned gen);
 #endif

@@ -343,12 +343,7 @@ static int under_master(const char *status_env, const zs_config *args)
     S.status_fd = atoi(status_env);
     const char *g = getenv(ZS_ENV_GENERATION);
     S.gen = g ? (unsigned)strtoul(g, NULL, 10) : 0;
-    /* `ps` tells services apart as Postfix's children do: `greeter: imapd gen 2`.  The service
-     * id is the name of its file, CONFIG_DIR/ID.cf. */
-    const char *cf = getenv(ZS_ENV_CONFIG), *base = cf ? strrchr(cf, '/') : NULL;
-    base = base ? base + 1 : cf;
-    if (base && strlen(base) > 3 && !strcmp(base + strlen(base) - 3, ".cf"))
-        zs_proctitle_set("%s: %.*s gen %u", program_invocation_short_name, (int)(strlen(base) - 3), base, S.gen);
+    zs_proctitle_under_master(S.gen);
     /* HELLO before any user code: from now on the master holds us to server-ready-timeout. */
     zs_status_send(S.status_fd, ZS_ST_HELLO, S.gen, (int32_t)getpid());
     const char *nfds = getenv(ZS_ENV_LISTEN_FDS), *pid = getenv(ZS_ENV_LISTEN_PID);
