@@ -262,6 +262,11 @@ int main(int argc, char **argv)
         return 1;
     if (a.try_lock)
         return try_lock(a.pid_file);
+    /* Absolute from here on: children get it (ZMASTER_CONFIG_PATH), maybe in a server-chdir.
+     * A directory that is not there stays as written, for md_set_load's error. */
+    char cdir[PATH_MAX];
+    if (realpath(a.config_dir, cdir))
+        a.config_dir = cdir;
     raise_nofile();
 
     zs_errs errs = { 0 };

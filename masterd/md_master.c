@@ -27,6 +27,7 @@
 #include <ev.h>
 #include "md_master.h"
 #include "md_masterlog.h"
+#include "md_relay.h"
 #include "core/zs_log.h"
 #include "core/zserver_core.h"
 
@@ -82,6 +83,14 @@ static const char *pid_service(pid_t pid)
 {
     const zs_service *svc = M.super ? zs_supervisor_pid_service(M.super, pid) : NULL;
     return svc ? svc->id : NULL;
+}
+
+/* A child's stdout/stderr pipe: its lines go to our log, stamped with its service. */
+static void on_child_output(zs_generation *g, pid_t pid, int fd, void *ctx)
+{
+    (void)ctx;
+    md_svc *m = zs_gen_user(g);
+    md_relay_add(M.loop, m->svc.id, pid, fd);
 }
 
 static void svc_unref(md_svc *m)
@@ -369,7 +378,8 @@ int md_master_run(md_set *set, const md_master_opts *o)
     const int *sigs = md_master_signals;
     size_t nsigs = sizeof(md_master_signals) / sizeof(md_master_signals[0]);
     char err[1024];
-    zs_supervisor_hooks hooks = { on_proc_ready, on_gen_empty, NULL };
+    zs_supervisor_hooks hooks = { .proc_ready = on_proc_ready, .gen_empty = on_gen_empty,
+                                  .child_output = on_child_output };
 
     M.o = o;
     M.set = *set;
@@ -420,6 +430,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
         svc_unref(M.set.v[i]);
     free(M.set.v);
     free(M.set.dir);
+    md_relay_close_all(M.loop);
     md_masterlog_close_all(M.loop);
     zs_supervisor_free(M.super);
     zinfo("masterd stopped");

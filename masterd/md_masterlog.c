@@ -120,9 +120,20 @@ static void recv_cb(struct ev_loop *loop, ev_io *w, int revents)
             o = snprintf(out, sizeof(out), "[unknown sender] ");
         if (o < 0 || (size_t)o >= sizeof(out))
             continue;
-        size_t len = (size_t)o + escape(out + o, sizeof(out) - (size_t)o, buf, (size_t)n);
-        zs_log_emit(ZLOG_INFO, out, len);
+        out[o] = '\0';
+        md_masterlog_emit(out, buf, (size_t)n);
     }
+}
+
+void md_masterlog_emit(const char *stamp, const char *text, size_t n)
+{
+    char out[8192 + 200];
+    size_t o = strlen(stamp);
+    if (o >= 200)
+        o = 0;
+    memcpy(out, stamp, o);
+    size_t len = o + escape(out + o, sizeof(out) - o, text, n);
+    zs_log_emit(ZLOG_INFO, out, len);
 }
 
 static const char *masterlog_path(const char *target)

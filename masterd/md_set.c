@@ -140,7 +140,7 @@ static void check_duplicates(md_set *set, zs_errs *errs)
 #define NOFILE_BASE 32
 
 /* An estimate of the fds masterd needs to run set, against its soft RLIMIT_NOFILE (main
- * raised it to the hard limit): per process its status channel, per listener its socket, per
+ * raised it to the hard limit): per process its status channel and output pipe, per listener its socket, per
  * service its config memfd, the group's copy and the accept scoreboard.  A set that cannot fit
  * is refused up front instead of leaving processes that never start ("Too many open files"). */
 static void check_nofile(const md_set *set, zs_errs *errs)
@@ -154,9 +154,10 @@ static void check_nofile(const md_set *set, zs_errs *errs)
         lis += set->v[i]->svc.nlisten;
         need += 3;
     }
-    /* A reload or a restart runs a new generation beside the old until the old has drained:
-     * each process and each generation's memfds twice, the listeners once. */
-    need += need - NOFILE_BASE + 2 * procs + lis;
+    /* Per process its status channel and its output pipe (md_relay.c); a reload or a restart
+     * runs a new generation beside the old until the old has drained: each process and each
+     * generation's memfds twice, the listeners once. */
+    need += need - NOFILE_BASE + 4 * procs + lis;
     if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)need > (unsigned long long)rl.rlim_cur)
         zs_errs_add(errs, "%s: the services need about %lld file descriptors (%lld processes, twice while a reload runs old and new generations side by side, %lld listeners), "
                     "but RLIMIT_NOFILE allows %llu (hard limit %llu): raise masterd's hard limit (ulimit -Hn, "
@@ -210,6 +211,13 @@ static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf,
         zs_errs_add(errs, "%s: server-command: '%s': %s", path, m->svc.exec_path, strerror(errno));
         zs_service_free(&m->svc);
         ok = 0;
+    }
+    /* Children get server-log with its path made absolute (they may run in a server-chdir). */
+    const zs_kv *lkv = ok && m->svc.log ? zs_config_find(&m->cf, "server-log") : NULL;
+    if (lkv && strcmp(lkv->value, m->svc.log)) {
+        char *file = zs_xstrdup(lkv->file);
+        zs_config_set(&m->cf, "server-log", m->svc.log, file, lkv->line);
+        free(file);
     }
     char why[256];
     if (ok && (m->cf_fd = zs_config_to_memfd(&m->cf, why, sizeof(why))) < 0) {

@@ -11,8 +11,8 @@
 #   PID_FILE      the pid file masterd locks for its whole life (-pid-file)
 #   LOG           masterd's log file (-log file,LOG); masterd reopens it on SIGUSR1, and its
 #                 children's stdout/stderr go there too
-#   WORK_DIR      masterd's working directory, which relative paths in the .cf files (a relative
-#                 server-command, ./var/socket/x) are relative to; default CONFIG_DIR
+#   WORK_DIR      masterd's working directory (and its services', unless server-chdir); relative
+#                 paths in the .cf files are relative to CONFIG_DIR, not to it; default CONFIG_DIR
 #   MASTERD_ARGS  extra masterd arguments, split on blanks (e.g. -v)
 #   START_TIMEOUT seconds `start` waits for the new masterd to hold the pid-file lock (5)
 #   STOP_TIMEOUT  seconds `stop` waits for masterd to finish its graceful stop (60); masterd

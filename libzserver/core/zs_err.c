@@ -86,3 +86,12 @@ void zs_errs_free(zs_errs *e)
     memset(e, 0, sizeof(*e));
 }
 
+
+char *zs_path_join(const char *base, const char *path)
+{
+    if (!base || path[0] == '/')
+        return zs_xstrdup(path);
+    while (path[0] == '.' && path[1] == '/')
+        path += 2 + strspn(path + 2, "/");
+    return *path ? zs_xasprintf("%s/%s", base, path) : zs_xstrdup(base);
+}

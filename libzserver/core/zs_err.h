@@ -21,4 +21,7 @@ void *zs_xcalloc(size_t n, size_t size);
 void *zs_xrealloc(void *p, size_t n);
 char *zs_xstrdup(const char *s);
 char *zs_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* path taken from the directory base: path itself when absolute or base is NULL, else
+ * base/path without path's leading "./" (malloc'd). */
+char *zs_path_join(const char *base, const char *path);
 #endif

@@ -1,6 +1,6 @@
 /*
  * zs_listen.c — listen entries parsed (`[NAME://]ADDRESS`, doc/CONTRACT.md §3): zs_listen_parse,
- * zs_listen_parse_list, zs_listen_free, zs_listen_free_array (zs_listen.h).  Binding them is
+ * zs_listen_parse_at, zs_listen_parse_list(_at), zs_listen_free, zs_listen_free_array (zs_listen.h).  Binding them is
  * zs_listen_bind.c; the directory check of unix sockets and fifos is zs_listen_dir.c.
  *
  * Parsing is strict and does no DNS: an address is numeric or it is an error.  A unix path's
@@ -91,22 +91,37 @@ static char *canonical_path(const char *path, char *why, size_t whylen)
     return out;
 }
 
-static int parse_path(const char *path, int kind, zs_listen *out, char *why, size_t whylen)
+/* A relative path is taken from base (when given), and every error about it says so. */
+static int parse_path(const char *written, const char *base, int kind, zs_listen *out, char *why, size_t whylen)
 {
-    if (!*path) {
+    if (!*written) {
         snprintf(why, whylen, "empty path");
         return -1;
     }
+    char *path = zs_path_join(base, written);
+    char note[PATH_MAX + 64] = "";
+    if (written[0] != '/')
+        snprintf(note, sizeof(note), " (relative to %s%s)", base ? "the config directory " : "the working directory",
+                 base ? base : "");
     if (strlen(path) > UNIX_PATH_MAX_LEN) {
-        snprintf(why, whylen, "path too long for a unix socket (%zu characters, at most %zu)", strlen(path),
-                 UNIX_PATH_MAX_LEN);
+        if (*note)
+            snprintf(why, whylen, "'%s'%s is '%s': too long for a unix socket (%zu characters, at most %zu)",
+                     written, note, path, strlen(path), UNIX_PATH_MAX_LEN);
+        else
+            snprintf(why, whylen, "path too long for a unix socket (%zu characters, at most %zu)", strlen(path),
+                     UNIX_PATH_MAX_LEN);
+        free(path);
         return -1;
     }
     char *canon = canonical_path(path, why, whylen);
-    if (!canon)
+    if (!canon) {
+        size_t l = strlen(why);
+        snprintf(why + l, whylen - l, "%s", note);
+        free(path);
         return -1;
+    }
     out->kind = kind;
-    out->path = zs_xstrdup(path);
+    out->path = path;
     out->key = zs_xasprintf("%s:%s", kind == ZS_LISTEN_FIFO ? "fifo" : "unix", canon);
     free(canon);
     if (kind == ZS_LISTEN_UNIX) {
@@ -144,7 +159,13 @@ static int parse_inet(const char *addr, zs_listen *out, char *why, size_t whylen
     } else {
         const char *colon = strrchr(addr, ':');
         if (!colon) {
-            snprintf(why, whylen, "expected HOST:PORT, [IPV6]:PORT or a unix socket path");
+            /* `imapd.sock` is a unix path to its author, and nothing to the parser: say how. */
+            if (strchr(addr, '.') && strspn(addr, "0123456789.") != strlen(addr))
+                snprintf(why, whylen, "neither HOST:PORT nor a unix socket path (a path contains '/'): write "
+                         "local:%s or ./%s for a unix socket", addr, addr);
+            else
+                snprintf(why, whylen, "expected HOST:PORT, [IPV6]:PORT or a unix socket path (containing '/', "
+                         "or spelled local:PATH)");
             return -1;
         }
         if (memchr(addr, ':', (size_t)(colon - addr))) {
@@ -196,6 +217,12 @@ static int parse_inet(const char *addr, zs_listen *out, char *why, size_t whylen
 
 int zs_listen_parse(const char *entry, const char *default_name, zs_listen *out, char *why, size_t whylen)
 {
+    return zs_listen_parse_at(entry, default_name, NULL, out, why, whylen);
+}
+
+int zs_listen_parse_at(const char *entry, const char *default_name, const char *base, zs_listen *out,
+                       char *why, size_t whylen)
+{
     memset(out, 0, sizeof(*out));
     const char *addr = entry, *sep = strstr(entry, "://");
     size_t nlen = 0;
@@ -213,11 +240,11 @@ int zs_listen_parse(const char *entry, const char *default_name, zs_listen *out,
     }
     int rc;
     if (!strncmp(addr, "local:", 6))
-        rc = parse_path(addr + 6, ZS_LISTEN_UNIX, out, why, whylen);
+        rc = parse_path(addr + 6, base, ZS_LISTEN_UNIX, out, why, whylen);
     else if (!strncmp(addr, "fifo:", 5))
-        rc = parse_path(addr + 5, ZS_LISTEN_FIFO, out, why, whylen);
+        rc = parse_path(addr + 5, base, ZS_LISTEN_FIFO, out, why, whylen);
     else if (strchr(addr, '/'))
-        rc = parse_path(addr, ZS_LISTEN_UNIX, out, why, whylen);
+        rc = parse_path(addr, base, ZS_LISTEN_UNIX, out, why, whylen);
     else
         rc = parse_inet(addr, out, why, whylen);
     if (rc < 0) {
@@ -242,14 +269,20 @@ static char *trim(char *s)
 int zs_listen_parse_list(const char *list, const char *default_name, const char *where,
                          zs_listen **v, int *n, zs_errs *errs)
 {
-    char *copy = zs_xstrdup(list), *save = NULL, why[300];
+    return zs_listen_parse_list_at(list, default_name, where, NULL, v, n, errs);
+}
+
+int zs_listen_parse_list_at(const char *list, const char *default_name, const char *where, const char *base,
+                            zs_listen **v, int *n, zs_errs *errs)
+{
+    char *copy = zs_xstrdup(list), *save = NULL, why[PATH_MAX + 400];
     int bad = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *e = trim(tok);
         if (!*e)
             continue;
         zs_listen l;
-        if (zs_listen_parse(e, default_name, &l, why, sizeof(why)) < 0) {
+        if (zs_listen_parse_at(e, default_name, base, &l, why, sizeof(why)) < 0) {
             if (where)
                 zs_errs_add(errs, "%s: server-service: '%s': %s", where, e, why);
             else

@@ -28,12 +28,20 @@ typedef struct zs_listen {
 /* Whether s[0..len) may name a service (letters, digits, '-', '_', '.'): it goes into
  * LISTEN_FDNAMES, whose separator is ':', and into log lines. */
 int zs_listen_name_ok(const char *s, size_t len);
-/* Parses one entry.  Returns 0, or -1 with the reason in why. */
+/* Parses one entry; a relative unix or fifo path is relative to the working directory.
+ * Returns 0, or -1 with the reason in why. */
 int zs_listen_parse(const char *entry, const char *default_name, zs_listen *out, char *why, size_t whylen);
+/* The same, a relative path taken from the absolute directory base (NULL: the working
+ * directory); path is then the absolute path, text the entry as written. */
+int zs_listen_parse_at(const char *entry, const char *default_name, const char *base, zs_listen *out,
+                       char *why, size_t whylen);
 /* Parses a comma-separated list; appends to *v / *n.  Each bad entry adds `where: server-service:
  * 'entry': reason` to errs.  Empty items between commas are ignored.  Returns -1 on any error. */
 int zs_listen_parse_list(const char *list, const char *default_name, const char *where,
                          zs_listen **v, int *n, zs_errs *errs);
+/* The same, relative paths taken from base (as zs_listen_parse_at). */
+int zs_listen_parse_list_at(const char *list, const char *default_name, const char *where, const char *base,
+                            zs_listen **v, int *n, zs_errs *errs);
 void zs_listen_free(zs_listen *l);
 void zs_listen_free_array(zs_listen *v, int n);
 

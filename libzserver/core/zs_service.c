@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@ static const char *known_keys[] = {
     "server-command", "server-service", "server-proc-count", "server-log",
     "server-stop-on-softstop-after", "server-restart", "server-user", "server-unix-mode",
     "server-listen-backlog", "server-max-nofile", "server-core-size", "server-ready-timeout",
-    "server-env", "server-env-clear",
+    "server-env", "server-env-clear", "server-chdir", "server-stop-signal",
     "server-config-path", /* alone mode's -server-config-path argument */
     NULL,
 };
@@ -95,20 +96,69 @@ static char **split_words(const char *s, int *argc)
     return v;
 }
 
-/* Finds the program like execvp would; returns a malloc'd path, or NULL with why. */
-static char *resolve_command(const char *word, char *why, size_t whylen)
+/* The absolute directory a relative path in kv's value is taken from: its file's (for masterd
+ * the config directory), or NULL for a setting from the command line (the working directory). */
+static char *kv_base(const zs_kv *kv)
+{
+    char real[PATH_MAX], cwd[PATH_MAX];
+    if (kv->line <= 0 || !kv->file || !*kv->file)
+        return NULL;
+    const char *slash = strrchr(kv->file, '/');
+    char *dir = slash ? zs_xasprintf("%.*s", slash == kv->file ? 1 : (int)(slash - kv->file), kv->file)
+                      : zs_xstrdup(".");
+    if (realpath(dir, real)) {
+        free(dir);
+        return zs_xstrdup(real);
+    }
+    if (dir[0] != '/' && getcwd(cwd, sizeof(cwd))) {
+        char *abs = zs_xasprintf("%s/%s", cwd, dir);
+        free(dir);
+        return abs;
+    }
+    return dir;
+}
+
+char *zs_service_path(const zs_kv *kv, const char *path)
+{
+    char *base = path[0] == '/' ? NULL : kv_base(kv);
+    char *out = zs_path_join(base, path);
+    free(base);
+    return out;
+}
+
+/* " (relative to DIR)" for a path written relative in kv, else "": every error about a
+ * resolved path says where it was taken from. */
+static void rel_note(const zs_kv *kv, const char *written, char *buf, size_t len)
+{
+    char *base = written[0] == '/' ? NULL : kv_base(kv);
+    if (base)
+        snprintf(buf, len, " (relative to the config directory %s)", base);
+    else if (written[0] != '/')
+        snprintf(buf, len, " (relative to the working directory)");
+    else
+        buf[0] = '\0';
+    free(base);
+}
+
+/* Finds the program like execvp would (a word with '/' is a path, taken from kv's file's
+ * directory when relative); returns a malloc'd path, or NULL with why. */
+static char *resolve_command(const zs_kv *kv, const char *word, char *why, size_t whylen)
 {
     struct stat st;
     if (strchr(word, '/')) {
-        if (stat(word, &st) < 0) {
-            snprintf(why, whylen, "'%s': %s", word, strerror(errno));
+        char *full = zs_service_path(kv, word), note[PATH_MAX + 64];
+        rel_note(kv, word, note, sizeof(note));
+        if (stat(full, &st) < 0) {
+            snprintf(why, whylen, "'%s'%s: %s", word, note, strerror(errno));
+            free(full);
             return NULL;
         }
-        if (!S_ISREG(st.st_mode) || access(word, X_OK) < 0) {
-            snprintf(why, whylen, "'%s' is not an executable file", word);
+        if (!S_ISREG(st.st_mode) || access(full, X_OK) < 0) {
+            snprintf(why, whylen, "'%s'%s is not an executable file", word, note);
+            free(full);
             return NULL;
         }
-        return zs_xstrdup(word);
+        return full;
     }
     const char *path = getenv("PATH");
     if (!path || !*path)
@@ -129,7 +179,7 @@ static char *resolve_command(const char *word, char *why, size_t whylen)
 static void check_command(zs_service *s, const zs_config *cf, int need_command, zs_errs *errs)
 {
     const zs_kv *kv = zs_config_find(cf, "server-command");
-    char why[600], w[600];
+    char why[PATH_MAX + 700], w[600];
     if (!kv) {
         if (need_command)
             zs_errs_add(errs, "%s: server-command: missing (which program runs this service?)",
@@ -142,7 +192,7 @@ static void check_command(zs_service *s, const zs_config *cf, int need_command, 
         zs_errs_add(errs, "%s: server-command: empty", w);
         return;
     }
-    s->exec_path = resolve_command(s->argv[0], why, sizeof(why));
+    s->exec_path = resolve_command(kv, s->argv[0], why, sizeof(why));
     if (!s->exec_path)
         zs_errs_add(errs, "%s: server-command: %s", w, why);
 }
@@ -153,9 +203,15 @@ static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
     char why[300], w[600];
     if ((kv = zs_config_find(cf, "server-log"))) {
         where(kv, w, sizeof(w));
+        const char *comma = strchr(kv->value, ',');
         if (zs_log_check_target(kv->value, why, sizeof(why)) < 0)
             zs_errs_add(errs, "%s: server-log: %s", w, why);
-        else
+        else if (comma && (!strncmp(kv->value, "file,", 5) || !strncmp(kv->value, "masterlog,", 10))) {
+            /* Absolute from here on: the children (maybe in a server-chdir) get this value. */
+            char *p = zs_service_path(kv, comma + 1);
+            s->log = zs_xasprintf("%.*s%s", (int)(comma - kv->value + 1), kv->value, p);
+            free(p);
+        } else
             s->log = zs_xstrdup(kv->value);
     }
     if ((kv = zs_config_find(cf, "server-restart"))) {
@@ -202,6 +258,56 @@ static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
             s->uid = pw->pw_uid;
             s->gid = pw->pw_gid;
         }
+    }
+}
+
+static const struct { const char *name; int sig; } stop_signals[] = {
+    { "TERM", SIGTERM }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "HUP", SIGHUP },
+    { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { NULL, 0 },
+};
+
+/* server-chdir, server-stop-signal, and lib-zc's master-* keys, which masterd does not do. */
+static void check_run_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
+{
+    static const char *unsupported[] = { "master-chroot", "master-chdir", NULL };
+    const zs_kv *kv;
+    char w[600], note[PATH_MAX + 64];
+    struct stat st;
+    for (int i = 0; unsupported[i]; i++) {
+        if (!(kv = zs_config_find(cf, unsupported[i])))
+            continue;
+        where(kv, w, sizeof(w));
+        zs_errs_add(errs, "%s: %s: not supported: masterd neither changes its own root nor its directory "
+                    "(relative paths in the config are taken from the config directory); use server-chdir "
+                    "for a service's working directory, or start masterd itself in a chroot", w, unsupported[i]);
+    }
+    if ((kv = zs_config_find(cf, "server-chdir"))) {
+        where(kv, w, sizeof(w));
+        char *dir = zs_service_path(kv, kv->value);
+        rel_note(kv, kv->value, note, sizeof(note));
+        if (!*kv->value)
+            zs_errs_add(errs, "%s: server-chdir: empty (a directory, e.g. /var/lib/imapd)", w);
+        else if (stat(dir, &st) < 0)
+            zs_errs_add(errs, "%s: server-chdir: '%s'%s: %s", w, kv->value, note, strerror(errno));
+        else if (!S_ISDIR(st.st_mode))
+            zs_errs_add(errs, "%s: server-chdir: '%s'%s is not a directory", w, kv->value, note);
+        else {
+            s->chdir = dir;
+            dir = NULL;
+        }
+        free(dir);
+    }
+    if ((kv = zs_config_find(cf, "server-stop-signal"))) {
+        where(kv, w, sizeof(w));
+        const char *v = kv->value + (strncmp(kv->value, "SIG", 3) ? 0 : 3);
+        int i = 0;
+        while (stop_signals[i].name && strcmp(stop_signals[i].name, v))
+            i++;
+        if (stop_signals[i].name)
+            s->stop_signal = stop_signals[i].sig;
+        else
+            zs_errs_add(errs, "%s: server-stop-signal: '%s': expected TERM, INT, QUIT, HUP, USR1 or USR2", w,
+                        kv->value);
     }
 }
 
@@ -292,6 +398,7 @@ int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, c
     s->max_nofile = -1;
     s->core_size = -1;
     s->ready_timeout = 30;
+    s->stop_signal = SIGTERM;
 
     for (size_t i = 0; i < cf->n; i++) {
         const zs_kv *kv = &cf->kv[i];
@@ -303,6 +410,7 @@ int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, c
     check_command(s, cf, need_command, errs);
     check_enum_keys(s, cf, errs);
     check_env(s, cf, errs);
+    check_run_keys(s, cf, errs);
     if (get_num(cf, "server-proc-count", 1, 4096, &n, errs) == 0 && zs_config_find(cf, "server-proc-count"))
         s->proc_count = (int)n;
     if (get_secs(cf, "server-stop-on-softstop-after", 0, 86400, &n, errs) == 0 && zs_config_find(cf, "server-stop-on-softstop-after"))
@@ -316,7 +424,9 @@ int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, c
 
     for (const zs_kv *kv = zs_config_find(cf, "server-service"); kv; kv = zs_config_next(cf, "server-service", kv)) {
         where(kv, w, sizeof(w));
-        zs_listen_parse_list(kv->value, id, w, &s->listen, &s->nlisten, errs);
+        char *base = kv_base(kv);
+        zs_listen_parse_list_at(kv->value, id, w, base, &s->listen, &s->nlisten, errs);
+        free(base);
     }
     check_duplicates(s, errs);
     if (errs->n != before) {
@@ -340,6 +450,7 @@ void zs_service_free(zs_service *s)
     for (int i = 0; i < s->nenv; i++)
         free(s->env[i]);
     free(s->env);
+    free(s->chdir);
     memset(s, 0, sizeof(*s));
 }
 

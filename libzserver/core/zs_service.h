@@ -36,7 +36,14 @@ typedef struct zs_service {
     char **env;          /* server-env NAME=VALUE entries, NULL-terminated; a name once */
     int nenv;
     int env_clear;       /* server-env-clear: start from an empty environment */
+    char *chdir;         /* server-chdir, absolute; NULL: masterd's working directory */
+    int stop_signal;     /* server-stop-signal: what a plain program's soft-stop is (SIGTERM) */
 } zs_service;
+
+/* A relative path in a setting that came from a file is taken from that file's directory (for
+ * masterd, the config directory -C); one from the command line (line 0) from the working
+ * directory.  Returns a malloc'd path, absolute whenever the file's directory is known. */
+char *zs_service_path(const zs_kv *kv, const char *path);
 
 /* Validates every server-* key of cf into s.  Errors are `file:line: key: what`.
  * need_command: server-command is required (masterd) or not (alone mode).

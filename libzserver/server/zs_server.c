@@ -23,6 +23,7 @@
 #include "core/zs_listen.h"
 #include "core/zs_log.h"
 #include "core/zs_board.h"
+#include "zs_proctitle.h"
 #include "zs_server.h"
 #include "core/zs_service.h"
 #include "core/zs_status.h"
@@ -343,6 +344,7 @@ static int under_master(const char *status_env, const zs_config *args)
     S.status_fd = atoi(status_env);
     const char *g = getenv(ZS_ENV_GENERATION);
     S.gen = g ? (unsigned)strtoul(g, NULL, 10) : 0;
+    zs_proctitle_under_master(S.gen);
     /* HELLO before any user code: from now on the master holds us to server-ready-timeout. */
     zs_status_send(S.status_fd, ZS_ST_HELLO, S.gen, (int32_t)getpid());
     const char *nfds = getenv(ZS_ENV_LISTEN_FDS), *pid = getenv(ZS_ENV_LISTEN_PID);
@@ -415,7 +417,7 @@ static void parent_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 static int run_workers(zs_service *svc)
 {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-    zs_supervisor_hooks hooks = { NULL, workers_empty, loop };
+    zs_supervisor_hooks hooks = { .gen_empty = workers_empty, .ctx = loop };
     static const int sigs[2] = { SIGTERM, SIGINT };
     signal(SIGPIPE, SIG_IGN);
     zs_supervisor *sv = workers_sv = zs_supervisor_new(loop, &hooks);
@@ -469,6 +471,9 @@ int zs_server_main(const zs_server_mode *mode, int argc, char **argv)
     const char *command;
     char why[300];
     S.mode = mode;
+    const char *status = getenv(ZS_ENV_STATUS_FD);
+    if (status && *status)
+        zs_proctitle_init(argc, argv); /* before anything keeps a pointer into argv */
     zs_config_init(&args);
     if (zs_server_parse_args(argc, argv, &args, &command, why, sizeof(why)) < 0) {
         fprintf(stderr, "%s: %s\n", argv[0], why);
@@ -477,7 +482,7 @@ int zs_server_main(const zs_server_mode *mode, int argc, char **argv)
     const char *dbg = zs_config_get(&args, "debug", NULL);
     if (dbg && zs_parse_bool(dbg) == 1)
         zvar_log_debug_enable = 1;
-    const char *status = getenv(ZS_ENV_STATUS_FD);
+    status = getenv(ZS_ENV_STATUS_FD);
     int rc;
     if (status && *status)
         rc = under_master(status, &args);

@@ -186,6 +186,9 @@ static void common_setup(const zs_spawn_req *r, pid_t parent, const gid_t *group
             die(r, "server-user: could regain root", 126);
         }
     }
+    /* After the drop: the service's user must be able to enter it. */
+    if (svc->chdir && chdir(svc->chdir) < 0)
+        die(r, "chdir for server-chdir", 126);
     /* Last: the kernel clears the parent-death signal whenever the credentials change, so
      * asking before the setuid() above would leave a server-user child orphaned for good. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
@@ -203,12 +206,13 @@ static void close_from(int lowfd)
         close((int)fd);
 }
 
-/* Places listeners at 3.., the channel after them, /dev/null on 0, the log on 1 and 2. */
+/* Places listeners at 3.., the channel after them, /dev/null on 0, the log (or the owner's
+ * output pipe) on 1 and 2. */
 static void place_fds(const zs_spawn_req *r, int chan)
 {
     int n = r->svc->nlisten, top = ZS_LISTEN_FDS_START + n + 1;
     int tmp[n + 1];
-    int lf = zs_log_child_fd();
+    int lf = r->out_fd > 0 ? r->out_fd : zs_log_child_fd();
     /* First lift every source above the targets, so no dup2 overwrites a source still needed:
      * the log file's fd too, which may well sit where a listener goes (3, 4...). */
     if (lf != 2 && (lf = fcntl(lf, F_DUPFD_CLOEXEC, top)) < 0)

@@ -1,6 +1,6 @@
 /*
  * zs_spawn.h — fork one child with the fd contract (doc/CONTRACT.md §4): listeners at 3.., the status
- * channel after them, /dev/null on 0, the systemd and ZMASTER_* environment, its own session
+ * channel after them, /dev/null on 0, the log (or the owner's pipe) on 1 and 2, the systemd and ZMASTER_* environment, its own session
  * (so no controlling terminal) and process group, PR_SET_PDEATHSIG, rlimits and the user of the service; then exec server-command, or
  * (fork mode) call run() and exit with its result.
  */
@@ -21,6 +21,7 @@ typedef struct zs_spawn_req {
     int slot;                  /* 1-based */
     void (*after_fork)(void *);/* fork mode: called first in the child */
     void *after_fork_ctx;
+    int out_fd;                /* > 0: the child's stdout and stderr (exec mode); 0: the log's */
 } zs_spawn_req;
 
 /* Children that do not set server-max-nofile get this soft RLIMIT_NOFILE (capped by the hard

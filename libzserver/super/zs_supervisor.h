@@ -35,6 +35,10 @@ typedef struct zs_supervisor_hooks {
     /* g has no process left and wants none (after zs_gen_retire): its owner may free it. */
     void (*gen_empty)(zs_generation *g, void *ctx);
     void *ctx;
+    /* Optional.  When set, every exec'd child's stdout and stderr are the write end of a pipe
+     * (close-on-exec in the owner) whose read end fd is handed over here, right after the
+     * fork: the owner reads it and closes it.  When NULL, children share the log fd. */
+    void (*child_output)(zs_generation *g, pid_t pid, int fd, void *ctx);
 } zs_supervisor_hooks;
 
 /* In fork mode (no exec) the child runs this and exits with its return value.  slot is 1-based

@@ -126,10 +126,14 @@ void zs_sv_proc_retire(zs_proc *p)
         return;
     zs_sv_proc_leave_slot(p);
     p->retiring = 1;
-    /* A program that never spoke is retired the systemd way: SIGTERM to its whole process
-     * group, so helpers it forked leave with it (it may have left its group: then just it). */
+    /* A program that never spoke is retired the systemd way: server-stop-signal (SIGTERM) to
+     * its whole process group, so helpers it forked leave with it (it may have left its group:
+     * then just it).  A libzserver child gets the SOFTSTOP record whatever that key says; one
+     * that has not spoken yet cannot be told from a plain program in its first second, so a
+     * process not ready yet gets SIGTERM (libzserver's soft-stop; nothing to drain anyway). */
     if (!p->spoke || p->chan < 0 || zs_status_send(p->chan, ZS_ST_SOFTSTOP, p->g->gen, 0) < 0) {
-        if (zs_sv_proc_signal(p, SIGTERM) < 0 && errno != ESRCH)
+        int sig = p->spoke || !p->ready || !p->g->svc->stop_signal ? SIGTERM : p->g->svc->stop_signal;
+        if (zs_sv_proc_signal(p, sig) < 0 && errno != ESRCH)
             zerror("%s: kill %ld: %s", p->g->svc->id, (long)p->pid, strerror(errno));
     }
     if (p->sigstopped)

@@ -9,9 +9,11 @@
  * Exports: zs_sv_queue_start, zs_sv_queue_drop_gen, zs_sv_queue_kick, zs_sv_queue_cb.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <ev.h>
 #include "core/zserver_core.h"
 #include "zs_spawn.h"
@@ -80,7 +82,29 @@ static void spawn_now(zs_slot *sl)
     /* Children of a fork-mode parent must not keep their siblings' channels open. */
     req.after_fork = g->run ? after_fork_cb : NULL;
     req.after_fork_ctx = s;
+    /* The owner relays what the child prints (masterd: stamped with its service and pid). */
+    int out[2] = { -1, -1 };
+    if (s->hooks.child_output && !g->run) {
+        if (pipe2(out, O_CLOEXEC) < 0)
+            zwarning("%s: output pipe: %s (this process writes to the log directly)", g->svc->id, strerror(errno));
+        else
+            req.out_fd = out[1];
+        /* A pipe belongs to its creator, mode 0600: a server-user child must own it to reopen
+         * its stderr through /proc (zs_log.c's non-blocking alias).  Only root can give it. */
+        if (out[1] >= 0 && g->svc->user && geteuid() == 0 && fchown(out[1], g->svc->uid, g->svc->gid) < 0)
+            zwarning("%s: output pipe: fchown: %s", g->svc->id, strerror(errno));
+    }
     pid = zs_spawn(&req, &chan);
+    int e = errno;
+    if (out[1] >= 0)
+        close(out[1]);
+    if (out[0] >= 0) {
+        if (pid > 0)
+            s->hooks.child_output(g, pid, out[0], s->hooks.ctx);
+        else
+            close(out[0]);
+    }
+    errno = e;
     if (pid < 0) {
         zerror("%s: cannot start a process: %s", g->svc->id, strerror(errno));
         /* A failure, also for server-restart on-failure. */

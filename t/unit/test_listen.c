@@ -236,8 +236,10 @@ static const struct bad_entry {
     { "0:smtp", "bad port 'smtp' (a number 1..65535)" },
     { "127.0.0.1:", "missing port" },
     { ":", "missing port" },
-    { "25", "expected HOST:PORT, [IPV6]:PORT or a unix socket path" },
-    { "sock", "expected HOST:PORT, [IPV6]:PORT or a unix socket path" },
+    { "25", "expected HOST:PORT, [IPV6]:PORT or a unix socket path (containing '/', or spelled local:PATH)" },
+    { "sock", "expected HOST:PORT, [IPV6]:PORT or a unix socket path (containing '/', or spelled local:PATH)" },
+    { "imapd.sock", "neither HOST:PORT nor a unix socket path (a path contains '/'): write local:imapd.sock or "
+                    "./imapd.sock for a unix socket" },
     /* host names and bad IPv4 */
     { "localhost:25", "'localhost' is not a numeric address (host names are not resolved at start-up)" },
     { "mail.example.com:25", "'mail.example.com' is not a numeric address (host names are not resolved at start-up)" },

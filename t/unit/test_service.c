@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,14 +272,16 @@ START_TEST(test_command_errors)
     zs_service_free(&s);
     free(text);
 
-    char cwd[PATH_MAX];
-    ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
-    ck_assert_int_eq(chdir(tmp), 0);
+    /* A relative path is taken from the config file's directory, whatever the working one. */
+    char real[PATH_MAX];
+    ck_assert_ptr_nonnull(realpath(tmp, real));
+    char *want = zs_xasprintf("%s/not-exec", real);
     validate_ok("server-command = ./not-exec one\n", &s);
-    ck_assert_str_eq(s.exec_path, "./not-exec");
+    ck_assert_str_eq(s.exec_path, want);
+    ck_assert_str_eq(s.argv[0], "./not-exec");
     ck_assert_str_eq(s.argv[1], "one");
     zs_service_free(&s);
-    ck_assert_int_eq(chdir(cwd), 0);
+    free(want);
     free(prog);
 }
 END_TEST
@@ -687,6 +690,42 @@ START_TEST(test_env_errors)
 }
 END_TEST
 
+/* server-chdir and server-stop-signal; lib-zc's master-* keys refused; paths from the file's directory. */
+START_TEST(test_run_keys)
+{
+    zs_service s;
+    char real[PATH_MAX];
+    ck_assert_ptr_nonnull(realpath(tmp, real));
+    char *sub = zs_xasprintf("%s/work", tmp);
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    validate_ok("server-command = /bin/true\nserver-chdir = ./work\nserver-stop-signal = SIGQUIT\n"
+                "server-log = masterlog,log.sock\n", &s);
+    char *want = zs_xasprintf("%s/work", real), *log = zs_xasprintf("masterlog,%s/log.sock", real);
+    ck_assert_str_eq(s.chdir, want);
+    ck_assert_int_eq(s.stop_signal, SIGQUIT);
+    ck_assert_str_eq(s.log, log);
+    zs_service_free(&s);
+    validate_ok("server-command = /bin/true\n", &s);
+    ck_assert_ptr_null(s.chdir);
+    ck_assert_int_eq(s.stop_signal, SIGTERM);
+    zs_service_free(&s);
+    validate_one_error("server-command = /bin/true\nserver-stop-signal = KILL\n", 2,
+                       "server-stop-signal: 'KILL': expected TERM, INT, QUIT, HUP, USR1 or USR2");
+    char *e = zs_xasprintf("server-chdir: 'nope' (relative to the config directory %s): No such file or directory",
+                           real);
+    validate_one_error("server-command = /bin/true\nserver-chdir = nope\n", 2, e);
+    validate_one_error("server-command = /bin/true\nmaster-chdir = /\n", 2,
+                       "master-chdir: not supported: masterd neither changes its own root nor its directory "
+                       "(relative paths in the config are taken from the config directory); use server-chdir "
+                       "for a service's working directory, or start masterd itself in a chroot");
+    ck_assert_int_eq(rmdir(sub), 0);
+    free(e);
+    free(want);
+    free(log);
+    free(sub);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("service");
@@ -711,6 +750,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_errors_appended);
     tcase_add_test(tc, test_env_keys);
     tcase_add_test(tc, test_env_errors);
+    tcase_add_test(tc, test_run_keys);
     suite_add_tcase(s, tc);
     return s;
 }
