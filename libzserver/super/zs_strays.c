@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "zs_strays.h"
 #include "core/zs_err.h"
@@ -96,6 +97,26 @@ static pid_t read_ppid(const char *name)
         ppid = (pid_t)strtol(rp + 4, NULL, 10);
     free(buf);
     return ppid;
+}
+
+double zs_strays_age(pid_t pid)
+{
+    char path[64];
+    size_t len;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    char *buf = read_small(path, &len);
+    if (!buf)
+        return -1;
+    /* starttime is field 22: the 20th after "pid (comm)" (comm parsed past its last ')'). */
+    char *rp = strrchr(buf, ')'), *q = rp ? rp + 1 : NULL;
+    for (int field = 3; q && field < 22; field++)
+        q = strchr(q + 1, ' ');
+    double start = q ? strtod(q + 1, NULL) / (double)sysconf(_SC_CLK_TCK) : -1;
+    free(buf);
+    struct timespec up;
+    if (start < 0 || clock_gettime(CLOCK_BOOTTIME, &up) < 0)
+        return -1;
+    return (double)up.tv_sec + up.tv_nsec / 1e9 - start;
 }
 
 /* The fallback: every (pid, ppid) of the system. */

@@ -16,4 +16,6 @@
  * which is_supervised(pid, ctx) is false, and all their descendants (read from /proc).
  * Returns how many there are (possibly more than max), or -1 when /proc cannot be read. */
 int zs_strays_find(int (*is_supervised)(pid_t pid, void *ctx), void *ctx, pid_t *out, size_t max);
+/* Seconds since pid started (its /proc starttime against CLOCK_BOOTTIME), -1 when unknown. */
+double zs_strays_age(pid_t pid);
 #endif

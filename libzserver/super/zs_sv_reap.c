@@ -85,7 +85,10 @@ int zs_sv_is_supervised(pid_t pid, void *ctx)
 
 /* A process that exits 0 at once and leaves processes behind put itself in the background:
  * say so once (its first failure in a row), naming what it left. */
-static void check_daemonized(zs_supervisor *s, const zs_proc *p)
+/* A process that exited 0 at once may have put itself in the background: the strays that
+ * appeared since the last look and started after it did are what it left (a stray older than
+ * it belongs to something else, e.g. another service's helper). */
+static void check_daemonized(zs_supervisor *s, const zs_proc *p, double lived)
 {
     pid_t found[64];
     int n = zs_strays_find(zs_sv_is_supervised, s, found, 64);
@@ -98,7 +101,8 @@ static void check_daemonized(zs_supervisor *s, const zs_proc *p)
         int seen = 0;
         for (int k = 0; k < s->nseen_strays && !seen; k++)
             seen = s->seen_strays[k] == found[i];
-        if (seen)
+        double age = zs_strays_age(found[i]);
+        if (seen || (age >= 0 && age > lived + 0.5))
             continue;
         fresh++;
         if (len < sizeof(list) - 16)
@@ -145,7 +149,7 @@ static void reaped(zs_supervisor *s, pid_t pid, int status, double now)
     zlog_write(level, __FILE__, __func__, __LINE__, "%s: pid %ld %s after %.1f s", g->svc->id,
                (long)p->pid, how, lived);
     if (clean && !p->retiring && lived < FAILURE_LIFETIME && sl && sl->failures == 0)
-        check_daemonized(s, p);
+        check_daemonized(s, p, lived);
     zs_sv_proc_forget(p);
     if (sl)
         zs_sv_slot_after_end(sl, lived, verdict, status, END_EXIT);

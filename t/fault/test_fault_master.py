@@ -192,6 +192,27 @@ class Master(lib.MasterTest):
         self.assertLess(took, 4.0)
         self.assertIn("run the program in the foreground", log)
 
+    def test_daemonize_error_names_only_what_that_process_left(self):
+        """A hostile tester's find: the daemonize error listed every stray masterd had adopted,
+        other services' helpers included, as left by the pid that just exited."""
+        m = self.master()
+        dz = lib.script(m, "dz.sh", "#!/bin/sh\n(setsid sleep 300 </dev/null >/dev/null 2>&1 &)\nexit 0\n")
+        # Another service that, a second after it starts, leaves three helpers of its own.
+        other = lib.script(m, "other.sh", "#!/bin/sh\nsleep 1\nfor i in 1 2 3; do (setsid sleep 300 </dev/null "
+                                          ">/dev/null 2>&1 &); done\nexec sleep 300\n")
+        m.write("dz.cf", "server-command = %s\n" % dz)
+        m.write("other.cf", "server-command = %s\n" % other)
+        m.start()
+        lib.wait_until(lambda: "put itself in the background" in m.log(), 5, what="the first daemonize error")
+        lib.wait_until(lambda: len(lib.descendants(m.pid)) >= 6, 10, what="the other service's helpers")
+        time.sleep(1.5)  # not a deadline: the helpers must be older than the next dz process
+        m.write("dz.cf", "server-command = %s\nx-changed = 1\n" % dz)  # a new generation of dz only
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: m.log().count("put itself in the background") >= 2, 10, what="the second error")
+        last = [l for l in m.log().splitlines() if "put itself in the background" in l][-1]
+        self.assertIn("left 1 process running", last)
+        self.assertEqual(m.stop(timeout=20), 0)
+
     def test_daemonizing_program_stopped_with_proc_scan_fallback(self):
         took, _ = self.check_daemon_stopped(env=dict(os.environ, ZS_STRAYS_SCAN="1"))
         self.assertLess(took, 4.0)
