@@ -207,6 +207,15 @@ static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf,
     zs_config_merge(&m->cf, gcf);
     int ok = zs_config_load_file(&m->cf, path, errs) == 0 &&
              zs_service_from_config(&m->svc, id, path, &m->cf, 1, errs) == 0;
+    const zs_kv *ukv = ok && m->svc.user && geteuid() != 0 && m->svc.uid != geteuid()
+                           ? zs_config_find(&m->cf, "server-user") : NULL;
+    if (ukv) {
+        /* Only root can switch users: every start would fail at setuid, forever. */
+        zs_errs_add(errs, "%s:%d: server-user: masterd runs as uid %ld and cannot start processes as '%s'",
+                    ukv->file, ukv->line, (long)geteuid(), m->svc.user);
+        zs_service_free(&m->svc);
+        ok = 0;
+    }
     if (ok && stat(m->svc.exec_path, &m->bin) < 0) {
         zs_errs_add(errs, "%s: server-command: '%s': %s", path, m->svc.exec_path, strerror(errno));
         zs_service_free(&m->svc);
@@ -466,6 +475,12 @@ int md_set_bind(md_set *set, md_listener **table, char *err, size_t errlen)
                 struct stat st;
                 int new_fifo = l->kind == ZS_LISTEN_FIFO && lstat(l->path, &st) < 0 && errno == ENOENT;
                 int fd = zs_listen_bind(l, m->svc.backlog, m->svc.unix_mode, err, errlen);
+                if (fd < 0 && l->where) {
+                    /* Name the file and line, as every config error does. */
+                    char *why = zs_xstrdup(err);
+                    snprintf(err, errlen, "%s: server-service: %s", l->where, why);
+                    free(why);
+                }
                 if (fd < 0) {
                     for (int k = 0; k <= s; k++)
                         md_svc_unbind(set->v[k], table);

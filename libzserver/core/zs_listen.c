@@ -190,6 +190,15 @@ static int parse_inet(const char *addr, zs_listen *out, char *why, size_t whylen
             snprintf(why, whylen, "bad IPv6 address '%s'", host);
             return -1;
         }
+        /* Every IPv6 socket is IPV6_V6ONLY (zs_listen_bind.c): a mapped IPv4 address could
+         * never be bound; the plain IPv4 spelling is what was meant. */
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            char v4[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], v4, sizeof(v4));
+            snprintf(why, whylen, "'%s' is an IPv4 address in IPv6 form (IPv6 sockets here are IPv6 only): "
+                     "write it as %s:%d", host, v4, port);
+            return -1;
+        }
         out->kind = ZS_LISTEN_INET6;
         out->salen = (socklen_t)sizeof(*s6);
         inet_ntop(AF_INET6, &s6->sin6_addr, buf, sizeof(buf));

@@ -306,6 +306,7 @@ class CoreCli(lib.MasterTest):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("127.0.0.1:%d" % busy, r.stderr)
         self.assertRegex(r.stderr, r"(?i)in use")
+        self.assertIn("%s:2: server-service: 127.0.0.1:%d" % (os.path.join(m.cf, "b.cf"), busy), r.stderr)
         self.assertEqual(self.markers(m), [])
         for host, port in (("127.0.0.1", p1), ("::1", p1), ("::1", busy), ("127.0.0.1", p3)):
             self.assertTrue(can_bind(host, port), "%s:%d left bound" % (host, port))

@@ -17,6 +17,7 @@ import pwd
 import re
 import shutil
 import signal
+import subprocess
 import socket
 import stat
 import time
@@ -184,6 +185,19 @@ class Privileges(lib.MasterTest):
         self.assertTrue(stat.S_ISREG(st.st_mode))
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o644)
         self.assertEqual(open(m.pid_file).read(), "%d\n" % m.pid)
+
+    @ROOT_ONLY
+    def test_non_root_master_cannot_switch_users(self):
+        # masterd run as nobody with server-user = root: -t says so (file:line), instead of "ok"
+        # and then every start failing at setuid forever.
+        m = self.master({"a.cf": "server-command = %s\nserver-user = root\n" % FD})
+        os.chmod(m.dir, 0o755)
+        os.chmod(m.cf, 0o755)
+        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", lib.MASTERD,
+                            "-C", m.cf, "-t"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("%s:2: server-user: masterd runs as uid %d and cannot start processes as 'root'"
+                      % (os.path.join(m.cf, "a.cf"), pwd.getpwnam("nobody").pw_uid), r.stderr)
 
     @ROOT_ONLY
     def test_config_others_can_write(self):

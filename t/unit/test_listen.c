@@ -253,6 +253,8 @@ static const struct bad_entry {
     { "::", "an IPv6 address needs brackets: [ADDRESS]:PORT" },
     { "fe80::1:25", "an IPv6 address needs brackets: [ADDRESS]:PORT" },
     { "[::1]", "expected ':PORT' after ']'" },
+    { "[::ffff:127.0.0.1]:25", "IPv4 address in IPv6 form (IPv6 sockets here are IPv6 only): write it as 127.0.0.1:25" },
+    { "[::FFFF:7f00:2]:25", "write it as 127.0.0.2:25" },
     { "[::1]25", "expected ':PORT' after ']'" },
     { "[::1", "missing ']' after an IPv6 address" },
     { "[::1]:", "missing port" },
