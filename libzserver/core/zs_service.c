@@ -277,9 +277,12 @@ static void check_run_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
         if (!(kv = zs_config_find(cf, unsupported[i])))
             continue;
         where(kv, w, sizeof(w));
-        zs_errs_add(errs, "%s: %s: not supported: masterd neither changes its own root nor its directory "
-                    "(relative paths in the config are taken from the config directory); use server-chdir "
-                    "for a service's working directory, or start masterd itself in a chroot", w, unsupported[i]);
+        if (!strcmp(unsupported[i], "master-chdir"))
+            zs_errs_add(errs, "%s: master-chdir: lib-zc's working directory of the service's processes is "
+                        "spelled server-chdir here (relative paths taken from the config directory)", w);
+        else
+            zs_errs_add(errs, "%s: master-chroot: not supported: a chroot per service is not done; run masterd "
+                        "itself in a chroot or a container", w);
     }
     if ((kv = zs_config_find(cf, "server-chdir"))) {
         where(kv, w, sizeof(w));

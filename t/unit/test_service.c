@@ -715,9 +715,8 @@ START_TEST(test_run_keys)
                            real);
     validate_one_error("server-command = /bin/true\nserver-chdir = nope\n", 2, e);
     validate_one_error("server-command = /bin/true\nmaster-chdir = /\n", 2,
-                       "master-chdir: not supported: masterd neither changes its own root nor its directory "
-                       "(relative paths in the config are taken from the config directory); use server-chdir "
-                       "for a service's working directory, or start masterd itself in a chroot");
+                       "master-chdir: lib-zc's working directory of the service's processes is spelled "
+                       "server-chdir here (relative paths taken from the config directory)");
     ck_assert_int_eq(rmdir(sub), 0);
     free(e);
     free(want);
