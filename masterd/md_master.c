@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <ev.h>
+#include "md_ctl.h"
 #include "md_master.h"
 #include "md_masterlog.h"
 #include "core/zs_log.h"
@@ -156,6 +157,14 @@ static void on_gen_empty(zs_generation *g, void *ctx)
     }
     if (m->current == g)
         m->current = NULL;
+    /* Its restarts stay counted for the service (the running one of that name, if any). */
+    md_svc *keep = M.shutting_down ? NULL : md_set_find(&M.set, m->svc.id);
+    zs_gen_stats st;
+    zs_gen_stats_get(g, &st);
+    keep = keep ? keep : m;
+    zs_restarts_merge(&keep->past, &st.restarts);
+    if (st.last_exit.valid && (!keep->past_exit.valid || st.last_exit.at > keep->past_exit.at))
+        keep->past_exit = st.last_exit;
     zs_gen_free(g);
     M.ngens--;
     svc_unref(m);
@@ -233,19 +242,80 @@ static void hurry_all(void)
     zs_supervisor_hurry(M.super);
 }
 
+/* A new generation of m; the current one drains as in a reload. */
+static void restart_svc(md_svc *m)
+{
+    zs_generation *old = m->current;
+    start_generation(m, m->gen + 1);
+    if (old)
+        retire_generation(old, m->current);
+}
+
 static void restart_all(void)
 {
     zinfo("graceful restart: new generation of every service");
-    for (int i = 0; i < M.set.n; i++) {
-        md_svc *m = M.set.v[i];
-        zs_generation *old = m->current;
+    for (int i = 0; i < M.set.n; i++)
+        if (!M.set.v[i]->held)
+            restart_svc(M.set.v[i]);
+}
+
+const md_set *md_master_set(void) { return &M.set; }
+zs_supervisor *md_master_super(void) { return M.super; }
+int md_master_stopping(void) { return M.shutting_down; }
+
+int md_master_restart(md_svc *m)
+{
+    if (M.shutting_down)
+        return -1;
+    zinfo("%s: restart asked on the control socket: generation %u", m->svc.id, m->gen + 1);
+    m->held = 0;
+    restart_svc(m);
+    return 0;
+}
+
+int md_master_hold(md_svc *m, int down)
+{
+    if (M.shutting_down || m->held == down)
+        return -1;
+    m->held = down;
+    if (down) {
+        zinfo("%s: held down on the control socket: its processes retire, its sockets stay bound", m->svc.id);
+        zs_generation *g = m->current;
+        m->current = NULL;
+        if (g)
+            retire_generation(g, NULL);
+    } else {
+        zinfo("%s: started on the control socket: generation %u", m->svc.id, m->gen + 1);
         start_generation(m, m->gen + 1);
-        if (old)
-            retire_generation(old, m->current);
+    }
+    return 0;
+}
+
+static void report_line(md_reload *r, md_svc *m, const char *what)
+{
+    if (r)
+        zs_errs_add(&r->lines, "%s: %s (generation %u)", m->svc.id, what, m->gen);
+    if (r && m->current) {
+        r->waits = zs_xrealloc(r->waits, (size_t)(r->nwaits + 1) * sizeof(*r->waits));
+        zs_gen_stats st;
+        zs_gen_stats_get(m->current, &st);
+        r->waits[r->nwaits].restarts0 = st.restarts.total; /* a scaled generation may have some */
+        r->waits[r->nwaits].id = zs_xstrdup(m->svc.id);
+        r->waits[r->nwaits++].gen = m->gen;
     }
 }
 
-static void reload(void)
+void md_reload_free(md_reload *r)
+{
+    zs_errs_free(&r->lines);
+    for (int i = 0; i < r->nwaits; i++)
+        free(r->waits[i].id);
+    free(r->waits);
+    memset(r, 0, sizeof(*r));
+}
+
+/* The reload of doc/CONTRACT.md §6; r (may be NULL) gets what changed, or the errors. */
+static void reload(md_reload *r)
 {
     zs_errs errs = { 0 };
     md_set next;
@@ -261,6 +331,11 @@ static void reload(void)
     if (md_set_load(M.o->config_dir, &next, &errs) < 0) {
         for (size_t i = 0; i < errs.n; i++)
             zerror("reload: %s", errs.msg[i]);
+        if (r) {
+            r->invalid = 1;
+            for (size_t i = 0; i < errs.n; i++)
+                zs_errs_add(&r->lines, "%s", errs.msg[i]);
+        }
         zerror("reload: %zu error%s; nothing changed", errs.n, errs.n == 1 ? "" : "s");
         zs_errs_free(&errs);
         sd_notify_msg("READY=1");
@@ -270,6 +345,10 @@ static void reload(void)
     if (md_set_bind(&next, &M.listeners, err, sizeof(err)) < 0 ||
         md_masterlog_sync(M.loop, &next, err, sizeof(err)) < 0) {
         zerror("reload: %s; nothing changed", err);
+        if (r) {
+            r->invalid = 1;
+            zs_errs_add(&r->lines, "%s", err);
+        }
         for (int i = 0; i < next.n; i++)
             md_svc_unbind(next.v[i], &M.listeners);
         md_set_free(&next);
@@ -283,6 +362,7 @@ static void reload(void)
         md_svc *old = md_set_find(&M.set, m->svc.id);
         if (!old) {
             start_generation(m, 1);
+            report_line(r, m, "started");
             started++;
         } else if (md_svc_same_but_count(old, m)) {
             int count = m->svc.proc_count;
@@ -300,17 +380,21 @@ static void reload(void)
             svc_unref(m);
             if (old->current && zs_gen_want(old->current) != count) {
                 zs_gen_set_want(old->current, count);
+                report_line(r, old, "scaled");
                 scaled++;
             } else {
                 same++;
             }
         } else {
             zs_generation *g = old->current;
+            m->past = old->past;
+            m->past_exit = old->past_exit;
             start_generation(m, old->gen + 1);
             if (g) {
                 old->current = NULL;
                 retire_generation(g, m->current);
             }
+            report_line(r, m, "new generation");
             changed++;
         }
     }
@@ -320,6 +404,8 @@ static void reload(void)
             zs_generation *g = old->current;
             old->current = NULL;
             retire_generation(g, NULL);
+            if (r)
+                zs_errs_add(&r->lines, "%s: removed", old->svc.id);
             removed++;
         }
     }
@@ -330,6 +416,9 @@ static void reload(void)
     M.set = next;
     zinfo("reload: %d started, %d new generation%s, %d scaled, %d removed, %d unchanged", started,
           changed, changed == 1 ? "" : "s", scaled, removed, same);
+    if (r)
+        zs_errs_add(&r->lines, "reload: %d started, %d new generation%s, %d scaled, %d removed, %d unchanged",
+                    started, changed, changed == 1 ? "" : "s", scaled, removed, same);
     sd_notify_msg("READY=1");
 }
 
@@ -347,7 +436,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
         break;
     case SIGHUP:
         if (!M.shutting_down)
-            reload();
+            reload(NULL);
         break;
     case SIGUSR2:
         if (!M.shutting_down)
@@ -361,6 +450,14 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     }
 }
 
+int md_master_reload(md_reload *r)
+{
+    if (M.shutting_down)
+        return -1;
+    reload(r);
+    return 0;
+}
+
 int md_master_run(md_set *set, const md_master_opts *o)
 {
     static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
@@ -369,6 +466,14 @@ int md_master_run(md_set *set, const md_master_opts *o)
 
     M.o = o;
     M.set = *set;
+    /* The control socket first: a path another masterd answers on means it runs already. */
+    if (md_ctl_start(ev_default_loop(0), o->control, o->metrics, err, sizeof(err)) < 0) {
+        zerror("%s", err);
+        if (zs_log_child_fd() != 2)
+            fprintf(stderr, "masterd: %s\n", err);
+        md_set_free(&M.set);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     /* As PID 1 in a container, or under a supervisor that exits, orphans come to us. */
     md_masterlog_set_lookup(pid_service);
@@ -382,6 +487,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
         for (int i = 0; i < M.set.n; i++)
             md_svc_unbind(M.set.v[i], &M.listeners);
         md_masterlog_close_all(ev_default_loop(0));
+        md_ctl_stop();
         md_set_free(&M.set);
         return 1;
     }
@@ -406,6 +512,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
         zwarning("no *.cf file in %s: nothing to supervise (add one and send SIGHUP)", o->config_dir);
     ev_run(M.loop, 0);
     ev_timer_stop(M.loop, &M.finish_w);
+    md_ctl_stop();
 
     for (int i = 0; i < M.set.n; i++)
         svc_unref(M.set.v[i]);
