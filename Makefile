@@ -51,7 +51,8 @@ $(DEPS_STAMP):
 	done
 	@command -v python3 >/dev/null 2>&1 || sh scripts/install-deps.sh python3
 	@command -v strace >/dev/null 2>&1 || sh scripts/install-deps.sh strace
-	@python3 -c 'import prometheus_client' >/dev/null 2>&1 || sh scripts/install-deps.sh python3-prometheus-client
+	@python3 -c 'import prometheus_client' >/dev/null 2>&1 || [ -f /usr/lib/python3/dist-packages/prometheus_client/parser.py ] || \
+	  sh scripts/install-deps.sh python3-prometheus-client
 	@mkdir -p $(B) && touch $@
 deps: $(DEPS_STAMP)
 

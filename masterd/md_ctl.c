@@ -24,6 +24,7 @@
 
 #define ACCEPTS_PER_WAKE 16
 #define RELOAD_POLL 0.05
+#define LINGER_MAX 65536    /* bytes read away after a reply before closing anyway */
 
 typedef struct client {
     struct client *next;
@@ -35,6 +36,8 @@ typedef struct client {
     md_buf out;
     size_t sent;
     int waiting;         /* a synchronous reload is under way */
+    int lingering;       /* the reply is out: reading what the client still sends, until EOF */
+    size_t discarded;
     md_reload rl;
     double started;
 } client;
@@ -237,7 +240,29 @@ static void client_write(client *c)
         return;
     }
     c->sent += (size_t)n;
-    if (c->sent == c->out.len)
+    if (c->sent < c->out.len)
+        return;
+    /* Closing with unread input would reset the connection and could destroy the reply
+     * before the client reads it: end our side and read theirs away first, as nginx's
+     * lingering close does (bounded by LINGER_MAX bytes and the idle timer). */
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        client_close(c);
+        return;
+    }
+    c->lingering = 1;
+    ev_io_stop(C.loop, &c->io);
+    ev_io_set(&c->io, c->fd, EV_READ);
+    ev_io_start(C.loop, &c->io);
+}
+
+static void client_linger(client *c)
+{
+    char buf[4096];
+    ssize_t n = read(c->fd, buf, sizeof(buf));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    c->discarded += n > 0 ? (size_t)n : 0;
+    if (n <= 0 || c->discarded > LINGER_MAX)
         client_close(c);
 }
 
@@ -245,7 +270,9 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     client *c = w->data;
     ev_timer_again(loop, &c->idle);
-    if (revents & EV_READ)
+    if ((revents & EV_READ) && c->lingering)
+        client_linger(c);
+    else if (revents & EV_READ)
         client_read(c);
     else if (revents & EV_WRITE)
         client_write(c);
@@ -312,13 +339,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 zwarning("control socket: accept: %s", strerror(errno));
             return;
         }
-        if (C.nclients >= MD_CTL_MAX_CLIENTS || (!ls->http && !peer_allowed(fd))) {
+        if (C.nclients >= MD_CTL_MAX_CLIENTS) {
             static const char busy[] = "error: busy (too many clients)\nstatus 1\n";
-            static const char denied[] = "error: permission denied\nstatus 4\n";
-            if (C.nclients >= MD_CTL_MAX_CLIENTS && !ls->http)
+            if (!ls->http)
                 (void)!write(fd, busy, sizeof(busy) - 1);
-            else if (!ls->http)
-                (void)!write(fd, denied, sizeof(denied) - 1);
             close(fd);
             continue;
         }
@@ -335,6 +359,11 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         c->next = C.clients;
         C.clients = c;
         C.nclients++;
+        if (!ls->http && !peer_allowed(fd)) {
+            /* Answered at once; its request is read away unseen (the lingering close). */
+            md_buf_printf(&c->out, "error: permission denied\n");
+            client_reply(c, 4);
+        }
     }
 }
 
@@ -357,7 +386,7 @@ static int listen_on(lsock *ls, const char *entry, int http, char *err, size_t e
         zs_listen_free(&l);
         return -1;
     }
-    ls->fd = zs_listen_bind(&l, 64, 0600, why, sizeof(why));
+    ls->fd = zs_listen_bind(&l, MD_CTL_MAX_CLIENTS, 0600, why, sizeof(why));
     if (ls->fd < 0) {
         snprintf(err, errlen, "%s %s: %s", http ? "-metrics" : "-control", entry, why);
         zs_listen_free(&l);

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,7 +118,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "masterctl: masterd is not running (control socket %s: %s)\n", path, strerror(errno));
         return 3;
     }
-    if (write_all(fd, req, strlen(req)) < 0) {
+    signal(SIGPIPE, SIG_IGN);
+    /* A refusal may come before the request is written: read the reply whatever the write did. */
+    if (write_all(fd, req, strlen(req)) < 0 && errno != EPIPE && errno != ECONNRESET) {
         fprintf(stderr, "masterctl: %s: %s\n", path, strerror(errno));
         return 3;
     }
@@ -138,6 +141,8 @@ int main(int argc, char **argv)
         ssize_t n = read(fd, buf + len, MAX_REPLY - len);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno != ECONNRESET)
+            fprintf(stderr, "masterctl: %s: %s\n", path, strerror(errno));
         if (n <= 0)
             break;
         len += (size_t)n;
