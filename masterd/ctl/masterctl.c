@@ -36,17 +36,19 @@ static void usage(FILE *f)
             DEFAULT_PID_FILE);
 }
 
-static char *ctl_path(const char *control, const char *pid_file)
+/* The control socket's path into buf (len bytes): 0, or -1 when it does not fit. */
+static int ctl_path(const char *control, const char *pid_file, char *buf, size_t len)
 {
-    if (control)
-        return strdup(control);
-    size_t n = strlen(pid_file);
-    if (n > 4 && !strcmp(pid_file + n - 4, ".pid"))
-        n -= 4;
-    char *p = malloc(n + 5);
-    if (p)
-        snprintf(p, n + 5, "%.*s.ctl", (int)n, pid_file);
-    return p;
+    int n;
+    if (control) {
+        n = snprintf(buf, len, "%s", control);
+    } else {
+        size_t k = strlen(pid_file);
+        if (k > 4 && !strcmp(pid_file + k - 4, ".pid"))
+            k -= 4;
+        n = snprintf(buf, len, "%.*s.ctl", (int)k, pid_file);
+    }
+    return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
 /* The request line: the command words, with --json moved right after `status`. */
@@ -106,13 +108,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "masterctl: the request is longer than %d bytes or has a newline\n", MAX_REQUEST);
         return 64;
     }
-    char *path = ctl_path(control, pid_file);
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    if (!path || strlen(path) >= sizeof(sun.sun_path)) {
+    const char *path = sun.sun_path;
+    if (ctl_path(control, pid_file, sun.sun_path, sizeof(sun.sun_path)) < 0) {
         fprintf(stderr, "masterctl: control socket path too long\n");
         return 64;
     }
-    memcpy(sun.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
         fprintf(stderr, "masterctl: masterd is not running (control socket %s: %s)\n", path, strerror(errno));
@@ -125,10 +126,8 @@ int main(int argc, char **argv)
         return 3;
     }
     int waits_long = !strncmp(req, "reload", 6);
-    char *buf = malloc(MAX_REPLY + 1);
+    static char buf[MAX_REPLY + 1];
     size_t len = 0;
-    if (!buf)
-        return 1;
     for (;;) {
         struct pollfd pfd = { fd, POLLIN, 0 };
         int r = poll(&pfd, 1, waits_long ? -1 : REPLY_TIMEOUT_MS);
@@ -170,8 +169,6 @@ int main(int argc, char **argv)
         fprintf(strncmp(line, "error: ", 7) ? stdout : stderr, "%s%s\n", strncmp(line, "error: ", 7) ? "" : "masterctl: ",
                 strncmp(line, "error: ", 7) ? line : line + 7);
     }
-    free(buf);
-    free(path);
     close(fd);
     return status;
 }
