@@ -366,6 +366,8 @@ static void reload(md_reload *r)
             started++;
         } else if (md_svc_same_but_count(old, m)) {
             int count = m->svc.proc_count;
+            /* A held-down service whose file changed (its count, here) is started again. */
+            int unhold = old->held && count != old->svc.proc_count;
             zs_config tmp = old->cf;
             old->cf = m->cf;
             m->cf = tmp;
@@ -378,7 +380,12 @@ static void reload(md_reload *r)
             next.v[i] = old;
             old->refs++;
             svc_unref(m);
-            if (old->current && zs_gen_want(old->current) != count) {
+            if (unhold) {
+                old->held = 0;
+                start_generation(old, old->gen + 1);
+                report_line(r, old, "started");
+                started++;
+            } else if (old->current && zs_gen_want(old->current) != count) {
                 zs_gen_set_want(old->current, count);
                 report_line(r, old, "scaled");
                 scaled++;

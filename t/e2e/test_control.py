@@ -120,6 +120,25 @@ class ControlTest(MasterTest):
         self.assertEqual(r.returncode, 2)
         self.assertIn("no service 'nosuch'", r.stderr)
 
+    def test_accept_queue_and_connections(self):
+        """The accept queue is read from the kernel; connections from the accept scoreboard."""
+        m, pa, pb = self.two()
+        held = [socket.create_connection(("127.0.0.1", pb), timeout=5) for _ in range(2)]
+        wait_until(lambda: sum(p["connections"] or 0 for p in status(m)["b"]["processes"]) == 2, 5,
+                   what="b's two connections on the scoreboard")
+        self.assertEqual(ctl(m, "stop", "a").returncode, 0)
+        wait_until(lambda: not status(m)["a"]["processes"], 10, what="a held down")
+        queued = [socket.create_connection(("127.0.0.1", pa), timeout=5) for _ in range(3)]
+        lis = wait_until(lambda: (lambda l: l if l["queue"] == 3 else None)(status(m)["a"]["listeners"][0]), 5,
+                         what="3 connections in a's accept queue")
+        self.assertEqual(lis["queue_max_seen"], 3)
+        self.assertEqual(ctl(m, "start", "a").returncode, 0)
+        lis = wait_until(lambda: (lambda l: l if l["queue"] == 0 else None)(status(m)["a"]["listeners"][0]), 5,
+                         what="the queue taken by a's new generation")
+        self.assertEqual(lis["queue_max_seen"], 3)
+        for s in held + queued:
+            s.close()
+
     def test_crash_loop_is_shown(self):
         m = self.master({"bad.cf": "server-command = /bin/false\n"}).start()
         st = wait_until(lambda: (lambda s: s if s["state"] == "crash-looping" else None)(status(m)["bad"]), 10,
@@ -204,6 +223,22 @@ class ControlTest(MasterTest):
         m.write("a.cf", http_cf(pa, 1))
         m.signal(signal.SIGHUP)
         wait_until(lambda: status(m)["a"]["wanted"] == 1, 5, what="scaled by SIGHUP")
+
+    def test_held_down_across_reloads_until_its_file_changes(self):
+        m, pa, pb = self.two()
+        self.assertEqual(ctl(m, "stop", "a").returncode, 0)
+        wait_until(lambda: not status(m)["a"]["processes"], 10, what="a held down")
+        self.assertEqual(ctl(m, "reload").returncode, 0)  # a's file unchanged
+        m.signal(signal.SIGUSR2)
+        wait_until(lambda: status(m)["b"]["generation"] == 2, 5, what="b restarted by SIGUSR2")
+        a = status(m)["a"]
+        self.assertEqual((a["state"], a["processes"]), ("held down", []))
+        m.write("a.cf", http_cf(pa, 1))
+        r = ctl(m, "reload")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("a: generation", r.stdout)
+        a = status(m)["a"]
+        self.assertEqual((a["state"], a["held"], a["ready"]), ("running", False, 1))
 
     def test_other_uid_is_refused(self):
         m, pa, pb = self.two()
