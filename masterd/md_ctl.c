@@ -25,6 +25,7 @@
 #define ACCEPTS_PER_WAKE 16
 #define RELOAD_POLL 0.05
 #define LINGER_MAX 65536    /* bytes read away after a reply before closing anyway */
+#define METRICS_REUSE 1.0   /* seconds one gathering of the metrics serves HTTP scrapes */
 
 typedef struct client {
     struct client *next;
@@ -40,6 +41,7 @@ typedef struct client {
     size_t discarded;
     md_reload rl;
     double started;
+    double deadline;     /* reading the request, or writing the reply, ends by then */
 } client;
 
 typedef struct lsock {
@@ -54,7 +56,9 @@ static struct {
     dev_t dev;
     ino_t ino;
     client *clients;
-    int nclients;
+    int nclients, nhttp;
+    md_buf metrics;      /* the last metrics text served over HTTP... */
+    double metrics_at;   /* ...and when it was made: scrapes within METRICS_REUSE share it */
     ev_timer reload_w;   /* polls waiting reloads; runs only while one waits */
     double refused_at;   /* rate limit of the "refused" log line */
     unsigned refused_quiet;
@@ -120,6 +124,7 @@ static void client_close(client *c)
             break;
         }
     C.nclients--;
+    C.nhttp -= c->http;
     md_reload_free(&c->rl);
     free(c->out.p);
     free(c);
@@ -137,6 +142,7 @@ static void client_reply(client *c, int status)
     if (!c->http)
         md_buf_printf(&c->out, "status %d\n", status);
     c->waiting = 0;
+    c->deadline = ev_now(C.loop) + MD_CTL_LIFETIME;
     ev_io_stop(C.loop, &c->io);
     ev_io_set(&c->io, c->fd, EV_WRITE);
     ev_io_start(C.loop, &c->io);
@@ -156,10 +162,20 @@ static void http_answer(client *c)
     } else if (strcmp(target, "/metrics")) {
         code = "404 Not Found";
     }
-    if (!strcmp(code, "200 OK"))
-        md_status_metrics(&body);
-    else
+    if (!strcmp(code, "200 OK")) {
+        /* Gathering reads /proc for every process: a scraper hammering us gets the same
+         * text for METRICS_REUSE seconds instead of making masterd gather again each time. */
+        double now = ev_now(C.loop);
+        if (!C.metrics.p || now - C.metrics_at >= METRICS_REUSE || now < C.metrics_at) {
+            free(C.metrics.p);
+            memset(&C.metrics, 0, sizeof(C.metrics));
+            md_status_metrics(&C.metrics);
+            C.metrics_at = now;
+        }
+        md_buf_printf(&body, "%.*s", (int)C.metrics.len, C.metrics.p ? C.metrics.p : "");
+    } else {
         md_buf_printf(&body, "%s\n", code);
+    }
     md_buf_printf(&c->out, "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
                   "Content-Length: %zu\r\n%sConnection: close\r\n\r\n", code, body.len,
                   bad_method ? "Allow: GET, HEAD\r\n" : "");
@@ -269,6 +285,11 @@ static void client_linger(client *c)
 static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     client *c = w->data;
+    /* A client that trickles a byte every few seconds makes progress but must still end. */
+    if (ev_now(loop) > c->deadline) {
+        client_close(c);
+        return;
+    }
     ev_timer_again(loop, &c->idle);
     if ((revents & EV_READ) && c->lingering)
         client_linger(c);
@@ -339,7 +360,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 zwarning("control socket: accept: %s", strerror(errno));
             return;
         }
-        if (C.nclients >= MD_CTL_MAX_CLIENTS) {
+        if (C.nclients >= MD_CTL_MAX_CLIENTS || (ls->http && C.nhttp >= MD_CTL_MAX_HTTP_CLIENTS)) {
             static const char busy[] = "error: busy (too many clients)\nstatus 1\n";
             if (!ls->http)
                 (void)!write(fd, busy, sizeof(busy) - 1);
@@ -355,10 +376,12 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         ev_io_start(loop, &c->io);
         ev_init(&c->idle, idle_cb);
         c->idle.repeat = MD_CTL_IDLE;
+        c->deadline = ev_now(loop) + MD_CTL_LIFETIME;
         ev_timer_again(loop, &c->idle);
         c->next = C.clients;
         C.clients = c;
         C.nclients++;
+        C.nhttp += c->http;
         if (!ls->http && !peer_allowed(fd)) {
             /* Answered at once; its request is read away unseen (the lingering close). */
             md_buf_printf(&c->out, "error: permission denied\n");
@@ -446,4 +469,6 @@ void md_ctl_stop(void)
         unlink(C.path);
     free(C.path);
     C.path = NULL;
+    free(C.metrics.p);
+    memset(&C.metrics, 0, sizeof(C.metrics));
 }

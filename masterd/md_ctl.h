@@ -15,7 +15,9 @@ struct ev_loop;
 #define MD_CTL_MAX_REQUEST 1024     /* a control request line, bytes */
 #define MD_CTL_MAX_HTTP 4096        /* an HTTP request head, bytes */
 #define MD_CTL_MAX_REPLY (8 << 20)  /* a reply, bytes */
+#define MD_CTL_MAX_HTTP_CLIENTS 32  /* of them on the metrics listener: scrapers never crowd out masterctl */
 #define MD_CTL_IDLE 10.0            /* seconds a client may make no progress */
+#define MD_CTL_LIFETIME 60.0        /* seconds to send a request, and again to take the reply */
 
 /* A growing reply buffer: appends past MD_CTL_MAX_REPLY set `over` and are dropped. */
 typedef struct md_buf {

@@ -341,6 +341,19 @@ class ControlTest(MasterTest):
             self.assertIn(b" " + code + b" ", http_get(mport, req=req).split(b"\r\n")[0] + b" ")
         self.assertEqual(status(m)["a"]["state"], "running")
 
+    def test_scrapers_never_crowd_out_masterctl(self):
+        mport = free_port()
+        m, pa, pb = self.two(args=["-metrics", "127.0.0.1:%d" % mport])
+        stuck = [socket.create_connection(("127.0.0.1", mport), timeout=5) for _ in range(40)]
+        wait_until(lambda: http_get(mport, req=b"GET /metrics HTTP/1.0\r\n\r\n") == b"", 5,
+                   what="scrapes beyond 32 at once turned away")
+        r = ctl(m, "status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for s in stuck:
+            s.close()
+        out = wait_until(lambda: http_get(mport, req=b"GET /metrics HTTP/1.0\r\n\r\n"), 5, what="a scrape")
+        self.assertIn(b"masterd_up 1", out)
+
     def test_idle_with_control_socket_open(self):
         port = free_port()
         m = self.master({"a.cf": http_cf(port, 1)}).start()
