@@ -117,7 +117,7 @@ static const char *state_of(const svc_view *v, const zs_gen_stats *cur, int othe
 {
     if (v->m->held)
         return "held down";
-    if (!cur)
+    if (!cur || (cur->want > 0 && cur->idle == cur->want && !cur->running))
         return others ? "retiring" : "stopped";
     if (cur->crash_loop)
         return "crash-looping";

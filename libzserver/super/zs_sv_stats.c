@@ -24,6 +24,8 @@ void zs_gen_stats_get(const zs_generation *g, zs_gen_stats *st)
         const zs_slot *sl = g->slots[i];
         if (sl->failures >= ZS_CRASH_LOOP && !sl->proc)
             st->crash_loop++;
+        if (!sl->proc && !sl->queued && !ev_is_active(&sl->backoff))
+            st->idle++;
         if (ev_is_active(&sl->backoff)) {
             st->backoff++;
             if (st->next_try == 0 || sl->next_try < st->next_try)

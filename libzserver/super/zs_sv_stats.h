@@ -45,6 +45,7 @@ typedef struct zs_gen_stats {
     int want, running, ready, retiring;
     int backoff;             /* slots waiting out a backoff */
     int crash_loop;          /* slots with ZS_CRASH_LOOP failed starts or more in a row */
+    int idle;                /* slots with no process and none coming (server-restart said no) */
     double next_try;         /* the soonest backoff end, 0: none */
     zs_restarts restarts;
     zs_exit_info last_exit;

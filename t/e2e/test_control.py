@@ -150,6 +150,12 @@ class ControlTest(MasterTest):
         self.assertIn("last exit: pid", ctl(m, "status").stdout)
         self.assertIn("exited 1", ctl(m, "status").stdout)
 
+    def test_exited_service_not_restarted_is_stopped(self):
+        m = self.master({"once.cf": "server-command = /bin/true\nserver-restart = on-failure\n"}).start()
+        st = wait_until(lambda: (lambda s: s if s["state"] == "stopped" else None)(status(m)["once"]), 5,
+                        what="stopped")
+        self.assertEqual((st["running"], st["last_exit"]["code"]), (0, 0))
+
     def test_signal_name_in_last_exit(self):
         port = free_port()
         m = self.master({"a.cf": http_cf(port, 1)}).start()
