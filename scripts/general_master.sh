@@ -282,8 +282,10 @@ do_reload() {
     say "masterd (pid $pid) reloading $CONFIG_DIR"
     ctl reload
     rc=$?
-    [ "$rc" -ne 3 ] && return "$rc"
-    # No control socket (masterd runs with -control none): the blind reload.
+    case $rc in
+    3 | 126 | 127) ;; # no control socket (-control none), or no masterctl: the blind reload
+    *) return "$rc" ;;
+    esac
     if ! kill -HUP "$pid"; then
         err "cannot signal masterd (pid $pid)"
         return 1

@@ -159,6 +159,10 @@ class GeneralMaster(MasterTest):
         r = self.script("status")
         self.assert_ok(r)
         self.assertEqual(self.file_pid(), pid)
+        # Without masterctl: the blind SIGHUP, as before.
+        r = self.script("reload", MASTERCTL=os.path.join(self.m.dir, "no-such-masterctl"))
+        self.assert_ok(r)
+        self.assertIn("signalled (SIGHUP", r.stdout)
 
     def test_start_twice_refuses(self):
         pid = self.start()
