@@ -287,6 +287,46 @@ class ControlTest(MasterTest):
         for s in stuck:
             s.close()
 
+    def test_hammering_clients_do_not_delay_supervision(self):
+        port = free_port()
+        m = self.master({"a.cf": http_cf(port, 2)}).start()
+        m.wait_children(2)
+        stop, answered, errors = threading.Event(), [0], []
+
+        def hammer():
+            while not stop.is_set():
+                try:
+                    if raw(m, b"status --json\n").endswith(b"status 0\n"):
+                        answered[0] += 1
+                except OSError as e:
+                    errors.append(repr(e))
+        threads = [threading.Thread(target=hammer, daemon=True) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            wait_until(lambda: answered[0] >= 20, 5, what="the hammering to get going")
+            for _ in range(3):
+                kids = m.children()
+                t0 = time.monotonic()
+                os.kill(kids[0], signal.SIGKILL)
+                wait_until(lambda: len(m.children()) == 2 and kids[0] not in m.children(), 3,
+                           what="the replacement")
+                self.assertLess(time.monotonic() - t0, 1.5)
+                n = m.log().count("log reopened")
+                t0 = time.monotonic()
+                m.signal(signal.SIGUSR1)
+                wait_until(lambda: m.log().count("log reopened") > n, 3, interval=0.002, what="SIGUSR1 answered")
+                self.assertLess(time.monotonic() - t0, 0.5)
+                # A kill within 1 s of a start counts as a failed start and backs off.
+                wait_until(lambda: all(p["uptime_ms"] > 1100 for p in status(m)["a"]["processes"]), 5,
+                           interval=0.1, what="the replacement to be older than 1 s")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+        self.assertEqual(errors, [])
+        self.assertEqual(status(m)["a"]["restarts"], 3)
+
     def test_garbage_and_oversize_requests(self):
         m, pa, pb = self.two()
         out = raw(m, b"x" * 5000)
