@@ -5,8 +5,8 @@
  *
  * A service's config (md_svc) is reference-counted: the running set holds one reference and
  * every generation running it holds one, so a retiring generation keeps its config and
- * sockets until its last process is gone.  A shutdown (SIGTERM, SIGINT) retires every generation, then waits for the strays; a second
- * one hurries (every kill deadline 5 s at most).
+ * sockets until its last process is gone.  A shutdown (SIGTERM, SIGINT) retires every
+ * generation, then waits for the strays; a second one hurries (every kill deadline 5 s at most).
  */
 #include <errno.h>
 #include <signal.h>
@@ -26,13 +26,14 @@
 #include "core/zserver_core.h"
 
 md_state md_M;
+#define M md_M /* its name in this file, which owns it */
 #define STRAY_GRACE 5.0
 #define STRAY_POLL 0.05
 
 static void finish_shutdown(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* systemd's notify protocol, when masterd runs as a Type=notify unit. */
-void md_sd_notify(const char *msg)
+static void sd_notify_msg(const char *msg)
 {
     const char *path = getenv("NOTIFY_SOCKET");
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -53,28 +54,28 @@ void md_sd_notify(const char *msg)
 /* For the masterlog stamp: which service a sender's pid runs. */
 static const char *pid_service(pid_t pid)
 {
-    const zs_service *svc = md_M.super ? zs_supervisor_pid_service(md_M.super, pid) : NULL;
+    const zs_service *svc = M.super ? zs_supervisor_pid_service(M.super, pid) : NULL;
     return svc ? svc->id : NULL;
 }
 
-void md_svc_unref(md_svc *m)
+static void svc_unref(md_svc *m)
 {
     if (--m->refs > 0)
         return;
-    md_svc_unbind(m, &md_M.listeners);
+    md_svc_unbind(m, &M.listeners);
     md_svc_free(m);
 }
 
-void md_start_generation(md_svc *m, unsigned gen)
+static void start_generation(md_svc *m, unsigned gen)
 {
-    zs_generation *g = zs_gen_new(md_M.super, &m->svc, m->fds, gen, md_M.o->config_dir, NULL, NULL);
+    zs_generation *g = zs_gen_new(M.super, &m->svc, m->fds, gen, M.o->config_dir, NULL, NULL);
     zs_gen_set_user(g, m);
     if (zs_gen_set_config_fd(g, m->cf_fd) < 0)
         zerror("%s: cannot hand its config to children: %s", m->svc.id, strerror(errno));
     m->refs++;
     m->current = g;
     m->gen = gen;
-    md_M.ngens++;
+    M.ngens++;
     zs_gen_set_want(g, m->svc.proc_count);
 }
 
@@ -83,17 +84,17 @@ void md_start_generation(md_svc *m, unsigned gen)
  * retired at once instead of waiting for succ, so only a serving generation drains.
  * (zs_gen_retire never frees a generation from inside the call, so walking the list while
  * retiring is safe.) */
-void md_retire_generation(zs_generation *g, zs_generation *succ)
+static void retire_generation(zs_generation *g, zs_generation *succ)
 {
     retiring *r = zs_xcalloc(1, sizeof(*r));
     r->old = g;
     r->succ = zs_gen_ready_count(g) > 0 ? succ : NULL;
-    r->next = md_M.retiring;
-    md_M.retiring = r;
-    for (retiring *o = md_M.retiring; o; o = o->next)
+    r->next = M.retiring;
+    M.retiring = r;
+    for (retiring *o = M.retiring; o; o = o->next)
         if (o->succ == g)
             o->succ = succ;
-    for (retiring *o = md_M.retiring; o; o = o->next)
+    for (retiring *o = M.retiring; o; o = o->next)
         if (!o->succ)
             zs_gen_retire(o->old);
 }
@@ -102,7 +103,7 @@ void md_retire_generation(zs_generation *g, zs_generation *succ)
 static void on_proc_ready(zs_generation *g, void *ctx)
 {
     (void)ctx;
-    for (retiring *r = md_M.retiring, *next; r; r = next) {
+    for (retiring *r = M.retiring, *next; r; r = next) {
         next = r->next;
         if (r->succ != g)
             continue;
@@ -120,7 +121,7 @@ static void on_gen_empty(zs_generation *g, void *ctx)
 {
     (void)ctx;
     md_svc *m = zs_gen_user(g);
-    for (retiring **pp = &md_M.retiring; *pp; pp = &(*pp)->next) {
+    for (retiring **pp = &M.retiring; *pp; pp = &(*pp)->next) {
         if ((*pp)->old == g) {
             retiring *r = *pp;
             *pp = r->next;
@@ -131,7 +132,7 @@ static void on_gen_empty(zs_generation *g, void *ctx)
     if (m->current == g)
         m->current = NULL;
     /* Its restarts stay counted for the service (the running one of that name, if any). */
-    md_svc *keep = md_M.shutting_down ? NULL : md_set_find(&md_M.set, m->svc.id);
+    md_svc *keep = M.shutting_down ? NULL : md_set_find(&M.set, m->svc.id);
     zs_gen_stats st;
     zs_gen_stats_get(g, &st);
     keep = keep ? keep : m;
@@ -139,10 +140,10 @@ static void on_gen_empty(zs_generation *g, void *ctx)
     if (st.last_exit.valid && (!keep->past_exit.valid || st.last_exit.at > keep->past_exit.at))
         keep->past_exit = st.last_exit;
     zs_gen_free(g);
-    md_M.ngens--;
-    md_svc_unref(m);
-    if (md_M.shutting_down)
-        finish_shutdown(md_M.loop, &md_M.finish_w, 0);
+    M.ngens--;
+    svc_unref(m);
+    if (M.shutting_down)
+        finish_shutdown(M.loop, &M.finish_w, 0);
 }
 
 /* The last step of a shutdown: once every service's processes are gone, wait for the strays
@@ -153,32 +154,32 @@ static void finish_shutdown(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     (void)w;
-    if (md_M.ngens > 0)
+    if (M.ngens > 0)
         return;
     double now = ev_now(loop);
     int left;
-    if (md_M.empty_at == 0) {
+    if (M.empty_at == 0) {
         /* What the services' last processes left (helpers that had left their process group)
          * hears it too, not only the strays of when the shutdown began. */
-        md_M.empty_at = now;
-        left = zs_supervisor_strays(md_M.super, SIGTERM);
+        M.empty_at = now;
+        left = zs_supervisor_strays(M.super, SIGTERM);
     } else {
-        left = zs_supervisor_strays(md_M.super, 0);
+        left = zs_supervisor_strays(M.super, 0);
     }
     if (left <= 0) {
         ev_break(loop, EVBREAK_ALL);
         return;
     }
-    if (now - md_M.empty_at >= STRAY_GRACE + 1.0) {
+    if (now - M.empty_at >= STRAY_GRACE + 1.0) {
         zerror("stopping: %d process%s left behind by services would not die; leaving them", left,
                left == 1 ? "" : "es");
         ev_break(loop, EVBREAK_ALL);
-    } else if (now - md_M.empty_at >= STRAY_GRACE && !md_M.strays_killed) {
-        md_M.strays_killed = 1;
+    } else if (now - M.empty_at >= STRAY_GRACE && !M.strays_killed) {
+        M.strays_killed = 1;
         zwarning("stopping: killing %d process%s left behind by services", left, left == 1 ? "" : "es");
-        zs_supervisor_strays(md_M.super, SIGKILL);
-    } else if (md_M.strays_killed) {
-        zs_supervisor_strays(md_M.super, SIGKILL); /* what was below them came to us */
+        zs_supervisor_strays(M.super, SIGKILL);
+    } else if (M.strays_killed) {
+        zs_supervisor_strays(M.super, SIGKILL); /* what was below them came to us */
     }
 }
 
@@ -186,22 +187,22 @@ static void finish_shutdown(struct ev_loop *loop, ev_timer *w, int revents)
  * (finish_shutdown). */
 static void shutdown_all(void)
 {
-    md_M.shutting_down = 1;
+    M.shutting_down = 1;
     zinfo("stopping: soft-stopping every service");
-    md_sd_notify("STOPPING=1");
-    int strays = zs_supervisor_strays(md_M.super, SIGTERM);
+    sd_notify_msg("STOPPING=1");
+    int strays = zs_supervisor_strays(M.super, SIGTERM);
     if (strays > 0)
         zinfo("stopping: sent SIGTERM to %d process%s left behind by services", strays, strays == 1 ? "" : "es");
-    ev_timer_init(&md_M.finish_w, finish_shutdown, STRAY_POLL, STRAY_POLL);
-    ev_timer_start(md_M.loop, &md_M.finish_w);
+    ev_timer_init(&M.finish_w, finish_shutdown, STRAY_POLL, STRAY_POLL);
+    ev_timer_start(M.loop, &M.finish_w);
     /* Collected first, so the walk never depends on what retiring does to the lists
      * (zs_gen_retire frees nothing: gen_empty comes later, from the loop). */
-    zs_generation **gs = zs_xcalloc((size_t)md_M.ngens + 1, sizeof(*gs));
+    zs_generation **gs = zs_xcalloc((size_t)M.ngens + 1, sizeof(*gs));
     int n = 0;
-    for (int i = 0; i < md_M.set.n; i++)
-        if (md_M.set.v[i]->current)
-            gs[n++] = md_M.set.v[i]->current;
-    for (retiring *r = md_M.retiring; r; r = r->next)
+    for (int i = 0; i < M.set.n; i++)
+        if (M.set.v[i]->current)
+            gs[n++] = M.set.v[i]->current;
+    for (retiring *r = M.retiring; r; r = r->next)
         gs[n++] = r->old;
     for (int i = 0; i < n; i++)
         zs_gen_retire(gs[i]);
@@ -212,24 +213,24 @@ static void shutdown_all(void)
 static void hurry_all(void)
 {
     zinfo("stopping again: every process still running is killed in 5 s");
-    zs_supervisor_hurry(md_M.super);
+    zs_supervisor_hurry(M.super);
 }
 
 /* A new generation of m; the current one drains as in a reload. */
-void md_restart_svc(md_svc *m)
+static void restart_svc(md_svc *m)
 {
     zs_generation *old = m->current;
-    md_start_generation(m, m->gen + 1);
+    start_generation(m, m->gen + 1);
     if (old)
-        md_retire_generation(old, m->current);
+        retire_generation(old, m->current);
 }
 
 static void restart_all(void)
 {
     zinfo("graceful restart: new generation of every service");
-    for (int i = 0; i < md_M.set.n; i++)
-        if (!md_M.set.v[i]->held)
-            md_restart_svc(md_M.set.v[i]);
+    for (int i = 0; i < M.set.n; i++)
+        if (!M.set.v[i]->held)
+            restart_svc(M.set.v[i]);
 }
 
 
@@ -240,26 +241,33 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     switch (w->signum) {
     case SIGTERM:
     case SIGINT:
-        if (md_M.shutting_down)
+        if (M.shutting_down)
             hurry_all();
         else
             shutdown_all();
         break;
     case SIGHUP:
-        if (!md_M.shutting_down)
+        if (!M.shutting_down)
             md_reload_apply(NULL);
         break;
     case SIGUSR2:
-        if (!md_M.shutting_down)
+        if (!M.shutting_down)
             restart_all();
         break;
     case SIGUSR1:
         zs_log_reopen();
-        md_masterlog_reopen(md_M.loop);
+        md_masterlog_reopen(M.loop);
         zinfo("log reopened");
         break;
     }
 }
+
+/* What md_reload.c uses (md_master_int.h). */
+void md_sd_notify(const char *msg) { sd_notify_msg(msg); }
+void md_svc_unref(md_svc *m) { svc_unref(m); }
+void md_start_generation(md_svc *m, unsigned gen) { start_generation(m, gen); }
+void md_retire_generation(zs_generation *g, zs_generation *succ) { retire_generation(g, succ); }
+void md_restart_svc(md_svc *m) { restart_svc(m); }
 
 int md_master_run(md_set *set, const md_master_opts *o)
 {
@@ -267,14 +275,14 @@ int md_master_run(md_set *set, const md_master_opts *o)
     char err[1024];
     zs_supervisor_hooks hooks = { on_proc_ready, on_gen_empty, NULL };
 
-    md_M.o = o;
-    md_M.set = *set;
+    M.o = o;
+    M.set = *set;
     /* The control socket first: a path another masterd answers on means it runs already. */
     if (md_ctl_start(ev_default_loop(0), o->control, o->metrics, err, sizeof(err)) < 0) {
         zerror("%s", err);
         if (zs_log_child_fd() != 2)
             fprintf(stderr, "masterd: %s\n", err);
-        md_set_free(&md_M.set);
+        md_set_free(&M.set);
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -282,47 +290,47 @@ int md_master_run(md_set *set, const md_master_opts *o)
     md_masterlog_set_lookup(pid_service);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         zwarning("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
-    if (md_set_bind(&md_M.set, &md_M.listeners, err, sizeof(err)) < 0 ||
-        md_masterlog_sync(ev_default_loop(0), &md_M.set, err, sizeof(err)) < 0) {
+    if (md_set_bind(&M.set, &M.listeners, err, sizeof(err)) < 0 ||
+        md_masterlog_sync(ev_default_loop(0), &M.set, err, sizeof(err)) < 0) {
         zerror("%s", err);
         if (zs_log_child_fd() != 2)
             fprintf(stderr, "masterd: %s\n", err);
-        for (int i = 0; i < md_M.set.n; i++)
-            md_svc_unbind(md_M.set.v[i], &md_M.listeners);
+        for (int i = 0; i < M.set.n; i++)
+            md_svc_unbind(M.set.v[i], &M.listeners);
         md_masterlog_close_all(ev_default_loop(0));
         md_ctl_stop();
-        md_set_free(&md_M.set);
+        md_set_free(&M.set);
         return 1;
     }
-    md_M.loop = ev_default_loop(EVFLAG_AUTO);
-    if (!md_M.loop) {
+    M.loop = ev_default_loop(EVFLAG_AUTO);
+    if (!M.loop) {
         zerror("cannot initialise libev");
         return 1;
     }
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-        ev_signal_init(&md_M.sig[i], signal_cb, sigs[i]);
-        ev_signal_start(md_M.loop, &md_M.sig[i]);
+        ev_signal_init(&M.sig[i], signal_cb, sigs[i]);
+        ev_signal_start(M.loop, &M.sig[i]);
     }
-    md_M.super = zs_supervisor_new(md_M.loop, &hooks);
-    zinfo("masterd %s started (pid %ld): %d service%s from %s", MASTERD_VERSION, (long)getpid(), md_M.set.n,
-          md_M.set.n == 1 ? "" : "s", o->config_dir);
-    for (int i = 0; i < md_M.set.n; i++) {
-        md_M.set.v[i]->refs = 1;
-        md_start_generation(md_M.set.v[i], 1);
+    M.super = zs_supervisor_new(M.loop, &hooks);
+    zinfo("masterd %s started (pid %ld): %d service%s from %s", MASTERD_VERSION, (long)getpid(), M.set.n,
+          M.set.n == 1 ? "" : "s", o->config_dir);
+    for (int i = 0; i < M.set.n; i++) {
+        M.set.v[i]->refs = 1;
+        start_generation(M.set.v[i], 1);
     }
-    md_sd_notify("READY=1");
-    if (md_M.set.n == 0)
+    sd_notify_msg("READY=1");
+    if (M.set.n == 0)
         zwarning("no *.cf file in %s: nothing to supervise (add one and send SIGHUP)", o->config_dir);
-    ev_run(md_M.loop, 0);
-    ev_timer_stop(md_M.loop, &md_M.finish_w);
+    ev_run(M.loop, 0);
+    ev_timer_stop(M.loop, &M.finish_w);
     md_ctl_stop();
 
-    for (int i = 0; i < md_M.set.n; i++)
-        md_svc_unref(md_M.set.v[i]);
-    free(md_M.set.v);
-    free(md_M.set.dir);
-    md_masterlog_close_all(md_M.loop);
-    zs_supervisor_free(md_M.super);
+    for (int i = 0; i < M.set.n; i++)
+        svc_unref(M.set.v[i]);
+    free(M.set.v);
+    free(M.set.dir);
+    md_masterlog_close_all(M.loop);
+    zs_supervisor_free(M.super);
     zinfo("masterd stopped");
     return 0;
 }

@@ -463,9 +463,10 @@ class ControlTest(MasterTest):
         path = m.path("x.sock")
         m2 = self.master({"a.cf": http_cf(port, 1)}, args=["-control", path]).start()
         m2.wait_children(1)
-        r = subprocess.run([MASTERCTL, "-control", path, "status"], capture_output=True, text=True, timeout=10)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("running", r.stdout)
+        r = wait_until(lambda: (lambda r: r if r.returncode == 0 and " running " in r.stdout else None)(
+            subprocess.run([MASTERCTL, "-control", path, "status"], capture_output=True, text=True, timeout=10)),
+            5, what="status over the explicit path")
+        self.assertRegex(r.stdout, r"(?m)^a\s+running")
 
 
 if __name__ == "__main__":
