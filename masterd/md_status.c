@@ -180,30 +180,62 @@ static void gather(md_svc *m, zs_generation **gs, int ng, double now, svc_view *
         listener_view(m, i, &v->lis[i]);
 }
 
-/* Views of the services named in ids (every one when n == 0), in set order; NULL after
- * naming an unknown service in out. */
+/* The services whose generations in gs still drain after a reload removed them: one md_svc
+ * each (a generation's owner), once per name, into out; returns how many. */
+static int removed_draining(const md_set *set, zs_generation **gs, int ng, md_svc **out)
+{
+    int k = 0;
+    for (int i = 0; i < ng; i++) {
+        md_svc *m = zs_gen_user(gs[i]);
+        int seen = md_set_find(set, m->svc.id) != NULL;
+        for (int j = 0; j < k && !seen; j++)
+            seen = !strcmp(out[j]->svc.id, m->svc.id);
+        if (!seen)
+            out[k++] = m;
+    }
+    return k;
+}
+
+static int named(char **ids, int n, const char *id)
+{
+    for (int j = 0; j < n; j++)
+        if (!strcmp(ids[j], id))
+            return 1;
+    return n == 0;
+}
+
+/* Views of the services named in ids (every one when n == 0): the running set's in order,
+ * then removed ones still draining; NULL after naming an unknown service in out. */
 static svc_view *gather_all(char **ids, int n, int *count, md_buf *out)
 {
     const md_set *set = md_master_set();
-    for (int i = 0; i < n; i++)
-        if (!md_set_find(set, ids[i])) {
-            md_buf_printf(out, "error: no service '%s'\n", ids[i]);
-            return NULL;
-        }
     zs_generation **gs = zs_xcalloc(MAX_GENS, sizeof(*gs));
     int ng = zs_supervisor_gens(md_master_super(), gs, MAX_GENS);
     if (ng > MAX_GENS)
         ng = MAX_GENS;
-    svc_view *v = zs_xcalloc((size_t)set->n + 1, sizeof(*v));
+    md_svc **gone = zs_xcalloc((size_t)ng + 1, sizeof(*gone));
+    int ngone = removed_draining(set, gs, ng, gone);
+    for (int i = 0; i < n; i++) {
+        int known = md_set_find(set, ids[i]) != NULL;
+        for (int j = 0; j < ngone && !known; j++)
+            known = !strcmp(gone[j]->svc.id, ids[i]);
+        if (!known) {
+            md_buf_printf(out, "error: no service '%s'\n", ids[i]);
+            free(gone);
+            free(gs);
+            return NULL;
+        }
+    }
+    svc_view *v = zs_xcalloc((size_t)set->n + (size_t)ngone + 1, sizeof(*v));
     double now = zs_sv_now();
     int k = 0;
-    for (int i = 0; i < set->n; i++) {
-        int want = n == 0;
-        for (int j = 0; j < n && !want; j++)
-            want = !strcmp(ids[j], set->v[i]->svc.id);
-        if (want)
+    for (int i = 0; i < set->n; i++)
+        if (named(ids, n, set->v[i]->svc.id))
             gather(set->v[i], gs, ng, now, &v[k++]);
-    }
+    for (int i = 0; i < ngone; i++)
+        if (named(ids, n, gone[i]->svc.id))
+            gather(gone[i], gs, ng, now, &v[k++]);
+    free(gone);
     free(gs);
     *count = k;
     return v;

@@ -224,6 +224,24 @@ class ControlTest(MasterTest):
         self.assertIn("exited 1", r.stdout)
         self.assertNotEqual(pids, [])
 
+    def test_removed_service_shows_while_it_drains(self):
+        port = free_port()
+        m = self.master({"a.cf": http_cf(port, 1, "server-stop-on-softstop-after = 30\n")}).start()
+        m.wait_children(1)
+        wait_until(lambda: status(m)["a"]["state"] == "running", 5, what="running")
+        conn = socket.create_connection(("127.0.0.1", port), timeout=5)  # an open session: it drains
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertIn(b"hello", conn.recv(4096))
+        m.remove("a.cf")
+        r = ctl(m, "reload")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("a: removed", r.stdout)
+        a = status(m, "a")["a"]
+        self.assertEqual((a["state"], a["wanted"], len(a["processes"])), ("retiring", 0, 1))
+        self.assertEqual(a["processes"][0]["state"], "retiring")
+        conn.close()
+        wait_until(lambda: ctl(m, "status", "a").returncode == 2, 10, what="a gone once drained")
+
     def test_sighup_still_reloads(self):
         m, pa, pb = self.two()
         m.write("a.cf", http_cf(pa, 1))
