@@ -9,6 +9,7 @@
  * connected (or a reload is waited for): an idle masterd with the socket open never wakes.
  */
 #include <errno.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,9 +61,10 @@ static struct {
     md_buf metrics;      /* the last metrics text served over HTTP... */
     double metrics_at;   /* ...and when it was made: scrapes within METRICS_REUSE share it */
     ev_timer reload_w;   /* polls waiting reloads; runs only while one waits */
+    gid_t group;         /* -control-group, or (gid_t)-1 */
     double refused_at;   /* rate limit of the "refused" log line */
     unsigned refused_quiet;
-} C = { .ctl = { .fd = -1 }, .http = { .fd = -1 } };
+} C = { .ctl = { .fd = -1 }, .http = { .fd = -1 }, .group = (gid_t)-1 };
 
 void md_buf_printf(md_buf *b, const char *fmt, ...)
 {
@@ -325,8 +327,22 @@ static void reload_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_stop(loop, w);
 }
 
-/* Root and masterd's own user only (a unix socket's mode alone could be widened by anyone
- * who can chmod it).  Refusals are logged once a minute at most, with how many were quiet. */
+/* Whether the peer on fd has gid among its groups (SO_PEERGROUPS: the groups it connected
+ * with, not what it could claim). */
+static int peer_in_group(int fd, gid_t gid)
+{
+    gid_t groups[256];
+    socklen_t len = sizeof(groups);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+        return 0; /* ERANGE (over 256 groups) or an old kernel: not a member as far as we know */
+    for (size_t i = 0; i < len / sizeof(gid_t); i++)
+        if (groups[i] == gid)
+            return 1;
+    return 0;
+}
+
+/* Root, masterd's own user and -control-group's members only (a unix socket's mode alone
+ * could be widened by anyone who can chmod it).  Refusals are logged once a minute at most, with how many were quiet. */
 static int peer_allowed(int fd)
 {
     struct ucred cr;
@@ -336,6 +352,8 @@ static int peer_allowed(int fd)
         return 0;
     }
     if (cr.uid == 0 || cr.uid == geteuid())
+        return 1;
+    if (C.group != (gid_t)-1 && (cr.gid == C.group || peer_in_group(fd, C.group)))
         return 1;
     double now = ev_now(C.loop);
     if (C.refused_at == 0 || now - C.refused_at >= 60) {
@@ -409,7 +427,7 @@ static int listen_on(lsock *ls, const char *entry, int http, char *err, size_t e
         zs_listen_free(&l);
         return -1;
     }
-    ls->fd = zs_listen_bind(&l, MD_CTL_MAX_CLIENTS, 0600, why, sizeof(why));
+    ls->fd = zs_listen_bind(&l, MD_CTL_MAX_CLIENTS, !http && C.group != (gid_t)-1 ? 0660 : 0600, why, sizeof(why));
     if (ls->fd < 0) {
         snprintf(err, errlen, "%s %s: %s", http ? "-metrics" : "-control", entry, why);
         zs_listen_free(&l);
@@ -422,6 +440,18 @@ static int listen_on(lsock *ls, const char *entry, int http, char *err, size_t e
             C.dev = st.st_dev;
             C.ino = st.st_ino;
         }
+        /* lchown: a symlink swapped in meanwhile (the directory is ours alone) would change
+         * only itself.  The socket's own group is what lets members connect at all. */
+        if (C.group != (gid_t)-1 && lchown(l.path, (uid_t)-1, C.group) < 0) {
+            snprintf(err, errlen, "-control-group: chown %s: %s", l.path, strerror(errno));
+            zs_listen_free(&l);
+            close(ls->fd);
+            ls->fd = -1;
+            unlink(C.path);
+            free(C.path);
+            C.path = NULL;
+            return -1;
+        }
     }
     zs_listen_free(&l);
     ls->http = http;
@@ -431,9 +461,20 @@ static int listen_on(lsock *ls, const char *entry, int http, char *err, size_t e
     return 0;
 }
 
-int md_ctl_start(struct ev_loop *loop, const char *path, const char *metrics, char *err, size_t errlen)
+int md_ctl_start(struct ev_loop *loop, const char *path, const char *group, const char *metrics, char *err,
+                 size_t errlen)
 {
     C.loop = loop;
+    if (group) {
+        struct group *gr = getgrnam(group);
+        char *end;
+        unsigned long n = strtoul(group, &end, 10);
+        if (!gr && (*end || end == group)) {
+            snprintf(err, errlen, "-control-group '%s': no such group", group);
+            return -1;
+        }
+        C.group = gr ? gr->gr_gid : (gid_t)n;
+    }
     ev_init(&C.reload_w, reload_poll_cb);
     C.reload_w.repeat = RELOAD_POLL;
     if (path) {

@@ -32,9 +32,11 @@ void md_buf_json_str(md_buf *b, const char *s);
 /* The default control path for a pid file: PIDFILE with its .pid suffix (if any) replaced by
  * .ctl.  Returns a malloc'ed string. */
 char *md_ctl_default_path(const char *pid_file);
-/* Binds the control socket (path may be NULL) and the metrics listener (addr may be NULL)
- * and watches them on loop.  Returns 0, or -1 with err filled (nothing left bound). */
-int md_ctl_start(struct ev_loop *loop, const char *path, const char *metrics, char *err, size_t errlen);
+/* Binds the control socket (path may be NULL; with group, mode 0660 and that group, whose
+ * members are served too) and the metrics listener (addr may be NULL) and watches them on
+ * loop.  Returns 0, or -1 with err filled (nothing left bound). */
+int md_ctl_start(struct ev_loop *loop, const char *path, const char *group, const char *metrics, char *err,
+                 size_t errlen);
 /* Closes every client and listener; removes the control socket file if it is still ours. */
 void md_ctl_stop(void);
 

@@ -278,7 +278,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
     M.o = o;
     M.set = *set;
     /* The control socket first: a path another masterd answers on means it runs already. */
-    if (md_ctl_start(ev_default_loop(0), o->control, o->metrics, err, sizeof(err)) < 0) {
+    if (md_ctl_start(ev_default_loop(0), o->control, o->control_group, o->metrics, err, sizeof(err)) < 0) {
         zerror("%s", err);
         if (zs_log_child_fd() != 2)
             fprintf(stderr, "masterd: %s\n", err);

@@ -12,6 +12,7 @@ typedef struct md_master_opts {
     int pid_fd;
     const char *control;    /* control socket path (md_ctl.h), NULL: none */
     const char *metrics;    /* -metrics HOST:PORT, NULL: none */
+    const char *control_group; /* -control-group NAME: its members may use the socket too */
 } md_master_opts;
 
 /* What a reload asked on the control socket did: lines for its client, and the generations it

@@ -1,6 +1,7 @@
 """The control socket and masterctl (doc/CONTRACT.md §12): status, restart/stop/start of one
 service, the synchronous reload's exit codes, refusal of other users, hostile clients, and the
 metrics (parsed with Debian's python3-prometheus-client)."""
+import grp
 import json
 import os
 import pwd
@@ -281,6 +282,28 @@ class ControlTest(MasterTest):
             ctl(m, "stop", "a", user=nobody)
         self.assertEqual(m.log().count("refused pid"), 1, "refusals are rate-limited")
         self.assertEqual(status(m)["a"]["state"], "running")
+
+    def test_control_group_members_are_served(self):
+        nobody, daemon = pwd.getpwnam("nobody"), pwd.getpwnam("daemon")
+        group = grp.getgrgid(nobody.pw_gid).gr_name
+        self.assertNotEqual(daemon.pw_gid, nobody.pw_gid)
+        pa, pb = free_port(), free_port()
+        m = self.master({"a.cf": http_cf(pa, 1)}, args=["-control-group", group]).start()
+        m.wait_children(1)
+        ctlpath = m.pid_file[:-4] + ".ctl"
+        st = os.lstat(ctlpath)
+        self.assertEqual((st.st_mode & 0o777, st.st_gid), (0o660, nobody.pw_gid))
+        os.chmod(m.dir, 0o755)
+        r = ctl(m, "status", user=nobody)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("a ", r.stdout)
+        os.chmod(ctlpath, 0o666)  # only the credentials keep the others out now
+        r = ctl(m, "status", user=daemon)
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        bad = self.master({"a.cf": http_cf(pb, 1)}, args=["-control-group", "no-such-group-x"])
+        r = bad.run()
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("-control-group 'no-such-group-x': no such group", r.stdout + r.stderr + bad.log())
 
     def test_stuck_clients_do_not_delay_a_respawn(self):
         port = free_port()
