@@ -42,7 +42,7 @@ DEPS_STAMP := $(B)/.deps-ok
 
 .SECONDEXPANSION:
 .PHONY: all deps test unit e2e run install clean bench fuzz valgrind fuzz-smoke chaos
-all: $(B)/masterd/masterd $(LAYER_LIBS) $(B)/libzserver.a $(B)/libzserver.so $(B)/libzserver.pc $(SAMPLES) $(TOOLS)
+all: $(B)/masterd/masterd $(B)/masterd/masterctl $(LAYER_LIBS) $(B)/libzserver.a $(B)/libzserver.so $(B)/libzserver.pc $(SAMPLES) $(TOOLS)
 
 # Install the Debian packages when a header is missing (fresh machine: clone, `make test`).
 $(DEPS_STAMP):
@@ -51,6 +51,8 @@ $(DEPS_STAMP):
 	done
 	@command -v python3 >/dev/null 2>&1 || sh scripts/install-deps.sh python3
 	@command -v strace >/dev/null 2>&1 || sh scripts/install-deps.sh strace
+	@python3 -c 'import prometheus_client' >/dev/null 2>&1 || [ -f /usr/lib/python3/dist-packages/prometheus_client/parser.py ] || \
+	  sh scripts/install-deps.sh python3-prometheus-client
 	@mkdir -p $(B) && touch $@
 deps: $(DEPS_STAMP)
 
@@ -80,6 +82,10 @@ LINK_LIB := -Wl,--whole-archive $(B)/libzserver.a -Wl,--no-whole-archive $(LIBS)
 # (t/e2e/test_layers.py checks its symbols).
 $(B)/masterd/masterd: $(MD_OBJ) $(B)/libzs_super.a $(B)/libzs_core.a
 	$(CC) -o $@ $(MD_OBJ) $(LDFLAGS) $(B)/libzs_super.a $(B)/libzs_core.a $(LIBS)
+# masterctl: a plain client of the control socket (masterd/ctl/, outside MD_SRC); it links nothing of ours.
+$(B)/masterd/masterctl: masterd/ctl/masterctl.c $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(CFLAGS_W) -o $@ $< $(LDFLAGS)
 $(B)/sample/%: $(B)/sample/%.o $(B)/libzserver.a
 	$(CC) -o $@ $< $(LDFLAGS) $(LINK_LIB)
 $(B)/t/unit/%: $(B)/t/unit/%.o $(B)/libzserver.a
@@ -133,6 +139,7 @@ chaos: all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/masterd
 	install -m 0755 $(B)/masterd/masterd $(DESTDIR)$(PREFIX)/sbin/masterd
+	install -m 0755 $(B)/masterd/masterctl $(DESTDIR)$(PREFIX)/sbin/masterctl
 	install -m 0755 scripts/general_master.sh $(DESTDIR)$(PREFIX)/share/masterd/general_master.sh
 	install -m 0644 $(B)/libzserver.a $(DESTDIR)$(PREFIX)/lib/libzserver.a
 	install -m 0755 $(B)/libzserver.so $(DESTDIR)$(PREFIX)/lib/libzserver.so.$(VERSION)

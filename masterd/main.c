@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "md_ctl.h"
 #include "md_master.h"
 #include "md_masterlog.h"
 #include "md_set.h"
@@ -32,10 +33,15 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: masterd -C CONFIG_DIR [-pid-file FILE] [--try-lock] [-t] [-log TARGET] [-v]\n"
+            "usage: masterd -C CONFIG_DIR [-pid-file FILE] [-control PATH|none] [-control-group GROUP]\n"
+            "               [-metrics HOST:PORT] [--try-lock] [-t] [-log TARGET] [-v]\n"
             "       masterd --version | -h\n"
             "  -C DIR         config directory: every DIR/*.cf is a service, DIR/*.gcf global keys\n"
             "  -pid-file FILE write the pid there and hold an flock on it while running\n"
+            "  -control PATH  control socket for masterctl (default: the pid file's name with .ctl for\n"
+            "                 .pid; none without -pid-file); -control none: no control socket\n"
+            "  -control-group GROUP  the control socket is mode 0660 of GROUP, whose members may use it\n"
+            "  -metrics ADDR  serve GET /metrics (Prometheus text) over HTTP on HOST:PORT\n"
             "  --try-lock     with -pid-file: exit 0 if no master holds the lock, 1 if one does\n"
             "  -t             validate the config directory, print 'configuration ok' or every error\n"
             "  -log TARGET    stderr (default), syslog,FACILITY or file,PATH (reopened on SIGUSR1)\n"
@@ -45,7 +51,7 @@ static void usage(FILE *f)
 }
 
 typedef struct args {
-    const char *config_dir, *pid_file, *log;
+    const char *config_dir, *pid_file, *log, *control, *metrics, *control_group;
     int try_lock, test, verbose;
 } args;
 
@@ -60,6 +66,12 @@ static int parse_args(int argc, char **argv, args *a)
             val = &a->config_dir;
         else if (!strcmp(o, "-pid-file") || !strcmp(o, "--pid-file"))
             val = &a->pid_file;
+        else if (!strcmp(o, "-control") || !strcmp(o, "--control"))
+            val = &a->control;
+        else if (!strcmp(o, "-control-group") || !strcmp(o, "--control-group"))
+            val = &a->control_group;
+        else if (!strcmp(o, "-metrics") || !strcmp(o, "--metrics"))
+            val = &a->metrics;
         else if (!strcmp(o, "-log") || !strcmp(o, "--log"))
             val = &a->log;
         else if (!strcmp(o, "--try-lock") || !strcmp(o, "-try-lock"))
@@ -323,8 +335,15 @@ int main(int argc, char **argv)
         return 1;
     }
     md_set_log_warnings(&set, "");
-    md_master_opts o = { .config_dir = a.config_dir, .pid_file = a.pid_file, .pid_fd = pid_fd };
+    char *control = NULL;
+    if (a.control && strcmp(a.control, "none"))
+        control = zs_xstrdup(a.control);
+    else if (!a.control && a.pid_file)
+        control = md_ctl_default_path(a.pid_file);
+    md_master_opts o = { .config_dir = a.config_dir, .pid_file = a.pid_file, .pid_fd = pid_fd,
+                         .control = control, .metrics = a.metrics, .control_group = a.control_group };
     int rc = md_master_run(&set, &o);
+    free(control);
     pid_file_release(a.pid_file, pid_fd);
     return rc;
 }

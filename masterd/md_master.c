@@ -1,18 +1,12 @@
 /*
- * md_master.c — the running master (md_master.h): signals, start, shutdown, reload and
- * graceful restart, all on one libev loop with no periodic timer.
+ * md_master.c — the running master (md_master.h): signals, start, generations, shutdown
+ * and graceful restart, all on one libev loop with no periodic timer; the reload and the
+ * control verbs are md_reload.c's (md_master_int.h holds what both share).
  *
  * A service's config (md_svc) is reference-counted: the running set holds one reference and
  * every generation running it holds one, so a retiring generation keeps its config and
- * sockets until its last process is gone.  A reload builds the new set beside the running one
- * and applies the difference (doc/CONTRACT.md §6):
- *   unchanged         -> the running md_svc moves into the new set, untouched;
- *   only proc-count   -> the same, and its current generation is scaled in place;
- *   changed           -> a new generation starts; the old one is retired one process per new
- *                        process that becomes ready, so capacity never dips;
- *   removed           -> retired; its sockets close when its last process is gone.
- * A shutdown (SIGTERM, SIGINT) retires every generation, then waits for the strays; a second
- * one hurries (every kill deadline 5 s at most).
+ * sockets until its last process is gone.  A shutdown (SIGTERM, SIGINT) retires every
+ * generation, then waits for the strays; a second one hurries (every kill deadline 5 s at most).
  */
 #include <errno.h>
 #include <signal.h>
@@ -25,34 +19,15 @@
 #include <time.h>
 #include <unistd.h>
 #include <ev.h>
-#include "md_master.h"
+#include "md_ctl.h"
+#include "md_master_int.h"
 #include "md_masterlog.h"
 #include "md_relay.h"
 #include "core/zs_log.h"
 #include "core/zserver_core.h"
 
-/* A generation being retired, and the one whose readiness it waits for. */
-typedef struct retiring {
-    struct retiring *next;
-    zs_generation *old;
-    zs_generation *succ; /* the generation replacing it; NULL: retire it at once */
-} retiring;
-
-static struct {
-    struct ev_loop *loop;
-    zs_supervisor *super;
-    md_set set;
-    md_listener *listeners;
-    retiring *retiring;
-    int ngens;
-    int shutting_down;
-    const md_master_opts *o;
-    ev_signal sig[6];
-    ev_timer finish_w;  /* while shutting down: waits for the strays */
-    double empty_at;    /* ev_now when the last generation went */
-    int strays_killed;
-} M;
-
+md_state md_M;
+#define M md_M /* its name in this file, which owns it */
 #define STRAY_GRACE 5.0
 #define STRAY_POLL 0.05
 
@@ -166,6 +141,14 @@ static void on_gen_empty(zs_generation *g, void *ctx)
     }
     if (m->current == g)
         m->current = NULL;
+    /* Its restarts stay counted for the service (the running one of that name, if any). */
+    md_svc *keep = M.shutting_down ? NULL : md_set_find(&M.set, m->svc.id);
+    zs_gen_stats st;
+    zs_gen_stats_get(g, &st);
+    keep = keep ? keep : m;
+    zs_restarts_merge(&keep->past, &st.restarts);
+    if (st.last_exit.valid && (!keep->past_exit.valid || st.last_exit.at > keep->past_exit.at))
+        keep->past_exit = st.last_exit;
     zs_gen_free(g);
     M.ngens--;
     svc_unref(m);
@@ -243,105 +226,23 @@ static void hurry_all(void)
     zs_supervisor_hurry(M.super);
 }
 
+/* A new generation of m; the current one drains as in a reload. */
+static void restart_svc(md_svc *m)
+{
+    zs_generation *old = m->current;
+    start_generation(m, m->gen + 1);
+    if (old)
+        retire_generation(old, m->current);
+}
+
 static void restart_all(void)
 {
     zinfo("graceful restart: new generation of every service");
-    for (int i = 0; i < M.set.n; i++) {
-        md_svc *m = M.set.v[i];
-        zs_generation *old = m->current;
-        start_generation(m, m->gen + 1);
-        if (old)
-            retire_generation(old, m->current);
-    }
-}
-
-static void reload(void)
-{
-    zs_errs errs = { 0 };
-    md_set next;
-    char err[1024], msg[64];
-    struct timespec now;
-
-    /* Type=notify-reload wants the CLOCK_MONOTONIC time of the reload's start with it. */
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
-             (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000ULL);
-    sd_notify_msg(msg);
-    zinfo("reload: reading %s", M.o->config_dir);
-    if (md_set_load(M.o->config_dir, &next, &errs) < 0) {
-        for (size_t i = 0; i < errs.n; i++)
-            zerror("reload: %s", errs.msg[i]);
-        zerror("reload: %zu error%s; nothing changed", errs.n, errs.n == 1 ? "" : "s");
-        zs_errs_free(&errs);
-        sd_notify_msg("READY=1");
-        return;
-    }
-    md_set_log_warnings(&next, "reload: ");
-    if (md_set_bind(&next, &M.listeners, err, sizeof(err)) < 0 ||
-        md_masterlog_sync(M.loop, &next, err, sizeof(err)) < 0) {
-        zerror("reload: %s; nothing changed", err);
-        for (int i = 0; i < next.n; i++)
-            md_svc_unbind(next.v[i], &M.listeners);
-        md_set_free(&next);
-        sd_notify_msg("READY=1");
-        return;
-    }
-    int started = 0, changed = 0, scaled = 0, removed = 0, same = 0;
-    for (int i = 0; i < next.n; i++) {
-        md_svc *m = next.v[i];
-        m->refs = 1;
-        md_svc *old = md_set_find(&M.set, m->svc.id);
-        if (!old) {
-            start_generation(m, 1);
-            started++;
-        } else if (md_svc_same_but_count(old, m)) {
-            int count = m->svc.proc_count;
-            zs_config tmp = old->cf;
-            old->cf = m->cf;
-            m->cf = tmp;
-            int fd = old->cf_fd;
-            old->cf_fd = m->cf_fd;
-            m->cf_fd = fd;
-            if (old->current && zs_gen_set_config_fd(old->current, old->cf_fd) < 0)
-                zerror("reload: %s: cannot hand its config to children: %s", m->svc.id, strerror(errno));
-            old->svc.proc_count = count;
-            next.v[i] = old;
-            old->refs++;
-            svc_unref(m);
-            if (old->current && zs_gen_want(old->current) != count) {
-                zs_gen_set_want(old->current, count);
-                scaled++;
-            } else {
-                same++;
-            }
-        } else {
-            zs_generation *g = old->current;
-            start_generation(m, old->gen + 1);
-            if (g) {
-                old->current = NULL;
-                retire_generation(g, m->current);
-            }
-            changed++;
-        }
-    }
-    for (int i = 0; i < M.set.n; i++) {
-        md_svc *old = M.set.v[i];
-        if (!md_set_find(&next, old->svc.id) && old->current) {
-            zs_generation *g = old->current;
-            old->current = NULL;
-            retire_generation(g, NULL);
-            removed++;
-        }
-    }
     for (int i = 0; i < M.set.n; i++)
-        svc_unref(M.set.v[i]);
-    free(M.set.v);
-    free(M.set.dir);
-    M.set = next;
-    zinfo("reload: %d started, %d new generation%s, %d scaled, %d removed, %d unchanged", started,
-          changed, changed == 1 ? "" : "s", scaled, removed, same);
-    sd_notify_msg("READY=1");
+        if (!M.set.v[i]->held)
+            restart_svc(M.set.v[i]);
 }
+
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -357,7 +258,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
         break;
     case SIGHUP:
         if (!M.shutting_down)
-            reload();
+            md_reload_apply(NULL);
         break;
     case SIGUSR2:
         if (!M.shutting_down)
@@ -373,6 +274,13 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 const int md_master_signals[5] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
 
+/* What md_reload.c uses (md_master_int.h). */
+void md_sd_notify(const char *msg) { sd_notify_msg(msg); }
+void md_svc_unref(md_svc *m) { svc_unref(m); }
+void md_start_generation(md_svc *m, unsigned gen) { start_generation(m, gen); }
+void md_retire_generation(zs_generation *g, zs_generation *succ) { retire_generation(g, succ); }
+void md_restart_svc(md_svc *m) { restart_svc(m); }
+
 int md_master_run(md_set *set, const md_master_opts *o)
 {
     const int *sigs = md_master_signals;
@@ -383,6 +291,14 @@ int md_master_run(md_set *set, const md_master_opts *o)
 
     M.o = o;
     M.set = *set;
+    /* The control socket first: a path another masterd answers on means it runs already. */
+    if (md_ctl_start(ev_default_loop(0), o->control, o->control_group, o->metrics, err, sizeof(err)) < 0) {
+        zerror("%s", err);
+        if (zs_log_child_fd() != 2)
+            fprintf(stderr, "masterd: %s\n", err);
+        md_set_free(&M.set);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     /* As PID 1 in a container, or under a supervisor that exits, orphans come to us. */
     md_masterlog_set_lookup(pid_service);
@@ -396,6 +312,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
         for (int i = 0; i < M.set.n; i++)
             md_svc_unbind(M.set.v[i], &M.listeners);
         md_masterlog_close_all(ev_default_loop(0));
+        md_ctl_stop();
         md_set_free(&M.set);
         return 1;
     }
@@ -425,6 +342,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
         zwarning("no *.cf file in %s: nothing to supervise (add one and send SIGHUP)", o->config_dir);
     ev_run(M.loop, 0);
     ev_timer_stop(M.loop, &M.finish_w);
+    md_ctl_stop();
 
     for (int i = 0; i < M.set.n; i++)
         svc_unref(M.set.v[i]);

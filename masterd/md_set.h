@@ -11,6 +11,7 @@
 #include "core/zs_config.h"
 #include "core/zs_service.h"
 #include "super/zs_supervisor.h"
+#include "super/zs_sv_stats.h"
 
 typedef struct md_listener {
     struct md_listener *next;
@@ -20,6 +21,7 @@ typedef struct md_listener {
     int made_fifo;      /* masterd created this fifo (so it removes it again) */
     int backlog;        /* as last applied: a reload that changes them applies them */
     unsigned mode;
+    int queue_max;      /* the longest accept queue md_status saw on it */
 } md_listener;
 
 typedef struct md_svc {
@@ -32,6 +34,9 @@ typedef struct md_svc {
     zs_generation *current; /* the current generation, NULL once retired */
     unsigned gen;
     int refs;           /* the running set, and every generation running this config */
+    int held;           /* held down (masterctl stop) until start or a reload that changes it */
+    zs_restarts past;   /* restarts of this service's generations already freed */
+    zs_exit_info past_exit; /* and the last unexpected exit among them */
 } md_svc;
 
 typedef struct md_set {

@@ -13,6 +13,9 @@
 #                 children's stdout/stderr go there too
 #   WORK_DIR      masterd's working directory (and its services', unless server-chdir); relative
 #                 paths in the .cf files are relative to CONFIG_DIR, not to it; default CONFIG_DIR
+#   MASTERCTL     the masterctl binary (default: beside MASTERD, else masterctl from PATH)
+#   CONTROL       masterd's control socket, when MASTERD_ARGS moves it with -control
+#                 (default: PID_FILE with .ctl for .pid, where masterd puts it)
 #   MASTERD_ARGS  extra masterd arguments, split on blanks (e.g. -v)
 #   START_TIMEOUT seconds `start` waits for the new masterd to hold the pid-file lock (5)
 #   STOP_TIMEOUT  seconds `stop` waits for masterd to finish its graceful stop (60); masterd
@@ -30,9 +33,12 @@
 #            was still running after STOP_TIMEOUT (it is left running; nothing is killed).
 #   restart  stop + start.  The configuration is checked first: a config that would not start
 #            exits 2 and leaves the running master alone.
-#   reload   SIGHUP.  0 signalled; 1 not running; 2 `masterd -t` found errors (printed; no
-#            signal is sent — masterd would log them and change nothing anyway).
-#   status   0 "masterd is running (pid N)"; 1 "masterd is not running".
+#   reload   `masterctl reload`, synchronous: prints what changed and waits until every new
+#            generation is ready or failed.  0 applied and ready; 1 not running, or a new
+#            generation failed (named, with its last exit); 2 `masterd -t` found errors
+#            (printed; nothing is sent).  Without a control socket: SIGHUP, 0 when signalled.
+#   status   "masterd is running (pid N)" and `masterctl status`'s table (LSB codes): 0 every
+#            service runs; 1 a service is crash-looping or held down; 3 "masterd is not running".
 #
 # Whether a master runs is only ever asked of the pid-file lock (`masterd --try-lock`), never of
 # a pid that may have been reused.  Every wait polls with a bounded number of short steps.
@@ -44,6 +50,8 @@
 : "${LOG:=/var/log/masterd.log}"
 : "${WORK_DIR:=$CONFIG_DIR}"
 : "${MASTERD_ARGS:=}"
+: "${MASTERCTL:=}"
+: "${CONTROL:=}"
 : "${START_TIMEOUT:=5}"
 : "${STOP_TIMEOUT:=60}"
 
@@ -271,22 +279,54 @@ do_reload() {
         err "not reloaded: masterd (pid $pid) keeps its running configuration"
         return "$rc"
     }
+    say "masterd (pid $pid) reloading $CONFIG_DIR"
+    ctl reload
+    rc=$?
+    case $rc in
+    3 | 126 | 127) ;; # no control socket (-control none), or no masterctl: the blind reload
+    *) return "$rc" ;;
+    esac
     if ! kill -HUP "$pid"; then
         err "cannot signal masterd (pid $pid)"
         return 1
     fi
-    say "masterd (pid $pid) reloading $CONFIG_DIR"
+    say "masterd (pid $pid) signalled (SIGHUP; its log says how the reload went)"
     return 0
 }
 
-do_status() {
-    if running; then
-        pid=$(read_pid) || pid=unknown
-        say "masterd is running (pid $pid)"
-        return 0
+# masterctl, beside masterd unless MASTERCTL says otherwise, on the control socket.
+ctl() {
+    if [ -z "$MASTERCTL" ]; then
+        MASTERCTL=masterctl
+        case $MASTERD in
+        */*) [ -x "${MASTERD%/*}/masterctl" ] && MASTERCTL=${MASTERD%/*}/masterctl ;;
+        esac
     fi
-    say "masterd is not running"
-    return 1
+    if [ -n "$CONTROL" ]; then
+        "$MASTERCTL" -control "$(abspath "$CONTROL")" "$@"
+    else
+        "$MASTERCTL" -pid-file "$PID_FILE" "$@"
+    fi
+}
+
+do_status() {
+    if ! running; then
+        say "masterd is not running"
+        return 3
+    fi
+    pid=$(read_pid) || pid=unknown
+    say "masterd is running (pid $pid)"
+    table=$(ctl status) || {
+        err "no status from masterd's control socket"
+        return 0
+    }
+    say "$table"
+    # A service line starts in column 1 (details are indented); its second word is the state.
+    if printf '%s\n' "$table" | awk 'NR > 1 && /^[^ ]/ && ($2 == "crash-looping" || $2 == "held") { bad = 1 }
+                                     END { exit bad ? 0 : 1 }'; then
+        return 1
+    fi
+    return 0
 }
 
 [ $# -eq 1 ] || usage

@@ -11,6 +11,7 @@
  *   zs_sv_board.c    the accept scoreboard a generation hands its children
  *   zs_sv_chan.c     status records children send
  *   zs_sv_reap.c     reaping, the respawn policy and its backoff, the daemonize warning
+ *   zs_sv_stats.c    the read-only accessors of zs_sv_stats.h
  *
  * Ownership: a zs_proc is in the supervisor's list from fork until it is reaped (or detached);
  * it sits in a slot of its generation while it counts towards `want`, and leaves the slot the
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <ev.h>
 #include "zs_supervisor.h"
+#include "zs_sv_stats.h"
 
 #define BACKOFF_FIRST 0.1
 #define BACKOFF_MAX 60.0
@@ -65,6 +67,7 @@ struct zs_slot {
     zs_slot *qnext;    /* in the supervisor's start queue while queued */
     int queued;
     pid_t detached_pid;/* the last process that detached from this slot */
+    double next_try;   /* when its backoff ends (zs_sv_stats.h), while one runs */
 };
 
 /* One generation of one service: the slots started from one config (zs_supervisor.h). */
@@ -83,6 +86,8 @@ struct zs_generation {
     int nready;
     int board_fd;      /* the accept scoreboard (zs_board.h), -1 until a child says HELLO */
     int config_fd;     /* the validated config view (ZS_ST_CONFIG), -1: none (fork mode) */
+    zs_restarts restarts;   /* ends of processes it did not stop itself (zs_sv_stats.h) */
+    zs_exit_info last_exit;
     void *user;
 };
 

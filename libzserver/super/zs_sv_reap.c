@@ -55,6 +55,7 @@ void zs_sv_slot_after_end(zs_slot *sl, double lived, enum slot_verdict verdict, 
         zwarning("%s: slot %d failed %d time%s in a row; next try in %ld ms", svc->id, sl->index + 1,
                  sl->failures, sl->failures == 1 ? "" : "s", (long)(delay * 1000));
         ev_timer_stop(g->s->loop, &sl->backoff);
+        sl->next_try = zs_sv_mono_now() + delay;
         ev_timer_set(&sl->backoff, delay, 0.);
         ev_timer_start(g->s->loop, &sl->backoff);
         return;
@@ -150,6 +151,10 @@ static void reaped(zs_supervisor *s, pid_t pid, int status, double now)
                (long)p->pid, how, lived);
     if (clean && !p->retiring && lived < FAILURE_LIFETIME && sl && sl->failures == 0)
         check_daemonized(s, p, lived);
+    if (sl) { /* still in its slot: nobody asked it to go */
+        zs_restarts_add(&g->restarts, now);
+        g->last_exit = (zs_exit_info){ 1, p->pid, sl->index + 1, status, now, lived };
+    }
     zs_sv_proc_forget(p);
     if (sl)
         zs_sv_slot_after_end(sl, lived, verdict, status, END_EXIT);

@@ -1,5 +1,6 @@
 """What must hold after every step of a chaos run.  Each check raises world.Failure or returns;
 `Checker.passed` counts the checks that held.  Every wait is a poll with a deadline."""
+import json
 import re
 import signal
 import time
@@ -33,6 +34,7 @@ class Checker:
         self.crashers_backed_off()
         self.detach_rate()
         self.stale_generations()
+        self.control()
         self.population()
         self.sanitizers()
 
@@ -77,6 +79,26 @@ class Checker:
                 have = self.w.service_pids(sid)
                 raise Failure("converge", "%s: %d processes after %.0f s, want %d (pids %s)" % (
                     sid, len(have), self.cfg.converge, want, have))
+            self.ok()
+
+    def control(self):
+        """masterctl status answers (hostile control clients or not) and agrees with /proc on
+        the healthy services' processes."""
+        for sid in self.w.HEALTHY:
+            got = []
+
+            def same():
+                r = self.w.ctl("status", "--json", sid, timeout=self.cfg.bound + 5)
+                if r.returncode != 0:
+                    got[:] = ["exit %d: %s" % (r.returncode, r.stderr[-200:])]
+                    return False
+                svc = json.loads(r.stdout)["services"][0]
+                pids = sorted(p["pid"] for p in svc["processes"])
+                got[:] = [svc["state"], pids]
+                return svc["state"] == "running" and pids == sorted(self.w.service_pids(sid))
+            if not poll(same, self.cfg.converge, 0.1):
+                raise Failure("control", "%s: masterctl status says %r, /proc %r" % (
+                    sid, got, sorted(self.w.service_pids(sid))))
             self.ok()
 
     def accepting(self):

@@ -20,7 +20,9 @@ SIGS = {"HUP": signal.SIGHUP, "USR1": signal.SIGUSR1, "USR2": signal.SIGUSR2}
 WEIGHTS = {
     "touch": 6, "scale": 6, "add": 10, "remove": 6, "rename": 3, "dangling": 2, "hup": 8,
     "usr2": 3, "storm": 4, "kill9": 6, "stopcont": 3, "master_stopcont": 3, "restart": 1,
+    "ctl_restart": 3, "ctl_hostile": 3,
 }
+CTL_HOSTILE = ("stuck", "partial", "garbage", "oversize", "flood", "ask_and_leave")
 
 
 def generate(rng, world, skip=()):
@@ -49,6 +51,11 @@ def generate(rng, world, skip=()):
         op["ms"] = rng.randint(10, 800)
     elif name == "master_stopcont":
         op["ms"] = rng.randint(10, 1500)
+    elif name == "ctl_restart":
+        op["sid"] = rng.choice(world.HEALTHY)
+        op["verb"] = rng.choice(["restart", "stop_start"])
+    elif name == "ctl_hostile":
+        op["kinds"] = [rng.choice(CTL_HOSTILE) for _ in range(rng.randint(1, 60))]
     return op
 
 
@@ -175,6 +182,15 @@ def apply(op, world, checker):
             world.signal(signal.SIGCONT)
     elif name == "restart":
         restart_master(world, checker)
+    elif name == "ctl_restart":
+        verbs = ["restart"] if op["verb"] == "restart" else ["stop", "start"]
+        for verb in verbs:
+            r = world.ctl(verb, op["sid"])
+            if r.returncode != 0 and world.alive():
+                raise Failure("control", "masterctl %s %s: exit %d: %s" % (verb, op["sid"], r.returncode,
+                                                                          (r.stdout + r.stderr)[-300:]))
+    elif name == "ctl_hostile":
+        world.ctl_hostile(op["kinds"])
     else:
         raise ValueError("unknown op %r" % name)
 

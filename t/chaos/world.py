@@ -9,6 +9,7 @@ so the tester cannot disagree with masterd about which config is live.
 import copy
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -182,6 +183,7 @@ class World:
         self.latencies = []
         self.clients = Clients(self)
         self.regen_events = []  # monotonic times of every SIGHUP / SIGUSR2 sent
+        self.ctl_junk = []  # hostile control-socket clients left open until the next such op
         for sid in self.HEALTHY:
             self.write_cf(sid)
 
@@ -362,7 +364,36 @@ class World:
                 break
         return out
 
+    def ctl(self, *args, timeout=None):
+        """masterctl against this masterd; CompletedProcess."""
+        return subprocess.run([os.path.join(lib.BUILD, "masterd", "masterctl"), "-pid-file", self.m.pid_file]
+                              + list(args), capture_output=True, text=True,
+                              timeout=timeout or self.cfg.converge + 10)
+
+    def ctl_hostile(self, kinds):
+        """Replaces the hostile control clients with new ones of these kinds, left open: the
+        checks after this op run while they sit there."""
+        for s in self.ctl_junk:
+            s.close()
+        self.ctl_junk = []
+        for kind in kinds:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            try:
+                s.connect(self.m.pid_file[:-4] + ".ctl")
+                data = {"stuck": b"", "partial": b"status --js", "garbage": b"\x00\xff\x1b\n",
+                        "oversize": b"s" * 3000, "flood": b"status\n" + b"x" * 200000,
+                        "ask_and_leave": b"status --json\n"}[kind]
+                s.send(data)  # what the buffer takes; the rest never comes
+            except OSError:
+                pass  # busy, or the backlog is full: refused is a fine answer to a flood
+            if kind == "ask_and_leave":
+                s.close()
+            else:
+                self.ctl_junk.append(s)
+
     def close(self, keep=False):
+        for s in self.ctl_junk:
+            s.close()
         self.clients.quit.set()
         try:
             if self.alive():

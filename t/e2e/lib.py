@@ -313,6 +313,15 @@ def proc_status(pid):
         return None
 
 
+def wakeups(pid, seconds):
+    """How many times pid went to sleep and woke (voluntary context switches) in `seconds`."""
+    before = int(proc_status(pid)["voluntary_ctxt_switches"])
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:  # the measurement window itself, not a deadline
+        time.sleep(0.2)
+    return int(proc_status(pid)["voluntary_ctxt_switches"]) - before
+
+
 def proc_environ(pid):
     """The environment a process was exec'd with, as a list of NAME=value strings (in order)."""
     with open("/proc/%d/environ" % pid, "rb") as f:

@@ -96,9 +96,10 @@ class GeneralMaster(MasterTest):
         self.assertEqual(rep["ppid"], pid)
         self.assertEqual(report(("127.0.0.1", self.port))["ppid"], pid)
 
-        r = self.script("status")
-        self.assert_ok(r)
-        self.assertEqual(r.stdout.strip(), "masterd is running (pid %d)" % pid)
+        r = wait_until(lambda: (lambda r: r if r.returncode == 0 and "2/2/2" in r.stdout else None)(
+            self.script("status")), 5, what="status 0, every process ready")
+        self.assertEqual(r.stdout.splitlines()[0], "masterd is running (pid %d)" % pid)
+        self.assertRegex(r.stdout, r"(?m)^fd\s+running\s+2/2/2\s")
 
         r = self.script("reload")
         self.assert_ok(r)
@@ -130,8 +131,38 @@ class GeneralMaster(MasterTest):
         self.assertTrue(port_free(self.port))
 
         r = self.script("status")
-        self.assert_ok(r, 1)
+        self.assert_ok(r, 3)
         self.assertEqual(r.stdout.strip(), "masterd is not running")
+
+    def test_status_and_reload_through_masterctl(self):
+        """status: 1 while a service is crash-looping or held down; reload: synchronous."""
+        pid = self.start()
+        wait_until(lambda: self.script("status").returncode == 0, 5, what="status 0")
+        ctl = os.path.join(os.path.dirname(MASTERD), "masterctl")
+        r = subprocess.run([ctl, "-pid-file", self.m.pid_file, "stop", "fd"], capture_output=True, text=True,
+                           timeout=10)
+        self.assert_ok(r)
+        r = self.script("status")
+        self.assert_ok(r, 1)
+        self.assertRegex(r.stdout, r"(?m)^fd\s+held down")
+        self.m.write("bad.cf", "server-command = /bin/false\n")
+        r = self.script("reload")
+        self.assert_ok(r, 1)
+        self.assertIn("bad: generation 1 failed: pid", r.stdout)
+        wait_until(lambda: "crash-looping" in self.script("status").stdout, 10, what="crash-looping")
+        self.m.remove("bad.cf")
+        self.m.write("fd.cf", "server-command = %s serve\nserver-service = 127.0.0.1:%d\n" % (FDSERVER, self.port))
+        r = self.script("reload")
+        self.assert_ok(r)
+        self.assertIn("fd: generation", r.stdout)
+        self.assertIn("ready", r.stdout)
+        r = self.script("status")
+        self.assert_ok(r)
+        self.assertEqual(self.file_pid(), pid)
+        # Without masterctl: the blind SIGHUP, as before.
+        r = self.script("reload", MASTERCTL=os.path.join(self.m.dir, "no-such-masterctl"))
+        self.assert_ok(r)
+        self.assertIn("signalled (SIGHUP", r.stdout)
 
     def test_start_twice_refuses(self):
         pid = self.start()
@@ -153,7 +184,7 @@ class GeneralMaster(MasterTest):
         self.assertTrue(port_free(self.port))
         self.assertNotIn("started", self.m.log())
         r = self.script("status")
-        self.assert_ok(r, 1)
+        self.assert_ok(r, 3)
 
     def test_stop_and_reload_when_not_running(self):
         r = self.script("stop")
@@ -209,7 +240,7 @@ class GeneralMaster(MasterTest):
         # masterd finishes on its own (SIGKILL after the grace); the script then sees it stopped.
         wait_until(lambda: not self.lock_held(), 15, interval=0.1, what="masterd to finish stopping")
         r = self.script("status")
-        self.assert_ok(r, 1)
+        self.assert_ok(r, 3)
 
     def test_usage(self):
         for args in ([], ["frobnicate"], ["start", "now"]):
@@ -238,7 +269,7 @@ class GeneralMaster(MasterTest):
             self.skipTest("no dash")
         env = dict(os.environ, MASTERD=MASTERD, CONFIG_DIR=self.m.cf, PID_FILE=self.m.pid_file,
                    LOG=self.m.log_path)
-        for cmd, rc in (("start", 0), ("status", 0), ("stop", 0), ("status", 1)):
+        for cmd, rc in (("start", 0), ("status", 0), ("stop", 0), ("status", 3)):
             r = subprocess.run(["dash", SCRIPT, cmd], capture_output=True, text=True, timeout=30, env=env,
                                stdin=subprocess.DEVNULL)
             self.assertEqual(r.returncode, rc, (cmd, r.stdout, r.stderr))

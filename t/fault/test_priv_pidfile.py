@@ -143,7 +143,8 @@ class PidFileRace(lib.MasterTest):
         self.addCleanup(lambda: a.poll() is None and (a.kill(), a.wait()))
         lib.wait_until(lambda: os.path.exists(m.pid_file) and open(m.pid_file).read().strip() == str(a.pid), 5)
         os.unlink(m.pid_file)
-        b = masterd(m.cf, m.pid_file, m.path("b.log"))
+        # B's control socket elsewhere: A's, still live at the default path, would keep B out.
+        b = masterd(m.cf, m.pid_file, m.path("b.log"), "-control", m.path("b.ctl"))
         self.addCleanup(lambda: b.poll() is None and (b.kill(), b.wait()))
         lib.wait_until(lambda: os.path.exists(m.pid_file) and open(m.pid_file).read().strip() == str(b.pid), 5)
         a.send_signal(signal.SIGTERM)
