@@ -143,7 +143,7 @@ class Ops(MasterTest):
                          "g.gcf": "master-chroot = /var/empty\n"})
         r = m.run("-t")
         self.assertEqual(r.returncode, 2)
-        self.assertRegex(r.stderr, r"a\.cf:2: master-chdir: not supported: .*server-chdir")
+        self.assertRegex(r.stderr, r"a\.cf:2: master-chdir: .*spelled server-chdir here")
         self.assertRegex(r.stderr, r"g\.gcf:1: master-chroot: not supported")
 
     # ---- server-chdir ----
