@@ -79,7 +79,6 @@ static const struct good_inet {
     { "[0:0::0]:143", "svc", "inet6:[::]:143", "::", ZS_LISTEN_INET6, 143 },
     { "[0000:0000:0000:0000:0000:0000:0000:0001]:143", "svc", "inet6:[::1]:143", "::1", ZS_LISTEN_INET6, 143 },
     { "[2001:DB8::A]:80", "svc", "inet6:[2001:db8::a]:80", "2001:db8::a", ZS_LISTEN_INET6, 80 },
-    { "[::ffff:127.0.0.1]:8", "svc", "inet6:[::ffff:127.0.0.1]:8", "::ffff:127.0.0.1", ZS_LISTEN_INET6, 8 },
     { "smtp://0:25", "smtp", "inet:0.0.0.0:25", "0.0.0.0", ZS_LISTEN_INET, 25 },
     { "imap://:143", "imap", "inet:0.0.0.0:143", "0.0.0.0", ZS_LISTEN_INET, 143 },
     { "a.b-c_D9://127.0.0.1:65535", "a.b-c_D9", "inet:127.0.0.1:65535", "127.0.0.1", ZS_LISTEN_INET, 65535 },
@@ -253,8 +252,10 @@ static const struct bad_entry {
     { "::", "an IPv6 address needs brackets: [ADDRESS]:PORT" },
     { "fe80::1:25", "an IPv6 address needs brackets: [ADDRESS]:PORT" },
     { "[::1]", "expected ':PORT' after ']'" },
-    { "[::ffff:127.0.0.1]:25", "IPv4 address in IPv6 form (IPv6 sockets here are IPv6 only): write it as 127.0.0.1:25" },
-    { "[::FFFF:7f00:2]:25", "write it as 127.0.0.2:25" },
+    { "[::ffff:127.0.0.1]:25", "'::ffff:127.0.0.1' is an IPv4 address in IPv6 form (IPv6 sockets here are IPv6 only): "
+                               "write it as 127.0.0.1:25" },
+    { "[::FFFF:7f00:2]:25", "'::FFFF:7f00:2' is an IPv4 address in IPv6 form (IPv6 sockets here are IPv6 only): "
+                            "write it as 127.0.0.2:25" },
     { "[::1]25", "expected ':PORT' after ']'" },
     { "[::1", "missing ']' after an IPv6 address" },
     { "[::1]:", "missing port" },
