@@ -21,12 +21,11 @@
 #include <sys/types.h>
 #include <unistd.h>
 #include "zserver.h"
+#include "zc_core.h" /* zvector_t, zconfig_t objects, zvar_default_config */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef int zbool_t;
 
 /* ---- ztype_convert_t: an int and a pointer through the same void * context ---- */
 typedef union ztype_convert_t {
@@ -57,16 +56,9 @@ typedef union ztype_convert_t {
 } ztype_convert_t;
 
 /* ---- config (lib-zc: zconfig_t is a dictionary; here, the merged view of the server) ---- */
-typedef struct zs_config zconfig_t;
-/* The server's merged view (*.gcf, the service's .cf, -key value arguments). */
-extern zconfig_t *zvar_default_config;
-/* A value that does not parse is fatal, naming where it was set (lib-zc would guess). */
-char *zc_config_get_str(const zconfig_t *cf, const char *name, const char *def);
-int zc_config_get_bool(const zconfig_t *cf, const char *name, int def);   /* 1/y/yes/true/on, 0/n/no/false/off */
-int zc_config_get_int(const zconfig_t *cf, const char *name, int def);
-long zc_config_get_long(const zconfig_t *cf, const char *name, long def);
-ssize_t zc_config_get_second(const zconfig_t *cf, const char *name, ssize_t def); /* 30, 30s, 5m, 2h, 1d, 1w */
-ssize_t zc_config_get_size(const zconfig_t *cf, const char *name, ssize_t def);   /* 512, 512b, 64k, 8m, 1g */
+/* zvar_default_config (zc_core.h) is the server's merged view (*.gcf, the service's .cf,
+ * -key value arguments). */
+/* The typed reads zc_config_get_* are declared in zc_core.h. */
 #define zconfig_get_str(cf, name, def) zc_config_get_str(cf, name, def)
 #define zconfig_get_bool(cf, name, def) zc_config_get_bool(cf, name, def)
 #define zconfig_get_int(cf, name, def) zc_config_get_int(cf, name, def)
@@ -166,6 +158,19 @@ int zstream_write(zstream_t *fp, const void *buf, int len);
 int zstream_puts(zstream_t *fp, const char *s);
 int zstream_printf_1024(zstream_t *fp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int zstream_flush(zstream_t *fp); /* 1, or -1 (and the stream is in error) */
+
+/* ---- master: masterd as a library function (lib-zc's master_server.c; doc/CONTRACT.md §13) ----
+ * int main(int argc, char **argv) { return zmaster_server_main(argc, argv); } is masterd. */
+int zmaster_server_main(int argc, char **argv);
+/* Run once, after the command line is read and before any service is loaded or started. */
+extern void (*zmaster_server_before_service)(void);
+/* When set, supplies the services instead of -C DIR's *.cf files: push one zconfig_t * per
+ * service (the master frees them).  Called at start, for -t and on every reload; each config is
+ * validated as a file is.  A config names its service with server-name (or, loaded by the call
+ * below, by its file name). */
+extern void (*zmaster_server_load_config)(zvector_t *cfs);
+/* The default loader: one zconfig_t per .cf file in the directory (sorted), remembering its file. */
+void zmaster_server_load_config_from_dirname(const char *config_dir_pathname, zvector_t *cfs);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,8 @@ const char *zconfig_get_str(const char *key, const char *def);
 long zconfig_get_int(const char *key, long def);
 /* yes/no, true/false, on/off, 1/0 (any case); anything else is fatal as above. */
 int zconfig_get_bool(const char *key, int def);
+/* A duration in seconds: 30, 30s, 5m, 2h, 1d, 1w (doc/CONTRACT.md §2); anything else is fatal. */
+long zconfig_get_second(const char *key, long def);
 
 /* ---- aio mode (libev) ---- */
 struct ev_loop;

@@ -209,7 +209,7 @@ static void aio_conn_service_register(const char *service, int fd, int fd_type)
 
 static void aio_conn_before_softstop(void)
 {
-    long m = zconfig_get_int("server-stop-on-softstop-after", 0);
+    long m = zconfig_get_second("server-stop-on-softstop-after", 0); /* a duration: 30, 5s, 2m */
     aio_conn_draining = 1;
     for (aio_conn *c = aio_conn_list, *next; c && aio_conn_goodbye; c = next) {
         next = c->next;

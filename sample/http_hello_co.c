@@ -120,7 +120,7 @@ static void service_register(const char *service, int fd, int fd_type)
 
 static void before_softstop(void)
 {
-    long m = zconfig_get_int("server-stop-on-softstop-after", 0);
+    long m = zconfig_get_second("server-stop-on-softstop-after", 0); /* a duration: 30, 5s, 2m */
     draining = 1;
     zcoroutine_server_stop_notify(live ? (m >= 1 ? (int)m : 3) : 0);
 }

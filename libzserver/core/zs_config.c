@@ -42,8 +42,14 @@ static void kv_free(zs_kv *kv)
     free(kv->file);
 }
 
+zs_config zs_process_config;
+
 void zs_config_free(zs_config *c)
 {
+    if (c->load_errs) {
+        zs_errs_free(c->load_errs);
+        free(c->load_errs);
+    }
     for (size_t i = 0; i < c->n; i++)
         kv_free(&c->kv[i]);
     free(c->kv);

@@ -32,6 +32,7 @@ typedef struct zs_config {
     size_t n, cap;
     struct zs_config_slot *slots; /* open addressing, nslots a power of two (0: none yet) */
     size_t nslots;
+    zs_errs *load_errs;  /* errors of files loaded through zconfig_load_from_pathname (zc_core.h) */
 } zs_config;
 
 void zs_config_init(zs_config *c);
@@ -45,6 +46,8 @@ const zs_kv *zs_config_next(const zs_config *c, const char *key, const zs_kv *pr
 /* Removes every setting of key. */
 void zs_config_unset(zs_config *c, const char *key);
 const char *zs_config_get(const zs_config *c, const char *key, const char *def);
+/* The process's own config (a server's merged view; a master's command line): zvar_default_config. */
+extern zs_config zs_process_config;
 /* Copies every setting of src into c, in order. */
 void zs_config_merge(zs_config *c, const zs_config *src);
 

@@ -30,7 +30,6 @@
 #include "super/zs_supervisor.h"
 #include "zserver.h"
 
-zs_config zs_server_config;
 
 static zaio_base_t default_base;
 zaio_base_t *zvar_default_aio_base = &default_base;
@@ -140,18 +139,18 @@ static void receive_config(zs_config *c)
 static void load_config(const char *dir, const char *file, const zs_config *args)
 {
     zs_errs errs = { 0 };
-    zs_config_init(&zs_server_config);
+    zs_config_init(&zs_process_config);
     if (S.status_fd >= 0) {
-        receive_config(&zs_server_config);
+        receive_config(&zs_process_config);
     } else {
         if (dir)
-            zs_config_load_gcf_dir(&zs_server_config, dir, &errs);
+            zs_config_load_gcf_dir(&zs_process_config, dir, &errs);
         if (file)
-            zs_config_load_file(&zs_server_config, file, &errs);
+            zs_config_load_file(&zs_process_config, file, &errs);
     }
     if (zs_config_find(args, "server-service"))
-        zs_config_unset(&zs_server_config, "server-service");
-    zs_config_merge(&zs_server_config, args);
+        zs_config_unset(&zs_process_config, "server-service");
+    zs_config_merge(&zs_process_config, args);
     for (size_t i = 0; i < errs.n; i++)
         zerror("%s", errs.msg[i]);
     if (errs.n)
@@ -444,7 +443,7 @@ static int alone(const zs_config *args)
     load_config(zs_config_get(args, "server-config-path", NULL), file, args);
     zs_errs errs = { 0 };
     zs_service svc;
-    if (zs_service_from_config(&svc, program_invocation_short_name, file, &zs_server_config, 0, &errs) < 0) {
+    if (zs_service_from_config(&svc, program_invocation_short_name, file, &zs_process_config, 0, &errs) < 0) {
         for (size_t i = 0; i < errs.n; i++)
             zerror("%s", errs.msg[i]);
         zfatal("invalid arguments or config: not starting");
@@ -460,7 +459,7 @@ static int alone(const zs_config *args)
         S.names[i] = zs_xstrdup(svc.listen[i].name);
     }
     /* Any -server-proc-count (even 1) asks for a master that restarts what dies. */
-    int rc = zs_config_find(&zs_server_config, "server-proc-count") ? run_workers(&svc) : serve();
+    int rc = zs_config_find(&zs_process_config, "server-proc-count") ? run_workers(&svc) : serve();
     zs_service_free(&svc);
     return rc;
 }

@@ -49,8 +49,7 @@ long zs_server_config_seconds(const char *key, long def);
 /* 1 once SIGINT arrived (lib-zc's zvar_sigint_flag, zc.h). */
 extern int zvar_sigint_flag;
 
-/* The merged config view behind zconfig_get_*. */
-extern zs_config zs_server_config;
+/* The merged config view behind zconfig_get_* is core's zs_process_config (zs_config.h). */
 
 /* Parses generic arguments (`-key value`, `--flag`, the first other word is the command) into
  * cfg.  Returns 0 with *command set (or NULL), or -1 with why (e.g. `-port` lacks a value). */

@@ -1,0 +1,515 @@
+/*
+ * md_ctl.c — the control socket and the metrics listener (md_ctl.h, doc/CONTRACT.md §12):
+ * accepting, the peer check, reading one request, writing one reply, and closing.
+ *
+ * One request a connection.  Every client has a fixed input buffer, a reply capped at
+ * MD_CTL_MAX_REPLY and an idle timer (MD_CTL_IDLE without progress closes it); at most
+ * MD_CTL_MAX_CLIENTS are served at once and more are closed on accept, so nothing a client
+ * does can hold the loop or grow masterd without bound.  Timers run only while a client is
+ * connected (or a reload is waited for): an idle masterd with the socket open never wakes.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <ev.h>
+#include "md_ctl.h"
+#include "core/zs_listen.h"
+#include "core/zs_log.h"
+#include "core/zserver_core.h"
+
+#define ACCEPTS_PER_WAKE 16
+#define RELOAD_POLL 0.05
+#define LINGER_MAX 65536    /* bytes read away after a reply before closing anyway */
+#define METRICS_REUSE 1.0   /* seconds one gathering of the metrics serves HTTP scrapes */
+
+typedef struct client {
+    struct client *next;
+    int fd, http;
+    ev_io io;
+    ev_timer idle;
+    char in[MD_CTL_MAX_HTTP + 1];
+    size_t inlen;
+    md_buf out;
+    size_t sent;
+    int waiting;         /* a synchronous reload is under way */
+    int lingering;       /* the reply is out: reading what the client still sends, until EOF */
+    size_t discarded;
+    md_reload rl;
+    double started;
+    double deadline;     /* reading the request, or writing the reply, ends by then */
+} client;
+
+typedef struct lsock {
+    int fd, http;
+    ev_io io;
+} lsock;
+
+static struct {
+    struct ev_loop *loop;
+    lsock ctl, http;
+    char *path;          /* the control socket file while it is ours */
+    dev_t dev;
+    ino_t ino;
+    client *clients;
+    int nclients, nhttp;
+    md_buf metrics;      /* the last metrics text served over HTTP... */
+    double metrics_at;   /* ...and when it was made: scrapes within METRICS_REUSE share it */
+    ev_timer reload_w;   /* polls waiting reloads; runs only while one waits */
+    gid_t group;         /* -control-group, or (gid_t)-1 */
+    double refused_at;   /* rate limit of the "refused" log line */
+    unsigned refused_quiet;
+} C = { .ctl = { .fd = -1 }, .http = { .fd = -1 }, .group = (gid_t)-1 };
+
+void md_buf_printf(md_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    if (b->over)
+        return;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        if (b->len + (size_t)n + 1 > MD_CTL_MAX_REPLY) {
+            b->over = 1;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        b->p = zs_xrealloc(b->p, cap);
+        b->cap = cap;
+    }
+}
+
+void md_buf_json_str(md_buf *b, const char *s)
+{
+    md_buf_printf(b, "\"");
+    for (const unsigned char *c = (const unsigned char *)s; c && *c; c++) {
+        if (*c == '"' || *c == '\\')
+            md_buf_printf(b, "\\%c", *c);
+        else if (*c < 0x20 || *c == 0x7f)
+            md_buf_printf(b, "\\u%04x", *c);
+        else
+            md_buf_printf(b, "%c", *c);
+    }
+    md_buf_printf(b, "\"");
+}
+
+char *md_ctl_default_path(const char *pid_file)
+{
+    size_t n = strlen(pid_file);
+    if (n > 4 && !strcmp(pid_file + n - 4, ".pid"))
+        n -= 4;
+    return zs_xasprintf("%.*s.ctl", (int)n, pid_file);
+}
+
+static void client_close(client *c)
+{
+    ev_io_stop(C.loop, &c->io);
+    ev_timer_stop(C.loop, &c->idle);
+    close(c->fd);
+    for (client **pp = &C.clients; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    C.nclients--;
+    C.nhttp -= c->http;
+    md_reload_free(&c->rl);
+    free(c->out.p);
+    free(c);
+}
+
+/* The reply is complete: write it as the socket takes it. */
+static void client_reply(client *c, int status)
+{
+    if (c->out.over) {
+        free(c->out.p);
+        memset(&c->out, 0, sizeof(c->out));
+        md_buf_printf(&c->out, "error: the reply is over %d bytes\n", MD_CTL_MAX_REPLY);
+        status = 1;
+    }
+    if (!c->http)
+        md_buf_printf(&c->out, "status %d\n", status);
+    c->waiting = 0;
+    c->deadline = ev_now(C.loop) + MD_CTL_LIFETIME;
+    ev_io_stop(C.loop, &c->io);
+    ev_io_set(&c->io, c->fd, EV_WRITE);
+    ev_io_start(C.loop, &c->io);
+}
+
+static void http_answer(client *c)
+{
+    char method[16] = "", target[64] = "";
+    md_buf body = { 0 };
+    const char *code = "200 OK";
+    int bad_method = 0;
+    if (sscanf(c->in, "%15s %63s", method, target) != 2) {
+        code = "400 Bad Request";
+    } else if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+        code = "405 Method Not Allowed";
+        bad_method = 1;
+    } else if (strcmp(target, "/metrics")) {
+        code = "404 Not Found";
+    }
+    if (!strcmp(code, "200 OK")) {
+        /* Gathering reads /proc for every process: a scraper hammering us gets the same
+         * text for METRICS_REUSE seconds instead of making masterd gather again each time. */
+        double now = ev_now(C.loop);
+        if (!C.metrics.p || now - C.metrics_at >= METRICS_REUSE || now < C.metrics_at) {
+            free(C.metrics.p);
+            memset(&C.metrics, 0, sizeof(C.metrics));
+            md_status_metrics(&C.metrics);
+            C.metrics_at = now;
+        }
+        md_buf_printf(&body, "%.*s", (int)C.metrics.len, C.metrics.p ? C.metrics.p : "");
+    } else {
+        md_buf_printf(&body, "%s\n", code);
+    }
+    md_buf_printf(&c->out, "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                  "Content-Length: %zu\r\n%sConnection: close\r\n\r\n", code, body.len,
+                  bad_method ? "Allow: GET, HEAD\r\n" : "");
+    if (strcmp(method, "HEAD") && body.len)
+        md_buf_printf(&c->out, "%.*s", (int)body.len, body.p);
+    free(body.p);
+    client_reply(c, 0);
+}
+
+static void ctl_answer(client *c, char *line)
+{
+    for (char *p = line; *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\t') {
+            md_buf_printf(&c->out, "error: the request has control characters\n");
+            client_reply(c, 2);
+            return;
+        }
+    int st = md_ctl_command(line, &c->out, &c->rl);
+    if (st >= 0) {
+        client_reply(c, st);
+        return;
+    }
+    c->waiting = 1;
+    c->started = ev_now(C.loop);
+    ev_io_stop(C.loop, &c->io); /* nothing more is read; EOF is seen when the reply is written */
+    ev_timer_stop(C.loop, &c->idle);
+    if (!ev_is_active(&C.reload_w))
+        ev_timer_start(C.loop, &C.reload_w);
+}
+
+static void client_read(client *c)
+{
+    size_t max = c->http ? MD_CTL_MAX_HTTP : MD_CTL_MAX_REQUEST;
+    ssize_t n = read(c->fd, c->in + c->inlen, max - c->inlen);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        client_close(c);
+        return;
+    }
+    c->inlen += (size_t)n;
+    c->in[c->inlen] = '\0';
+    if (memchr(c->in, '\0', c->inlen)) {
+        md_buf_printf(&c->out, c->http ? "" : "error: the request has a NUL byte\n");
+        c->http ? client_close(c) : client_reply(c, 2);
+        return;
+    }
+    char *end = c->http ? strstr(c->in, "\r\n\r\n") : strchr(c->in, '\n');
+    if (c->http && !end)
+        end = strstr(c->in, "\n\n");
+    if (!end) {
+        if (c->inlen >= max) {
+            if (c->http) {
+                client_close(c);
+            } else {
+                md_buf_printf(&c->out, "error: the request is longer than %d bytes\n", MD_CTL_MAX_REQUEST);
+                client_reply(c, 2);
+            }
+        }
+        return;
+    }
+    *end = '\0';
+    if (!c->http && end > c->in && end[-1] == '\r')
+        end[-1] = '\0';
+    if (c->http)
+        http_answer(c);
+    else
+        ctl_answer(c, c->in);
+}
+
+static void client_write(client *c)
+{
+    ssize_t n = write(c->fd, c->out.p + c->sent, c->out.len - c->sent);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n < 0) {
+        client_close(c);
+        return;
+    }
+    c->sent += (size_t)n;
+    if (c->sent < c->out.len)
+        return;
+    /* Closing with unread input would reset the connection and could destroy the reply
+     * before the client reads it: end our side and read theirs away first, as nginx's
+     * lingering close does (bounded by LINGER_MAX bytes and the idle timer). */
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        client_close(c);
+        return;
+    }
+    c->lingering = 1;
+    ev_io_stop(C.loop, &c->io);
+    ev_io_set(&c->io, c->fd, EV_READ);
+    ev_io_start(C.loop, &c->io);
+}
+
+static void client_linger(client *c)
+{
+    char buf[4096];
+    ssize_t n = read(c->fd, buf, sizeof(buf));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    c->discarded += n > 0 ? (size_t)n : 0;
+    if (n <= 0 || c->discarded > LINGER_MAX)
+        client_close(c);
+}
+
+static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    client *c = w->data;
+    /* A client that trickles a byte every few seconds makes progress but must still end. */
+    if (ev_now(loop) > c->deadline) {
+        client_close(c);
+        return;
+    }
+    ev_timer_again(loop, &c->idle);
+    if ((revents & EV_READ) && c->lingering)
+        client_linger(c);
+    else if (revents & EV_READ)
+        client_read(c);
+    else if (revents & EV_WRITE)
+        client_write(c);
+}
+
+static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    client_close(w->data);
+}
+
+static void reload_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    int waiting = 0;
+    for (client *c = C.clients; c; c = c->next) {
+        if (!c->waiting)
+            continue;
+        int st = md_ctl_reload_poll(&c->rl, c->started, &c->out);
+        if (st >= 0) {
+            ev_timer_again(loop, &c->idle);
+            client_reply(c, st);
+        } else {
+            waiting = 1;
+        }
+    }
+    if (!waiting)
+        ev_timer_stop(loop, w);
+}
+
+/* Whether the peer on fd has gid among its groups (SO_PEERGROUPS: the groups it connected
+ * with, not what it could claim). */
+static int peer_in_group(int fd, gid_t gid)
+{
+    gid_t groups[256];
+    socklen_t len = sizeof(groups);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+        return 0; /* ERANGE (over 256 groups) or an old kernel: not a member as far as we know */
+    for (size_t i = 0; i < len / sizeof(gid_t); i++)
+        if (groups[i] == gid)
+            return 1;
+    return 0;
+}
+
+/* Root, masterd's own user and -control-group's members only (a unix socket's mode alone
+ * could be widened by anyone who can chmod it).  Refusals are logged once a minute at most, with how many were quiet. */
+static int peer_allowed(int fd)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+        zwarning("control socket: SO_PEERCRED: %s", strerror(errno));
+        return 0;
+    }
+    if (cr.uid == 0 || cr.uid == geteuid())
+        return 1;
+    if (C.group != (gid_t)-1 && (cr.gid == C.group || peer_in_group(fd, C.group)))
+        return 1;
+    double now = ev_now(C.loop);
+    if (C.refused_at == 0 || now - C.refused_at >= 60) {
+        zwarning("control socket: refused pid %ld uid %ld (only root and uid %ld may connect)%s", (long)cr.pid,
+                 (long)cr.uid, (long)geteuid(), C.refused_quiet ? " (and earlier refusals not logged)" : "");
+        C.refused_at = now;
+        C.refused_quiet = 0;
+    } else {
+        C.refused_quiet++;
+    }
+    return 0;
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    lsock *ls = w->data;
+    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+        int fd = accept4(ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                zwarning("control socket: accept: %s", strerror(errno));
+            return;
+        }
+        if (C.nclients >= MD_CTL_MAX_CLIENTS || (ls->http && C.nhttp >= MD_CTL_MAX_HTTP_CLIENTS)) {
+            static const char busy[] = "error: busy (too many clients)\nstatus 1\n";
+            if (!ls->http)
+                (void)!write(fd, busy, sizeof(busy) - 1);
+            close(fd);
+            continue;
+        }
+        client *c = zs_xcalloc(1, sizeof(*c));
+        c->fd = fd;
+        c->http = ls->http;
+        c->io.data = c;
+        c->idle.data = c;
+        ev_io_init(&c->io, client_cb, fd, EV_READ);
+        ev_io_start(loop, &c->io);
+        ev_init(&c->idle, idle_cb);
+        c->idle.repeat = MD_CTL_IDLE;
+        c->deadline = ev_now(loop) + MD_CTL_LIFETIME;
+        ev_timer_again(loop, &c->idle);
+        c->next = C.clients;
+        C.clients = c;
+        C.nclients++;
+        C.nhttp += c->http;
+        if (!ls->http && !peer_allowed(fd)) {
+            /* Answered at once; its request is read away unseen (the lingering close). */
+            md_buf_printf(&c->out, "error: permission denied\n");
+            client_reply(c, 4);
+        }
+    }
+}
+
+static int listen_on(lsock *ls, const char *entry, int http, char *err, size_t errlen)
+{
+    zs_listen l;
+    char why[512];
+    if (zs_listen_parse(entry, http ? "metrics" : "control", &l, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s '%s': %s", http ? "-metrics" : "-control", entry, why);
+        return -1;
+    }
+    if ((http && l.kind != ZS_LISTEN_INET && l.kind != ZS_LISTEN_INET6) || (!http && l.kind != ZS_LISTEN_UNIX)) {
+        snprintf(err, errlen, "%s '%s': %s", http ? "-metrics" : "-control", entry,
+                 http ? "must be HOST:PORT" : "must be an absolute path");
+        zs_listen_free(&l);
+        return -1;
+    }
+    if (!http && zs_listen_check_dir(&l, (uid_t)-1, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "-control %s: %s", entry, why);
+        zs_listen_free(&l);
+        return -1;
+    }
+    ls->fd = zs_listen_bind(&l, MD_CTL_MAX_CLIENTS, !http && C.group != (gid_t)-1 ? 0660 : 0600, why, sizeof(why));
+    if (ls->fd < 0) {
+        snprintf(err, errlen, "%s %s: %s", http ? "-metrics" : "-control", entry, why);
+        zs_listen_free(&l);
+        return -1;
+    }
+    if (!http) {
+        struct stat st;
+        C.path = zs_xstrdup(l.path);
+        if (lstat(l.path, &st) == 0) {
+            C.dev = st.st_dev;
+            C.ino = st.st_ino;
+        }
+        /* lchown: a symlink swapped in meanwhile (the directory is ours alone) would change
+         * only itself.  The socket's own group is what lets members connect at all. */
+        if (C.group != (gid_t)-1 && lchown(l.path, (uid_t)-1, C.group) < 0) {
+            snprintf(err, errlen, "-control-group: chown %s: %s", l.path, strerror(errno));
+            zs_listen_free(&l);
+            close(ls->fd);
+            ls->fd = -1;
+            unlink(C.path);
+            free(C.path);
+            C.path = NULL;
+            return -1;
+        }
+    }
+    zs_listen_free(&l);
+    ls->http = http;
+    ls->io.data = ls;
+    ev_io_init(&ls->io, accept_cb, ls->fd, EV_READ);
+    ev_io_start(C.loop, &ls->io);
+    return 0;
+}
+
+int md_ctl_start(struct ev_loop *loop, const char *path, const char *group, const char *metrics, char *err,
+                 size_t errlen)
+{
+    C.loop = loop;
+    if (group) {
+        struct group *gr = getgrnam(group);
+        char *end;
+        unsigned long n = strtoul(group, &end, 10);
+        if (!gr && (*end || end == group)) {
+            snprintf(err, errlen, "-control-group '%s': no such group", group);
+            return -1;
+        }
+        C.group = gr ? gr->gr_gid : (gid_t)n;
+    }
+    ev_init(&C.reload_w, reload_poll_cb);
+    C.reload_w.repeat = RELOAD_POLL;
+    if (path) {
+        char *entry = zs_xasprintf("local:%s", path);
+        int rc = listen_on(&C.ctl, entry, 0, err, errlen);
+        free(entry);
+        if (rc < 0)
+            return -1;
+    }
+    if (metrics && listen_on(&C.http, metrics, 1, err, errlen) < 0) {
+        md_ctl_stop();
+        return -1;
+    }
+    return 0;
+}
+
+void md_ctl_stop(void)
+{
+    while (C.clients)
+        client_close(C.clients);
+    if (C.loop)
+        ev_timer_stop(C.loop, &C.reload_w);
+    lsock *ls[2] = { &C.ctl, &C.http };
+    for (int i = 0; i < 2; i++) {
+        if (ls[i]->fd < 0)
+            continue;
+        ev_io_stop(C.loop, &ls[i]->io);
+        close(ls[i]->fd);
+        ls[i]->fd = -1;
+    }
+    struct stat st;
+    if (C.path && lstat(C.path, &st) == 0 && st.st_dev == C.dev && st.st_ino == C.ino)
+        unlink(C.path);
+    free(C.path);
+    C.path = NULL;
+    free(C.metrics.p);
+    memset(&C.metrics, 0, sizeof(C.metrics));
+}

@@ -1,0 +1,56 @@
+/*
+ * md_ctl.h — masterd's control socket and metrics listener (doc/CONTRACT.md §12): a unix
+ * socket for masterctl (peers must be root or masterd's own uid) and an optional read-only
+ * HTTP `GET /metrics`.  Both live on masterd's libev loop and are bounded in every way a
+ * client could push: request size, reply buffering, client count, idle time.
+ */
+#ifndef MD_CTL_H
+#define MD_CTL_H
+#include <stddef.h>
+#include "md_master.h"
+
+struct ev_loop;
+
+#define MD_CTL_MAX_CLIENTS 128      /* at once, both listeners together; more are turned away */
+#define MD_CTL_MAX_REQUEST 1024     /* a control request line, bytes */
+#define MD_CTL_MAX_HTTP 4096        /* an HTTP request head, bytes */
+#define MD_CTL_MAX_REPLY (8 << 20)  /* a reply, bytes */
+#define MD_CTL_MAX_HTTP_CLIENTS 32  /* of them on the metrics listener: scrapers never crowd out masterctl */
+#define MD_CTL_IDLE 10.0            /* seconds a client may make no progress */
+#define MD_CTL_LIFETIME 60.0        /* seconds to send a request, and again to take the reply */
+
+/* A growing reply buffer: appends past MD_CTL_MAX_REPLY set `over` and are dropped. */
+typedef struct md_buf {
+    char *p;
+    size_t len, cap;
+    int over;
+} md_buf;
+void md_buf_printf(md_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string (quoted, escaped). */
+void md_buf_json_str(md_buf *b, const char *s);
+
+/* The default control path for a pid file: PIDFILE with its .pid suffix (if any) replaced by
+ * .ctl.  Returns a malloc'ed string. */
+char *md_ctl_default_path(const char *pid_file);
+/* Binds the control socket (path may be NULL; with group, mode 0660 and that group, whose
+ * members are served too) and the metrics listener (addr may be NULL) and watches them on
+ * loop.  Returns 0, or -1 with err filled (nothing left bound). */
+int md_ctl_start(struct ev_loop *loop, const char *path, const char *group, const char *metrics, char *err,
+                 size_t errlen);
+/* Closes every client and listener; removes the control socket file if it is still ours. */
+void md_ctl_stop(void);
+
+/* md_ctl_cmd.c: answers one control request line into out; returns the exit status for the
+ * reply's last line, or -1 when the reply waits for the reload in *rl (md_ctl_reload_poll). */
+int md_ctl_command(const char *line, md_buf *out, md_reload *rl);
+/* A waiting reload: its status once every generation it started is ready or failed, or the
+ * deadline (server-ready-timeout + 1 s after started) passed, with out filled; -1: waiting. */
+int md_ctl_reload_poll(md_reload *rl, double started, md_buf *out);
+/* md_status.c: the status table (human), JSON document, or Prometheus exposition of the
+ * services named in ids (all when n == 0).  Returns 0, or 2 after naming an unknown service. */
+int md_status_text(md_buf *out, char **ids, int n);
+int md_status_json(md_buf *out, char **ids, int n);
+void md_status_metrics(md_buf *out);
+/* What a wait status says: "exited 3", "killed by SIGSEGV (core dumped)". */
+void md_status_describe(int status, char *buf, size_t len);
+#endif

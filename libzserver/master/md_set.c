@@ -1,0 +1,431 @@
+/*
+ * md_set.c — load a config directory into a validated service set (md_set.h); the listening
+ * sockets it holds are md_bind.c's.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "md_set.h"
+#include "core/zc_core.h"
+#include "core/zserver_core.h"
+
+/* A .gcf may set defaults for every service, but not what only makes sense once. */
+static void check_gcf(const zs_config *gcf, zs_errs *errs)
+{
+    static const char *once[] = { "server-command", "server-service", NULL };
+    for (int i = 0; once[i]; i++) {
+        const zs_kv *kv = zs_config_find(gcf, once[i]);
+        if (kv)
+            zs_errs_add(errs, "%s:%d: %s: belongs in a service's .cf file, not a .gcf", kv->file, kv->line, once[i]);
+    }
+}
+
+static int is_wildcard(const zs_listen *l)
+{
+    if (l->kind == ZS_LISTEN_INET)
+        return ((const struct sockaddr_in *)&l->sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&l->sa)->sin6_addr);
+}
+
+static int port_of(const zs_listen *l)
+{
+    return l->kind == ZS_LISTEN_INET ? ntohs(((const struct sockaddr_in *)&l->sa)->sin_port)
+                                     : ntohs(((const struct sockaddr_in6 *)&l->sa)->sin6_port);
+}
+
+/* One listen entry of the set, numbered in the order the set lists them. */
+typedef struct entry_ref {
+    const zs_listen *l;
+    size_t order;
+    size_t first_same;  /* order of the first entry with the same key */
+} entry_ref;
+
+static int by_key(const void *a, const void *b)
+{
+    const entry_ref *x = a, *y = b;
+    int c = strcmp(x->l->key, y->l->key);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/* inet and inet6 entries by family and port (where overlaps happen), then the order. */
+static int by_port(const void *a, const void *b)
+{
+    const entry_ref *x = a, *y = b;
+    int inx = x->l->kind == ZS_LISTEN_INET || x->l->kind == ZS_LISTEN_INET6;
+    int iny = y->l->kind == ZS_LISTEN_INET || y->l->kind == ZS_LISTEN_INET6;
+    if (inx != iny)
+        return inx - iny;
+    if (inx && x->l->kind != y->l->kind)
+        return x->l->kind - y->l->kind;
+    if (inx && port_of(x->l) != port_of(y->l))
+        return port_of(x->l) - port_of(y->l);
+    return (x->order > y->order) - (x->order < y->order);
+}
+
+/* Two entries overlap when they have the same address, or a wildcard and a specific address of
+ * one family on one port: the second bind would fail (families never overlap: every IPv6
+ * socket is IPV6_V6ONLY, zs_listen_bind.c).  Each entry that overlaps an earlier one is an
+ * error naming the first of those.
+ * Sorting twice (by key, then by family and port) finds them in O(n log n): a reload of
+ * thousands of services must not compare every entry with every other. */
+static void check_duplicates(md_set *set, zs_errs *errs)
+{
+    size_t n = 0;
+    for (int a = 0; a < set->n; a++)
+        n += (size_t)set->v[a]->svc.nlisten;
+    if (n < 2)
+        return;
+    entry_ref *r = zs_xcalloc(n, sizeof(*r));
+    const zs_listen **by_order = zs_xcalloc(n, sizeof(*by_order));
+    size_t *first_clash = zs_xcalloc(n, sizeof(*first_clash));
+    size_t k = 0;
+    for (int a = 0; a < set->n; a++)
+        for (int i = 0; i < set->v[a]->svc.nlisten; i++, k++) {
+            r[k].l = by_order[k] = &set->v[a]->svc.listen[i];
+            r[k].order = k;
+            first_clash[k] = SIZE_MAX;
+        }
+    qsort(r, n, sizeof(*r), by_key);
+    for (size_t x = 0; x < n; x++) {
+        r[x].first_same = x > 0 && !strcmp(r[x - 1].l->key, r[x].l->key) ? r[x - 1].first_same : r[x].order;
+        if (r[x].first_same != r[x].order)
+            first_clash[r[x].order] = r[x].first_same;
+    }
+    /* Within one family and port, in order: a wildcard clashes with the first entry before it,
+     * a specific address with the first wildcard before it (or an equal key, found above). */
+    qsort(r, n, sizeof(*r), by_port);
+    size_t group = 0, first_wild = SIZE_MAX;
+    for (size_t x = 0; x < n; x++) {
+        const zs_listen *l = r[x].l;
+        if (l->kind != ZS_LISTEN_INET && l->kind != ZS_LISTEN_INET6)
+            continue;
+        if (x == 0 || r[x - 1].l->kind != l->kind || port_of(r[x - 1].l) != port_of(l)) {
+            group = x;
+            first_wild = SIZE_MAX;
+        }
+        size_t clash = is_wildcard(l) && x > group ? r[group].order : first_wild;
+        if (is_wildcard(l) && first_wild == SIZE_MAX)
+            first_wild = r[x].order;
+        if (clash < first_clash[r[x].order])
+            first_clash[r[x].order] = clash;
+    }
+    for (size_t x = 0; x < n; x++) {
+        if (first_clash[x] == SIZE_MAX)
+            continue;
+        const zs_listen *la = by_order[x], *lb = by_order[first_clash[x]];
+        if (!strcmp(la->key, lb->key))
+            zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')", la->where, la->text,
+                        lb->where, lb->text);
+        else
+            zs_errs_add(errs, "%s: server-service: '%s' overlaps '%s' at %s (a wildcard address and "
+                        "a specific one on the same port cannot both be bound)", la->where, la->text, lb->text,
+                        lb->where);
+    }
+    free(first_clash);
+    free(by_order);
+    free(r);
+}
+
+/* fds masterd holds whatever the set: 0-2, pid file, log, libev's, masterlog and syslog
+ * sockets, a socketpair being made, a reload's directory and files. */
+#define NOFILE_BASE 32
+
+/* An estimate of the fds masterd needs to run set, against its soft RLIMIT_NOFILE (main
+ * raised it to the hard limit): per process its status channel and output pipe, per listener its socket, per
+ * service its config memfd, the group's copy and the accept scoreboard.  A set that cannot fit
+ * is refused up front instead of leaving processes that never start ("Too many open files"). */
+static void check_nofile(const md_set *set, zs_errs *errs)
+{
+    struct rlimit rl;
+    long long need = NOFILE_BASE, procs = 0, lis = 0;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    for (int i = 0; i < set->n; i++) {
+        procs += set->v[i]->svc.proc_count;
+        lis += set->v[i]->svc.nlisten;
+        need += 3;
+    }
+    /* Per process its status channel and its output pipe (md_relay.c); a reload or a restart
+     * runs a new generation beside the old until the old has drained: each process and each
+     * generation's memfds twice, the listeners once. */
+    need += need - NOFILE_BASE + 4 * procs + lis;
+    if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)need > (unsigned long long)rl.rlim_cur)
+        zs_errs_add(errs, "%s: the services need about %lld file descriptors (%lld processes, twice while a reload runs old and new generations side by side, %lld listeners), "
+                    "but RLIMIT_NOFILE allows %llu (hard limit %llu): raise masterd's hard limit (ulimit -Hn, "
+                    "systemd LimitNOFILE=) or lower server-proc-count", set->dir, need, procs, lis,
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+}
+
+/* As root, masterd runs what its config files say as root: a file anyone but root can change
+ * (owned by another user, writable by others or by a group other than root's) is refused;
+ * for the directory, and a file root's group may write, a warning says so.  errs NULL: the
+ * directory, which only gets warnings (a file put there by someone else is refused itself). */
+static void check_perms(const char *path, zs_errs *warn, zs_errs *errs)
+{
+    struct stat st;
+    if (geteuid() != 0 || stat(path, &st) < 0)
+        return;
+    int foreign_group = (st.st_mode & S_IWGRP) && st.st_gid != 0;
+    zs_errs *to = errs && ((st.st_mode & S_IWOTH) || foreign_group) ? errs : warn;
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        zs_errs_add(to, "%s is writable by %s (mode %04o) and masterd reads it as root%s", path,
+                    (st.st_mode & S_IWGRP) && (st.st_mode & S_IWOTH) ? "group and others"
+                    : st.st_mode & S_IWGRP ? "its group" : "others",
+                    (unsigned)(st.st_mode & 07777), to == errs ? ": refusing it" : "");
+    if (st.st_uid != 0)
+        zs_errs_add(errs ? errs : warn, "%s is owned by uid %ld, not root, and masterd reads it as root%s", path,
+                    (long)st.st_uid, errs ? ": refusing it" : "");
+}
+
+/* The service id of src: its file's name without .cf, or its server-name.  NULL after an error. */
+static char *service_id(const zs_config *src, const char *path, int idx, zs_errs *errs)
+{
+    const zs_kv *nkv = zs_config_find(src, "server-name");
+    char *id;
+    if (path) {
+        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        size_t len = strlen(base);
+        id = zs_xstrdup(base);
+        if (len > 3 && !strcmp(base + len - 3, ".cf"))
+            id[len - 3] = '\0';
+        if (nkv && strcmp(nkv->value, id))
+            zs_errs_add(errs, "%s:%d: server-name: '%s' differs from the service id '%s' the file name gives "
+                        "(server-name names a config built by zmaster_server_load_config)", nkv->file, nkv->line,
+                        nkv->value, id);
+    } else if (nkv) {
+        id = zs_xstrdup(nkv->value);
+    } else {
+        zs_errs_add(errs, "zmaster_server_load_config: config #%d has no server-name: set server-name = ID "
+                    "(the service id, as a .cf file's name gives it)", idx + 1);
+        return NULL;
+    }
+    if (!zs_listen_name_ok(id, strlen(id))) {
+        /* The id names the listeners (LISTEN_FDNAMES, ':'-separated) and every log line; the
+         * message shows a control character as '?' so a name cannot forge a log line. */
+        for (char *c = id; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+        char *shown = zs_xstrdup(path ? path : "zmaster_server_load_config");
+        for (char *c = shown; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+        zs_errs_add(errs, "%s: the %s makes the service id '%s', which may hold only letters, digits, '-', '_' and '.'",
+                    shown, path ? "file name" : "server-name", id);
+        free(shown);
+    }
+    return id;
+}
+
+/* One service from src (a file's config, or one a zmaster_server_load_config hook built) over
+ * the .gcf defaults.  NULL after adding its errors. */
+static md_svc *load_one(const zs_config *src, int idx, const zs_config *gcf, zs_errs *errs, zs_errs *warn)
+{
+    const char *file = zs_config_get(src, MD_KEY_FILE, NULL);
+    size_t before = errs->n;
+    if (src->load_errs)
+        for (size_t i = 0; i < src->load_errs->n; i++)
+            zs_errs_add(errs, "%s", src->load_errs->msg[i]);
+    if (!file && src->n == 0 && errs->n != before)
+        return NULL; /* only errors: the directory could not be listed */
+    char *id = service_id(src, file, idx, errs);
+    if (!id)
+        return NULL;
+    /* Settings made in code (line 0) are named by their service in messages. */
+    char *label = zs_xasprintf("service '%s' (zmaster_server_load_config)", id);
+    const char *path = file ? file : label;
+    md_svc *m = zs_xcalloc(1, sizeof(*m));
+    m->cf_fd = -1;
+    if (file)
+        check_perms(file, warn, errs);
+    zs_config_init(&m->cf);
+    zs_config_merge(&m->cf, gcf);
+    for (size_t i = 0; i < src->n; i++)
+        if (strcmp(src->kv[i].key, MD_KEY_FILE))
+            zs_config_set(&m->cf, src->kv[i].key, src->kv[i].value, src->kv[i].line > 0 ? src->kv[i].file : label,
+                          src->kv[i].line);
+    int ok = errs->n == before && zs_service_from_config(&m->svc, id, path, &m->cf, 1, errs) == 0;
+    const zs_kv *ukv = ok && m->svc.user && geteuid() != 0 && m->svc.uid != geteuid()
+                           ? zs_config_find(&m->cf, "server-user") : NULL;
+    if (ukv) {
+        /* Only root can switch users: every start would fail at setuid, forever. */
+        zs_errs_add(errs, "%s:%d: server-user: masterd runs as uid %ld and cannot start processes as '%s'",
+                    ukv->file, ukv->line, (long)geteuid(), m->svc.user);
+        zs_service_free(&m->svc);
+        ok = 0;
+    }
+    if (ok && stat(m->svc.exec_path, &m->bin) < 0) {
+        zs_errs_add(errs, "%s: server-command: '%s': %s", path, m->svc.exec_path, strerror(errno));
+        zs_service_free(&m->svc);
+        ok = 0;
+    }
+    /* Children get server-log with its path made absolute (they may run in a server-chdir). */
+    const zs_kv *lkv = ok && m->svc.log ? zs_config_find(&m->cf, "server-log") : NULL;
+    if (lkv && strcmp(lkv->value, m->svc.log)) {
+        char *lfile = zs_xstrdup(lkv->file);
+        zs_config_set(&m->cf, "server-log", m->svc.log, lfile, lkv->line);
+        free(lfile);
+    }
+    char why[256];
+    if (ok && (m->cf_fd = zs_config_to_memfd(&m->cf, why, sizeof(why))) < 0) {
+        zs_errs_add(errs, "%s: cannot hold the config for its children: %s", path, why);
+        zs_service_free(&m->svc);
+        ok = 0;
+    }
+    free(label);
+    free(id);
+    if (!ok) {
+        zs_config_free(&m->cf);
+        free(m);
+        return NULL;
+    }
+    m->fds = zs_xcalloc((size_t)m->svc.nlisten + 1, sizeof(int));
+    m->lis = zs_xcalloc((size_t)m->svc.nlisten + 1, sizeof(md_listener *));
+    for (int i = 0; i < m->svc.nlisten; i++)
+        m->fds[i] = -1;
+    return m;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const md_svc *x = *(md_svc *const *)a, *y = *(md_svc *const *)b;
+    int c = strcmp(x->svc.id, y->svc.id);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* Two configs a hook returned for one service id: the later is refused (files cannot clash). */
+static void check_ids(const md_set *set, zs_errs *errs)
+{
+    if (set->n < 2)
+        return;
+    md_svc **v = zs_xcalloc((size_t)set->n, sizeof(*v));
+    memcpy(v, set->v, (size_t)set->n * sizeof(*v));
+    qsort(v, (size_t)set->n, sizeof(*v), by_id);
+    for (int i = 1; i < set->n; i++)
+        if (!strcmp(v[i]->svc.id, v[i - 1]->svc.id))
+            zs_errs_add(errs, "%s: service '%s' is defined twice", v[i]->svc.cf_path, v[i]->svc.id);
+    free(v);
+}
+
+int md_set_load(const char *dir, md_set *out, zs_errs *errs)
+{
+    size_t before = errs->n;
+    char **gcfs = NULL;
+    zs_config gcf;
+    struct stat st;
+
+    memset(out, 0, sizeof(*out));
+    out->dir = zs_xstrdup(md_source_name(dir));
+    if (dir && (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        zs_errs_add(errs, "%s: %s", dir, stat(dir, &st) < 0 ? strerror(errno) : "not a directory");
+        md_set_free(out);
+        return -1;
+    }
+    zs_config_init(&gcf);
+    int ngcf = 0;
+    if (dir) {
+        check_perms(dir, &out->warn, NULL);
+        ngcf = zs_config_list_dir(dir, ".gcf", &gcfs, errs);
+    }
+    for (int i = 0; i < ngcf; i++) {
+        char *p = zs_xasprintf("%s/%s", dir, gcfs[i]);
+        check_perms(p, &out->warn, errs);
+        zs_config_load_file(&gcf, p, errs);
+        free(p);
+    }
+    check_gcf(&gcf, errs);
+    zvector_t *cfs = md_source_load(dir);
+    if (cfs->len > 0)
+        out->v = zs_xcalloc((size_t)cfs->len, sizeof(md_svc *));
+    for (int i = 0; i < cfs->len; i++) {
+        zs_config *src = (zs_config *)cfs->data[i];
+        md_svc *m = NULL;
+        if (!src)
+            zs_errs_add(errs, "zmaster_server_load_config: config #%d is NULL", i + 1);
+        else
+            m = load_one(src, i, &gcf, errs, &out->warn);
+        if (m)
+            out->v[out->n++] = m;
+        zconfig_free(src);
+    }
+    zvector_free(cfs);
+    check_ids(out, errs);
+    check_duplicates(out, errs);
+    if (errs->n == before)
+        check_nofile(out, errs);
+    if (ngcf > 0)
+        zs_config_free_list(gcfs, ngcf);
+    zs_config_free(&gcf);
+    if (errs->n != before) {
+        md_set_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void md_svc_free(md_svc *m)
+{
+    zs_service_free(&m->svc);
+    zs_config_free(&m->cf);
+    if (m->cf_fd >= 0)
+        close(m->cf_fd);
+    free(m->fds);
+    free(m->lis);
+    free(m);
+}
+
+void md_set_free(md_set *set)
+{
+    for (int i = 0; i < set->n; i++)
+        md_svc_free(set->v[i]);
+    free(set->v);
+    free(set->dir);
+    zs_errs_free(&set->warn);
+    memset(set, 0, sizeof(*set));
+}
+
+void md_set_log_warnings(md_set *set, const char *prefix)
+{
+    for (size_t i = 0; i < set->warn.n; i++)
+        zwarning("%s%s", prefix, set->warn.msg[i]);
+    zs_errs_free(&set->warn);
+}
+
+md_svc *md_set_find(const md_set *set, const char *id)
+{
+    for (int i = 0; i < set->n; i++)
+        if (!strcmp(set->v[i]->svc.id, id))
+            return set->v[i];
+    return NULL;
+}
+
+int md_svc_same_but_count(const md_svc *a, const md_svc *b)
+{
+    if (a->bin.st_ino != b->bin.st_ino || a->bin.st_dev != b->bin.st_dev || a->bin.st_size != b->bin.st_size ||
+        a->bin.st_mtim.tv_sec != b->bin.st_mtim.tv_sec || a->bin.st_mtim.tv_nsec != b->bin.st_mtim.tv_nsec)
+        return 0;
+    /* Compare what the server reads (every key but server-proc-count), in order, ignoring
+     * where it was written. */
+    size_t ia = 0, ib = 0;
+    for (;;) {
+        while (ia < a->cf.n && !strcmp(a->cf.kv[ia].key, "server-proc-count"))
+            ia++;
+        while (ib < b->cf.n && !strcmp(b->cf.kv[ib].key, "server-proc-count"))
+            ib++;
+        if (ia == a->cf.n || ib == b->cf.n)
+            return ia == a->cf.n && ib == b->cf.n;
+        if (strcmp(a->cf.kv[ia].key, b->cf.kv[ib].key) || strcmp(a->cf.kv[ia].value, b->cf.kv[ib].value))
+            return 0;
+        ia++;
+        ib++;
+    }
+}
