@@ -1,10 +1,11 @@
 # masterd + libzserver.  `make` builds, `make test` runs every test, `make run` serves etc/mail.
 # Sources are picked up by wildcard: a new libzserver/LAYER/*.c joins its layer, a new t/unit/*.c
 # becomes a Check test, a new sample/*.c a sample server.
-# libzserver is five layers, each a folder and an archive, each using only those before it:
+# libzserver is six layers, each a folder and an archive, each using only those before it:
 #   core (config, listen, service, status, log, board) < super (supervision: generations, spawn,
 #   reaping, strays) < server (the server process skeleton) < aio | co (the two modes; the
-#   coroutine runtime and its syscall hooks).  masterd links core and super only.
+#   coroutine runtime and its syscall hooks); master (zmaster_server_main: what masterd is) sits
+#   on super beside server.  masterd is main() over master, super and core only (libzmaster.a).
 
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
@@ -25,7 +26,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 # A sanitizer build lives beside the normal one, so both can exist (and run) at once.
 B         := $(if $(filter 1,$(SAN)),build-san,build)
 export ZS_BUILD := $(abspath $(B))
-LAYERS    := core super server aio co
+LAYERS    := core super server aio co master
 layer_obj = $(patsubst %.c,$(B)/%.o,$(sort $(wildcard libzserver/$(1)/*.c))) $(patsubst %.S,$(B)/%.o,$(sort $(wildcard libzserver/$(1)/*.S)))
 LIB_OBJ   := $(foreach l,$(LAYERS),$(call layer_obj,$(l)))
 LAYER_LIBS := $(LAYERS:%=$(B)/libzs_%.a)
@@ -42,7 +43,7 @@ DEPS_STAMP := $(B)/.deps-ok
 
 .SECONDEXPANSION:
 .PHONY: all deps test unit e2e run install clean bench fuzz valgrind fuzz-smoke chaos
-all: $(B)/masterd/masterd $(B)/masterd/masterctl $(LAYER_LIBS) $(B)/libzserver.a $(B)/libzserver.so $(B)/libzserver.pc $(SAMPLES) $(TOOLS)
+all: $(B)/masterd/masterd $(B)/masterd/masterctl $(LAYER_LIBS) $(B)/libzmaster.a $(B)/libzserver.a $(B)/libzserver.so $(B)/libzserver.pc $(SAMPLES) $(TOOLS)
 
 # Install the Debian packages when a header is missing (fresh machine: clone, `make test`).
 $(DEPS_STAMP):
@@ -56,7 +57,7 @@ $(DEPS_STAMP):
 	@mkdir -p $(B) && touch $@
 deps: $(DEPS_STAMP)
 
-$(B)/%.o: %.c $(DEPS_STAMP) $(LIB_HDR) $(wildcard masterd/*.h sample/*.h t/unit/*.h)
+$(B)/%.o: %.c $(DEPS_STAMP) $(LIB_HDR) $(wildcard sample/*.h t/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 $(B)/%.o: %.S $(DEPS_STAMP)
@@ -67,6 +68,12 @@ $(B)/libzs_%.a: $$(call layer_obj,%)
 	@rm -f $@
 	ar rcs $@ $^
 $(B)/libzserver.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+# A master of one's own (zmaster_server_main, doc/CONTRACT.md §13) links this: the master,
+# supervision and core layers, without the server runtime or its syscall hooks.
+MASTER_OBJ := $(foreach l,core super master,$(call layer_obj,$(l)))
+$(B)/libzmaster.a: $(MASTER_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 $(B)/libzserver.so: $(LIB_OBJ)
@@ -80,14 +87,17 @@ LINK_LIB := -Wl,--whole-archive $(B)/libzserver.a -Wl,--no-whole-archive $(LIBS)
 
 # The supervisor links what it calls and nothing more: no server runtime, no syscall hooks
 # (t/e2e/test_layers.py checks its symbols).
-$(B)/masterd/masterd: $(MD_OBJ) $(B)/libzs_super.a $(B)/libzs_core.a
-	$(CC) -o $@ $(MD_OBJ) $(LDFLAGS) $(B)/libzs_super.a $(B)/libzs_core.a $(LIBS)
+$(B)/masterd/masterd: $(MD_OBJ) $(B)/libzmaster.a
+	$(CC) -o $@ $(MD_OBJ) $(LDFLAGS) $(B)/libzmaster.a $(LIBS)
 # masterctl: a plain client of the control socket (masterd/ctl/, outside MD_SRC); it links nothing of ours.
 $(B)/masterd/masterctl: masterd/ctl/masterctl.c $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(CFLAGS_W) -o $@ $< $(LDFLAGS)
 $(B)/sample/%: $(B)/sample/%.o $(B)/libzserver.a
 	$(CC) -o $@ $< $(LDFLAGS) $(LINK_LIB)
+# A sample master links as a lib-zc user's own master would: -lzmaster.
+$(B)/sample/custom_master: $(B)/sample/custom_master.o $(B)/libzmaster.a
+	$(CC) -o $@ $< $(LDFLAGS) $(B)/libzmaster.a $(LIBS)
 $(B)/t/unit/%: $(B)/t/unit/%.o $(B)/libzserver.a
 	$(CC) -o $@ $< $(LDFLAGS) $(LINK_LIB) $(CHECK_LIBS)
 # Test tools check libzserver from outside: they run no server runtime.  A tool whose name
@@ -142,10 +152,11 @@ install: all
 	install -m 0755 $(B)/masterd/masterctl $(DESTDIR)$(PREFIX)/sbin/masterctl
 	install -m 0755 scripts/general_master.sh $(DESTDIR)$(PREFIX)/share/masterd/general_master.sh
 	install -m 0644 $(B)/libzserver.a $(DESTDIR)$(PREFIX)/lib/libzserver.a
+	install -m 0644 $(B)/libzmaster.a $(DESTDIR)$(PREFIX)/lib/libzmaster.a
 	install -m 0755 $(B)/libzserver.so $(DESTDIR)$(PREFIX)/lib/libzserver.so.$(VERSION)
 	ln -sf libzserver.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libzserver.so.0
 	ln -sf libzserver.so.0 $(DESTDIR)$(PREFIX)/lib/libzserver.so
-	install -m 0644 libzserver/zserver.h libzserver/zc.h libzserver/zc_coroutine.h libzserver/core/zserver_core.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 libzserver/zserver.h libzserver/zc.h libzserver/zc_coroutine.h libzserver/core/zserver_core.h libzserver/core/zc_core.h $(DESTDIR)$(PREFIX)/include/
 	install -m 0644 $(B)/libzserver.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/libzserver.pc
 	@if [ -d man ]; then for m in man/*.[0-9]; do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done; fi
 

@@ -25,6 +25,7 @@ static const char *known_keys[] = {
     "server-listen-backlog", "server-max-nofile", "server-core-size", "server-ready-timeout",
     "server-env", "server-env-clear", "server-chdir", "server-stop-signal",
     "server-config-path", /* alone mode's -server-config-path argument */
+    "server-name",        /* the service id of a config built by zmaster_server_load_config */
     NULL,
 };
 

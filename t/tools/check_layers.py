@@ -4,8 +4,9 @@
 The layers, lowest first (each a folder of libzserver/ and an archive libzs_LAYER.a):
 
     core < super < server < aio, co        (aio and co are siblings: neither uses the other)
+    core < super < master                  (zmaster_server_main: beside server, used by no layer)
 
-and masterd/ sits on super.  Two rules, each checked from the sources and, given a build
+and masterd/ (main() only) sits on master.  Two rules, each checked from the sources and, given a build
 directory, from the archives:
 
 1. includes: a file includes headers of its own layer (bare name) or of a lower layer
@@ -24,15 +25,19 @@ import re
 import subprocess
 import sys
 
-LAYERS = ["core", "super", "server", "aio", "co"]
-RANK = {"core": 0, "super": 1, "server": 2, "aio": 3, "co": 3, "masterd": 2}
+LAYERS = ["core", "super", "server", "aio", "co", "master"]
+RANK = {"core": 0, "super": 1, "server": 2, "master": 2, "aio": 3, "co": 3, "masterd": 4}
 # Who may use whom, beyond "strictly lower rank": nobody; siblings (aio, co) may not.
 TOP_HEADERS = ("zserver.h", "zc.h", "zc_coroutine.h")
 
 
 def may_use(user, used):
     """Whether layer `user` may depend on layer `used`."""
-    return used == user or RANK[used] < RANK[user] and not (user == "masterd" and used == "server")
+    if user == "masterd":
+        return used in ("master", "super", "core")
+    if used == "master":
+        return user == "master"
+    return used == user or RANK[used] < RANK[user]
 
 
 def includes(path):
@@ -56,7 +61,7 @@ def check_sources(top):
             for n, inc in includes(p):
                 where = "%s:%d: #include \"%s\"" % (rel, n, inc)
                 if inc in TOP_HEADERS:
-                    if RANK[layer] < RANK["server"] or layer == "masterd":
+                    if RANK[layer] < RANK["server"] or layer in ("master", "masterd"):
                         bad.append("%s: the public %s declares the server runtime; %s uses "
                                    "core/zserver_core.h" % (where, inc, layer))
                     continue
@@ -69,7 +74,8 @@ def check_sources(top):
                 if used not in RANK or used == "masterd":
                     bad.append("%s: not a layer of libzserver" % where)
                 elif not may_use(layer, used):
-                    bad.append("%s: %s may not use %s (layers: core < super < server < aio, co)"
+                    bad.append("%s: %s may not use %s (layers: core < super < server < aio, co; "
+                               "core < super < master < masterd)"
                                % (where, layer, used))
     return bad
 
