@@ -1,0 +1,182 @@
+"""The master as a library (doc/CONTRACT.md §13, issue #16 part 1): masterd is lib-zc's three-line
+main over zmaster_server_main; lib-zc's own master_server.c builds against zc.h and libzmaster.a
+and is the master itself; sample/custom_master.c sets zmaster_server_before_service and
+zmaster_server_load_config and supervises services built in code, with no .cf file on disk.  The
+hook runs again on every reload; what it returns is validated exactly as a file is (errors name
+the service; a refused reload changes nothing); lib-zc's default loader is usable from the hook."""
+import os
+import signal
+import socket
+import subprocess
+import unittest
+
+from lib import BUILD, MASTERD, Master, MasterTest, ROOT, free_port, sample, valgrind_prefix, wait_until
+
+MASTERCTL = os.path.join(BUILD, "masterd", "masterctl")
+CUSTOM = sample("custom_master")
+SAMPLES = os.environ.get("LIBZC_SAMPLES") or os.path.normpath(os.path.join(ROOT, "..", "shared", "libzc-samples"))
+
+
+class CustomMaster(Master):
+    """sample/custom_master with its "database" file; no -C unless args give one."""
+
+    def __init__(self, db_text, **kw):
+        super().__init__(**kw)
+        self.db = self.path("services.txt")
+        self.set_db(db_text)
+        self.env = dict(os.environ, CUSTOM_MASTER_DB=self.db)
+
+    def set_db(self, text):
+        with open(self.db + ".tmp", "w") as f:
+            f.write(text.replace("{dir}", self.dir))
+        os.rename(self.db + ".tmp", self.db)
+
+    def cmdline(self, *extra):
+        return valgrind_prefix(self.dir) + [CUSTOM, "-pid-file", self.pid_file] + self.args + list(extra)
+
+    def run(self, *extra, timeout=10):
+        return subprocess.run(self.cmdline(*extra), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout, cwd=self.cwd, env=self.env)
+
+    def ctl(self, *args):
+        return subprocess.run([MASTERCTL, "-pid-file", self.pid_file] + list(args), capture_output=True,
+                              text=True, timeout=30)
+
+
+def banner(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        return s.makefile("rb").readline().decode().strip()
+
+
+class MasterLib(MasterTest):
+    def custom(self, db_text, **kw):
+        m = CustomMaster(db_text, **kw)
+        self.masters.append(m)
+        return m
+
+    def test_masterd_main_is_the_seeds_three_lines(self):
+        with open(os.path.join(ROOT, "masterd", "main.c")) as f:
+            code = [l for l in f.read().splitlines() if l.strip() and not l.lstrip().startswith(("/*", "*", "#"))]
+        self.assertEqual(code, ["int main(int argc, char **argv) { return zmaster_server_main(argc, argv); }"])
+
+    def test_services_built_in_code_run_with_no_cf_file(self):
+        port = free_port()
+        m = self.custom("greeter 127.0.0.1:%d 2 220 from the database\n" % port)
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("configuration ok (1 service)", r.stdout)
+        m.start(expect_children=2)
+        self.assertEqual([f for f in os.listdir(m.dir) if f.endswith(".cf")], [])
+        self.assertEqual(os.listdir(m.cf), [])
+        self.assertEqual(banner(port), "220 from the database")
+        st = m.ctl("status")
+        self.assertEqual(st.returncode, 0, st.stdout + st.stderr)
+        self.assertRegex(st.stdout, r"greeter\s+running\s+2/2/2")
+        self.assertIn("1 service from zmaster_server_load_config", m.log())
+        self.assertEqual(m.stop(), 0)
+
+    def test_the_hook_runs_on_every_reload_and_is_validated_like_a_file(self):
+        port = free_port()
+        m = self.custom("greeter 127.0.0.1:%d 2\n" % port)
+        m.start(expect_children=2)
+        m.set_db("greeter 127.0.0.1:%d 3\n" % port)
+        r = m.ctl("reload")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        kids = m.wait_children(3)
+        self.assertIn("(load 2)", m.log())
+        # A bad value and a config without a name: refused, naming the service; nothing changes.
+        m.set_db("greeter 127.0.0.1:%d 0\n- 127.0.0.1:%d 1\n" % (port, free_port()))
+        r = m.ctl("reload")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("service 'greeter' (zmaster_server_load_config): server-proc-count: '0': out of range",
+                      r.stdout + r.stderr)
+        self.assertIn("config #2 has no server-name", r.stdout + r.stderr)
+        self.assertEqual(sorted(m.children()), sorted(kids))
+        self.assertEqual(banner(port)[:3], "220")
+        # SIGHUP runs the hook too.
+        m.set_db("greeter 127.0.0.1:%d 1\n" % port)
+        m.signal(signal.SIGHUP)
+        m.wait_children(1, timeout=15)
+        self.assertIn("(load 4)", m.log())
+        self.assertEqual(m.log().count("custom_master: before_service"), 1)
+        self.assertEqual(m.stop(), 0)
+
+    def test_a_bad_config_at_start_starts_nothing(self):
+        port = free_port()
+        m = self.custom("a 127.0.0.1:%d 1\na 127.0.0.1:%d 1\nb 127.0.0.1:%d 5000\n" % (port, free_port(), port))
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("service 'a' is defined twice", r.stderr)
+        self.assertIn("service 'b' (zmaster_server_load_config): server-proc-count: '5000'", r.stderr)
+        self.assertIn("errors in zmaster_server_load_config", r.stderr)
+        r = m.run()
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertTrue(socket.socket().connect_ex(("127.0.0.1", port)) != 0, "a port was bound")
+
+    def test_the_default_loader_from_the_hook_and_its_file_errors(self):
+        port, port2 = free_port(), free_port()
+        m = self.custom("@{dir}/cf\ngreeter 127.0.0.1:%d 1\n" % port)
+        m.write("pop.cf", "server-command = %s\nserver-service = 127.0.0.1:%d\nbanner = +OK from a file\n"
+                % (sample("greeter"), port2))
+        m.write("bad.cf", "server-command = %s\nserver-proc-count = x\n" % sample("greeter"))
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("bad.cf:2: server-proc-count: 'x'", r.stderr)
+        m.write("bad.cf", "server-command = %s\nthis line has no equals sign\n" % sample("greeter"))
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("bad.cf:2", r.stderr)
+        m.remove("bad.cf")
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("(2 services)", r.stdout)
+        m.start(expect_children=2)
+        self.assertEqual(banner(port2), "+OK from a file")
+        self.assertEqual(banner(port)[:3], "220")
+
+    def test_a_duration_with_a_unit_ends_a_held_session_gracefully(self):
+        # The hook sets server-stop-on-softstop-after = 5s: the greeter reads it as a duration
+        # (it was read as a whole number, and the old process died at soft-stop).
+        port = free_port()
+        m = self.custom("greeter 127.0.0.1:%d 1 first\n" % port)
+        m.start(expect_children=1)
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        f = s.makefile("rb")
+        self.assertEqual(f.readline().strip(), b"first")
+        m.set_db("greeter 127.0.0.1:%d 1 second\n" % port)
+        self.assertEqual(m.ctl("reload").returncode, 0)
+        wait_until(lambda: banner(port) == "second", 10, what="the new generation")
+        # greeter's soft-stop tells an idle session goodbye (it died without a word before).
+        self.assertTrue(f.readline().startswith(b"421"), "the old session was not told goodbye")
+        s.close()
+        self.assertNotIn("FATAL", m.log())
+
+
+@unittest.skipUnless(os.path.isdir(SAMPLES), "lib-zc samples not found at %s" % SAMPLES)
+class LibzcMasterServer(MasterTest):
+    """lib-zc's sample/master/master_server.c, unmodified, is the master."""
+
+    def test_libzc_master_server_c_is_the_master(self):
+        out = os.path.join(BUILD, "libzc", "master_server")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        san = ["-fsanitize=address,undefined"] if os.path.basename(BUILD) == "build-san" else []
+        r = subprocess.run(["cc", "-O1", "-g", "-Wall", "-I", os.path.join(ROOT, "libzserver"),
+                            "-I", os.path.join(ROOT, "libzserver", "core"), "-o", out,
+                            os.path.join(SAMPLES, "master_server.c")] + san
+                           + [os.path.join(BUILD, "libzmaster.a"), "-linih", "-lev", "-lm"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        port = free_port()
+        m = self.master({"pop3d.cf": "server-command = %s\nserver-service = 127.0.0.1:%d\nbanner = +OK lib-zc's master\n"
+                                     % (sample("greeter"), port)})
+        m.cmdline = lambda *extra: valgrind_prefix(m.dir) + [out, "-C", m.cf, "-pid-file", m.pid_file] + list(extra)
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m.start(expect_children=1)
+        self.assertEqual(banner(port), "+OK lib-zc's master")
+        self.assertEqual(m.stop(), 0)
+        self.assertNotEqual(os.path.realpath(out), os.path.realpath(MASTERD))
+
+
+if __name__ == "__main__":
+    unittest.main()
