@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -384,6 +385,44 @@ START_TEST(stack_overflow_faults_on_guard_page)
     ck_assert_int_eq(read(p[0], &c, 1), 1);
     ck_assert_msg(c == 'G', "the fault was not on the guard page");
     close(p[0]);
+}
+END_TEST
+
+/* ---- many coroutines: guard regions keep the mappings few ---- */
+
+#define MANY 40000 /* above what vm.max_map_count's default (65530) allows two VMAs each */
+static int many_alive, many_done;
+static long many_maps;
+
+static void *many_one(void *ctx)
+{
+    (void)ctx;
+    if (++many_alive == MANY)
+        many_maps = map_count(); /* every one is alive, with a touched stack, now */
+    zcoroutine_yield();
+    many_done++;
+    return NULL;
+}
+
+START_TEST(many_coroutines_fit_under_max_map_count)
+{
+    /* Only kernels with guard regions (Linux 6.13) can; elsewhere the limit is documented. */
+    void *probe = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int guards = probe != MAP_FAILED && madvise(probe, 4096, 102 /* MADV_GUARD_INSTALL */) == 0;
+    if (probe != MAP_FAILED)
+        munmap(probe, 8192);
+    if (!guards) {
+        fprintf(stderr, "many_coroutines_fit_under_max_map_count: no MADV_GUARD_INSTALL here: skipped\n");
+        return;
+    }
+    long before = map_count();
+    many_alive = many_done = 0;
+    for (int i = 0; i < MANY; i++)
+        ck_assert_msg(zcoroutine_go(many_one, NULL, 16) == 0, "coroutine %d: %s", i, strerror(errno));
+    run();
+    ck_assert_int_eq(many_alive, MANY);
+    ck_assert_int_eq(many_done, MANY);
+    ck_assert_msg(many_maps - before < 1000, "%ld mappings more with %d coroutines alive", many_maps - before, MANY);
 }
 END_TEST
 
@@ -788,6 +827,7 @@ static Suite *suite(void)
     tcase_add_test(tc, sleep_does_not_stall_others);
     tcase_add_test(tc, aio_timers_run_on_the_coroutine_loop);
     tcase_add_test(tc, stack_overflow_faults_on_guard_page);
+    tcase_add_test(tc, many_coroutines_fit_under_max_map_count);
     tcase_add_test(tc, errno_and_fp_state_per_coroutine);
     tcase_add_test(tc, mutex_excludes_and_hands_over_in_order);
     tcase_add_test(tc, cond_bounded_queue_and_timeout);
