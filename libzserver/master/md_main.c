@@ -41,6 +41,8 @@ static void usage(FILE *f)
             "               [-metrics HOST:PORT] [--try-lock] [-t] [-log TARGET] [-v]\n"
             "       masterd --version | -h\n"
             "  -C DIR         config directory: every DIR/*.cf is a service, DIR/*.gcf global keys\n"
+            "                 (optional in a master whose zmaster_server_load_config hook supplies the\n"
+            "                 services: then only its *.gcf files count)\n"
             "  -pid-file FILE write the pid there and hold an flock on it while running\n"
             "  -control PATH  control socket for masterctl (default: the pid file's name with .ctl for\n"
             "                 .pid; none without -pid-file); -control none: no control socket\n"
@@ -100,6 +102,10 @@ static int parse_args(int argc, char **argv, args *a)
                 return -1;
             }
             *val = argv[++i];
+            if (!**val) {
+                fprintf(stderr, "masterd: %s: the value is empty (try -h)\n", o);
+                return -1;
+            }
         }
     }
     if (a->try_lock && !a->pid_file) {

@@ -22,7 +22,7 @@
 /* A .gcf may set defaults for every service, but not what only makes sense once. */
 static void check_gcf(const zs_config *gcf, zs_errs *errs)
 {
-    static const char *once[] = { "server-command", "server-service", NULL };
+    static const char *once[] = { "server-command", "server-service", "server-name", NULL };
     for (int i = 0; once[i]; i++) {
         const zs_kv *kv = zs_config_find(gcf, once[i]);
         if (kv)
@@ -187,12 +187,16 @@ static void check_perms(const char *path, zs_errs *warn, zs_errs *errs)
                     (long)st.st_uid, errs ? ": refusing it" : "");
 }
 
-/* The service id of src: its file's name without .cf, or its server-name.  NULL after an error. */
+/* The longest service id: masterctl names services in a request line of 1024 bytes. */
+#define MD_ID_MAX 200
+
+/* The service id of src: its server-name when set in code, else its file's name without .cf,
+ * else its server-name.  NULL after an error. */
 static char *service_id(const zs_config *src, const char *path, int idx, zs_errs *errs)
 {
     const zs_kv *nkv = zs_config_find(src, "server-name");
     char *id;
-    if (path) {
+    if (path && !(nkv && nkv->line <= 0)) {
         const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
         size_t len = strlen(base);
         id = zs_xstrdup(base);
@@ -200,13 +204,21 @@ static char *service_id(const zs_config *src, const char *path, int idx, zs_errs
             id[len - 3] = '\0';
         if (nkv && strcmp(nkv->value, id))
             zs_errs_add(errs, "%s:%d: server-name: '%s' differs from the service id '%s' the file name gives "
-                        "(server-name names a config built by zmaster_server_load_config)", nkv->file, nkv->line,
-                        nkv->value, id);
+                        "(in a file, server-name may only repeat it; a zmaster_server_load_config hook may "
+                        "set another in code)", nkv->file, nkv->line, nkv->value, id);
     } else if (nkv) {
+        /* Set in code: it names the service, also over a file's name. */
         id = zs_xstrdup(nkv->value);
     } else {
         zs_errs_add(errs, "zmaster_server_load_config: config #%d has no server-name: set server-name = ID "
                     "(the service id, as a .cf file's name gives it)", idx + 1);
+        return NULL;
+    }
+    if (strlen(id) > MD_ID_MAX || id[0] == '.') {
+        zs_errs_add(errs, "%s: server-name: '%.40s%s' (%zu characters): a service id has at most %d characters and "
+                    "does not start with '.'", path ? path : "zmaster_server_load_config", id,
+                    strlen(id) > 40 ? "..." : "", strlen(id), MD_ID_MAX);
+        free(id);
         return NULL;
     }
     if (!zs_listen_name_ok(id, strlen(id))) {
@@ -224,6 +236,17 @@ static char *service_id(const zs_config *src, const char *path, int idx, zs_errs
         free(shown);
     }
     return id;
+}
+
+/* A key as a file could write it (doc/CONTRACT.md §2: no blanks, ':' or '=', no comment or section start). */
+static int key_ok(const char *k)
+{
+    if (!*k || strchr("#;[", *k))
+        return 0;
+    for (const unsigned char *c = (const unsigned char *)k; *c; c++)
+        if (*c <= ' ' || *c == 0x7f || *c == ':' || *c == '=')
+            return 0;
+    return 1;
 }
 
 /* One service from src (a file's config, or one a zmaster_server_load_config hook built) over
@@ -245,7 +268,26 @@ static md_svc *load_one(const zs_config *src, int idx, const zs_config *gcf, zs_
     const char *path = file ? file : label;
     md_svc *m = zs_xcalloc(1, sizeof(*m));
     m->cf_fd = -1;
-    if (file)
+    /* Every file the config's settings came from (a hook may load several with
+     * zconfig_load_from_pathname) gets the .cf file's ownership check. */
+    const char *checked = NULL;
+    for (size_t i = 0; i < src->n; i++) {
+        const zs_kv *kv = &src->kv[i];
+        if (kv->line > 0 && kv->file && (!checked || strcmp(checked, kv->file))) {
+            int seen = 0;
+            for (size_t j = 0; j < i && !seen; j++)
+                seen = src->kv[j].line > 0 && src->kv[j].file && !strcmp(src->kv[j].file, kv->file);
+            if (!seen)
+                check_perms(kv->file, warn, errs);
+            checked = kv->file;
+        } else if (kv->line <= 0 && !key_ok(kv->key)) {
+            zs_errs_add(errs, "%s: key '%s': not a key a file could set (no blanks, ':' or '=')", label,
+                        kv->key);
+        } else if (kv->line <= 0 && strchr(kv->value, '\n')) {
+            zs_errs_add(errs, "%s: %s: the value holds a newline", label, kv->key);
+        }
+    }
+    if (file && !checked)
         check_perms(file, warn, errs);
     zs_config_init(&m->cf);
     zs_config_merge(&m->cf, gcf);
@@ -343,7 +385,7 @@ int md_set_load(const char *dir, md_set *out, zs_errs *errs)
         free(p);
     }
     check_gcf(&gcf, errs);
-    zvector_t *cfs = md_source_load(dir);
+    zvector_t *cfs = md_source_load(dir, errs);
     if (cfs->len > 0)
         out->v = zs_xcalloc((size_t)cfs->len, sizeof(md_svc *));
     for (int i = 0; i < cfs->len; i++) {
@@ -408,24 +450,41 @@ md_svc *md_set_find(const md_set *set, const char *id)
     return NULL;
 }
 
+static int by_key_then_order(const void *x, const void *y)
+{
+    const zs_kv *a = *(const zs_kv *const *)x, *b = *(const zs_kv *const *)y;
+    int c = strcmp(a->key, b->key);
+    return c ? c : (a > b) - (a < b); /* one config's settings: address order is set order */
+}
+
+/* cf's settings but server-proc-count, by key, each key's in the order they were set.  Returns
+ * the count; *out is malloc'd. */
+static size_t sorted_settings(const zs_config *cf, const zs_kv ***out)
+{
+    const zs_kv **v = zs_xcalloc(cf->n + 1, sizeof(*v));
+    size_t n = 0;
+    for (size_t i = 0; i < cf->n; i++)
+        if (strcmp(cf->kv[i].key, "server-proc-count"))
+            v[n++] = &cf->kv[i];
+    qsort(v, n, sizeof(*v), by_key_then_order);
+    *out = v;
+    return n;
+}
+
 int md_svc_same_but_count(const md_svc *a, const md_svc *b)
 {
     if (a->bin.st_ino != b->bin.st_ino || a->bin.st_dev != b->bin.st_dev || a->bin.st_size != b->bin.st_size ||
         a->bin.st_mtim.tv_sec != b->bin.st_mtim.tv_sec || a->bin.st_mtim.tv_nsec != b->bin.st_mtim.tv_nsec)
         return 0;
-    /* Compare what the server reads (every key but server-proc-count), in order, ignoring
-     * where it was written. */
-    size_t ia = 0, ib = 0;
-    for (;;) {
-        while (ia < a->cf.n && !strcmp(a->cf.kv[ia].key, "server-proc-count"))
-            ia++;
-        while (ib < b->cf.n && !strcmp(b->cf.kv[ib].key, "server-proc-count"))
-            ib++;
-        if (ia == a->cf.n || ib == b->cf.n)
-            return ia == a->cf.n && ib == b->cf.n;
-        if (strcmp(a->cf.kv[ia].key, b->cf.kv[ib].key) || strcmp(a->cf.kv[ia].value, b->cf.kv[ib].value))
-            return 0;
-        ia++;
-        ib++;
-    }
+    /* Compare what the server reads (every key but server-proc-count), ignoring where it was
+     * written and in which order different keys were set (a hook may build a config from a hash
+     * or database rows); the settings of one key (server-service, server-env) keep their order. */
+    const zs_kv **va, **vb;
+    size_t na = sorted_settings(&a->cf, &va), nb = sorted_settings(&b->cf, &vb);
+    int same = na == nb;
+    for (size_t i = 0; same && i < na; i++)
+        same = !strcmp(va[i]->key, vb[i]->key) && !strcmp(va[i]->value, vb[i]->value);
+    free(va);
+    free(vb);
+    return same;
 }

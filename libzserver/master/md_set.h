@@ -49,8 +49,9 @@ typedef struct md_set {
 /* The key lib-zc's loader records a service's file in (zmaster_server_load_config_from_dirname). */
 #define MD_KEY_FILE "___Z_20181216_fn"
 /* The services' configs (md_source.c): from zmaster_server_load_config when a program set it,
- * else from DIR's *.cf files.  The caller frees each zconfig_t and the vector. */
-struct zvector_t *md_source_load(const char *dir);
+ * else from DIR's *.cf files; a config pushed twice is an error in errs, kept once.  The caller
+ * frees each zconfig_t and the vector. */
+struct zvector_t *md_source_load(const char *dir, zs_errs *errs);
 /* What messages call that source: the hook's name, or dir. */
 const char *md_source_name(const char *dir);
 

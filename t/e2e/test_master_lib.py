@@ -5,6 +5,7 @@ zmaster_server_load_config and supervises services built in code, with no .cf fi
 hook runs again on every reload; what it returns is validated exactly as a file is (errors name
 the service; a refused reload changes nothing); lib-zc's default loader is usable from the hook."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -150,6 +151,156 @@ class MasterLib(MasterTest):
         self.assertTrue(f.readline().startswith(b"421"), "the old session was not told goodbye")
         s.close()
         self.assertNotIn("FATAL", m.log())
+
+
+# A master whose hook misbehaves as $MODE says (hostile round on #16); $FLAG exists: the variant.
+HOSTILE_MASTER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "zc.h"
+static int flag(void) { return access(getenv("FLAG"), F_OK) == 0; }
+static zconfig_t *svc(const char *name)
+{
+    zconfig_t *cf = zconfig_create();
+    zconfig_update_string(cf, "server-name", name, -1);
+    zconfig_update_string(cf, "server-command", "/bin/sleep 1000", -1);
+    return cf;
+}
+static void load(zvector_t *cfs)
+{
+    const char *mode = getenv("MODE");
+    if (!strcmp(mode, "twice")) {
+        zconfig_t *cf = svc("a");
+        zvector_push(cfs, cf);
+        if (flag())
+            zvector_push(cfs, cf);
+    } else if (!strcmp(mode, "file")) {          /* a file read in the hook, renamed in code */
+        zconfig_t *cf = zconfig_create();
+        zconfig_load_from_pathname(cf, getenv("FILE"));
+        zconfig_update_string(cf, "___Z_20181216_fn", getenv("FILE"), -1); /* as lib-zc's loader does */
+        if (getenv("EXTRA"))                    /* more keys from a second file */
+            zconfig_load_from_pathname(cf, getenv("EXTRA"));
+        if (flag())
+            zconfig_update_string(cf, "server-name", "renamed", -1);
+        zvector_push(cfs, cf);
+    } else if (!strcmp(mode, "order")) {         /* the same keys, set in another order */
+        zconfig_t *cf = zconfig_create();
+        const char *k[3][2] = { { "server-name", "a" }, { "server-command", "/bin/sleep 1000" }, { "x", "1" } };
+        for (int i = 0; i < 3; i++) {
+            int j = flag() ? 2 - i : i;
+            zconfig_update_string(cf, k[j][0], k[j][1], -1);
+        }
+        zconfig_update_string(cf, "server-proc-count", "2", -1);
+        zvector_push(cfs, cf);
+    } else if (!strcmp(mode, "names")) {
+        char longname[301];
+        memset(longname, 'n', 300);
+        longname[300] = 0;
+        zvector_push(cfs, svc(longname));
+        zvector_push(cfs, svc(".hidden"));
+        zconfig_t *cf = svc("k");
+        zconfig_update_string(cf, "a b", "1", -1);
+        zconfig_update_string(cf, "c", "two\nlines", -1);
+        zvector_push(cfs, cf);
+    }
+}
+int main(int argc, char **argv) { zmaster_server_load_config = load; return zmaster_server_main(argc, argv); }
+"""
+
+
+class HostileHooks(MasterTest):
+    """What a careless hook does (each failed before it was fixed)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bin = os.path.join(BUILD, "t", "hostile_master")
+        src = cls.bin + ".c"
+        os.makedirs(os.path.dirname(src), exist_ok=True)
+        with open(src, "w") as f:
+            f.write(HOSTILE_MASTER)
+        san = ["-fsanitize=address,undefined"] if os.path.basename(BUILD) == "build-san" else []
+        r = subprocess.run(["cc", "-O1", "-g", "-Wall", "-I", os.path.join(ROOT, "libzserver"), "-I",
+                            os.path.join(ROOT, "libzserver", "core"), "-o", cls.bin, src] + san
+                           + [os.path.join(BUILD, "libzmaster.a"), "-linih", "-lev", "-lm"],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode:
+            raise AssertionError(r.stderr)
+
+    def hostile(self, mode, **env):
+        m = CustomMaster("", **{})
+        self.masters.append(m)
+        m.flag = m.path("flag")
+        m.env = dict(os.environ, MODE=mode, FLAG=m.flag, **env)
+        m.cmdline = lambda *extra: valgrind_prefix(m.dir) + [self.bin, "-pid-file", m.pid_file] + list(extra)
+        return m
+
+    def test_a_config_pushed_twice_is_an_error_not_a_crash(self):
+        m = self.hostile("twice")
+        open(m.flag, "w").close()
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("config #2 is config #1 again (one zconfig_t pushed twice)", r.stderr)
+        os.unlink(m.flag)
+        m.start(expect_children=1)
+        kids = m.children()
+        open(m.flag, "w").close()
+        r = m.ctl("reload")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIsNone(m.proc.poll(), "the master died")
+        self.assertEqual(m.children(), kids)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root")
+    def test_a_file_the_hook_loads_gets_the_ownership_check(self):
+        m = self.hostile("file")
+        f, extra = m.path("svc.cf"), m.path("extra.conf")
+        with open(f, "w") as fh:
+            fh.write("server-command = /bin/sleep 1000\n")
+        with open(extra, "w") as fh:
+            fh.write("server-proc-count = 2\n")
+        m.env.update(FILE=f, EXTRA=extra)
+        self.assertEqual(m.run("-t").returncode, 0)
+        os.chown(extra, 65534, 65534)
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("extra.conf is owned by uid 65534, not root", r.stderr)
+        os.chown(extra, 0, 0)
+        os.chmod(extra, 0o666)
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("extra.conf is writable by group and others", r.stderr)
+
+    def test_server_name_set_in_code_names_a_file_loaded_config(self):
+        m = self.hostile("file")
+        f = m.path("svc.cf")
+        with open(f, "w") as fh:
+            fh.write("server-command = /bin/sleep 1000\n")
+        m.env["FILE"] = f
+        open(m.flag, "w").close()
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m.start(expect_children=1)
+        wait_until(lambda: re.search(r"(?m)^renamed\s+running", m.ctl("status").stdout), 10, what="renamed running")
+
+    def test_keys_set_in_another_order_are_the_same_config(self):
+        m = self.hostile("order")
+        m.start(expect_children=2)
+        kids = m.children()
+        open(m.flag, "w").close()
+        r = m.ctl("reload")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(sorted(m.children()), sorted(kids))
+        self.assertIn("1 unchanged", m.log())
+
+    def test_names_and_keys_no_file_could_hold_are_refused(self):
+        m = self.hostile("names")
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("(300 characters): a service id has at most 200 characters", r.stderr)
+        self.assertIn("server-name: '.hidden'", r.stderr)
+        self.assertIn("service 'k' (zmaster_server_load_config): key 'a b': not a key a file could set", r.stderr)
+        self.assertIn("service 'k' (zmaster_server_load_config): c: the value holds a newline", r.stderr)
 
 
 @unittest.skipUnless(os.path.isdir(SAMPLES), "lib-zc samples not found at %s" % SAMPLES)
