@@ -132,6 +132,8 @@ static void reaped(zs_supervisor *s, pid_t pid, int status, double now)
         return;
     }
     describe_status(status, how, sizeof(how));
+    if (s->hooks.child_reaped)
+        s->hooks.child_reaped(pid, s->hooks.ctx);
     if (!p) {
         zdebug("reaped pid %ld (not a supervised process): %s", (long)pid, how);
         return;
