@@ -151,6 +151,14 @@ const char *zs_config_get(const zs_config *c, const char *key, const char *def)
     return kv ? kv->value : def;
 }
 
+void zs_kv_where(const zs_kv *kv, char *buf, size_t len)
+{
+    if (kv->line > 0)
+        snprintf(buf, len, "%s:%d", kv->file, kv->line);
+    else
+        snprintf(buf, len, "%s", kv->file);
+}
+
 void zs_config_unset(zs_config *c, const char *key)
 {
     if (!find_slot(c, key))

@@ -45,6 +45,8 @@ const zs_kv *zs_config_next(const zs_config *c, const char *key, const zs_kv *pr
 /* Removes every setting of key. */
 void zs_config_unset(zs_config *c, const char *key);
 const char *zs_config_get(const zs_config *c, const char *key, const char *def);
+/* "file:line" of a setting (just "file" for one without a line), for messages. */
+void zs_kv_where(const zs_kv *kv, char *buf, size_t len);
 /* Copies every setting of src into c, in order. */
 void zs_config_merge(zs_config *c, const zs_config *src);
 

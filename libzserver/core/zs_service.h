@@ -51,4 +51,8 @@ char *zs_service_path(const zs_kv *kv, const char *path);
 int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, const zs_config *cf,
                            int need_command, zs_errs *errs);
 void zs_service_free(zs_service *s);
+/* (zs_service_keys.c) The key names of cf: under the reserved prefixes server- and master-,
+ * matched in any case, a case variant of a known key, an unknown server-* key and lib-zc's
+ * master-chroot / master-chdir are errors added to errs. */
+void zs_service_check_keys(const zs_config *cf, zs_errs *errs);
 #endif

@@ -7,6 +7,8 @@
   reload, never what the files say now (doc/CONTRACT.md §11, §4).
 - Overlapping addresses (wildcard and specific on one port) are a duplicate; a ` ;` in a value
   is an error, never a silently dropped entry.
+- Keys under the reserved prefixes server- and master- are matched in any case: a case variant
+  of a known key is an error giving its spelling, never a key silently left to the program.
 """
 import os
 import signal
@@ -140,6 +142,29 @@ class InlineSemicolon(lib.MasterTest):
                                  "server-service = 127.0.0.1:%d\nprobe = a;b\n" % (FD, port)})
         r = m.run("-t")
         self.assertEqual(r.returncode, 0, r.stderr)
+
+
+class ReservedKeys(lib.MasterTest):
+
+    def test_case_variants_of_reserved_keys_are_errors(self):
+        m = self.master({"main.gcf": "# defaults\nServer-Stop-On-Softstop-After = 10\n",
+                         "a.cf": "server-command = /bin/sleep 100\nServer-Proc-Count = 3\nMASTER-CHROOT = /tmp\n"
+                                 "SERVER-COLOUR = red\nHost = mail\n"})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        gcf, cf = os.path.join(m.cf, "main.gcf"), os.path.join(m.cf, "a.cf")
+        for line in ("%s:2: Server-Stop-On-Softstop-After: keys are case-sensitive: this one is spelled "
+                     "server-stop-on-softstop-after" % gcf,
+                     "%s:2: Server-Proc-Count: keys are case-sensitive: this one is spelled server-proc-count" % cf,
+                     "%s:3: MASTER-CHROOT: not supported: a chroot per service is not done" % cf,
+                     "%s:4: SERVER-COLOUR: unknown key (keys starting with server- are reserved; a typo?)" % cf):
+            self.assertIn("masterd: " + line, r.stderr)
+        self.assertNotIn("Host", r.stderr)  # the program's key
+        self.assertIn("4 errors", r.stderr)
+        # A start refuses it the same way, before anything runs.
+        r = m.run(timeout=10)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("Server-Proc-Count: keys are case-sensitive", r.stderr)
 
 
 class ChildConfig(lib.MasterTest):
