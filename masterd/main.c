@@ -259,6 +259,8 @@ static void raise_nofile(void)
                 (unsigned long long)rl.rlim_max, strerror(errno));
 }
 
+static int run(const args *ap, const char *control);
+
 static void print_errs(const zs_errs *e)
 {
     for (size_t i = 0; i < e->n; i++)
@@ -268,7 +270,6 @@ static void print_errs(const zs_errs *e)
 int main(int argc, char **argv)
 {
     args a;
-    char err[1024];
     ensure_std_fds();
     if (parse_args(argc, argv, &a) < 0)
         return 1;
@@ -280,7 +281,24 @@ int main(int argc, char **argv)
     if (realpath(a.config_dir, cdir))
         a.config_dir = cdir;
     raise_nofile();
+    /* The control socket's path is masterd's: no listen entry or masterlog socket may take it. */
+    char *control = NULL;
+    if (a.control && strcmp(a.control, "none"))
+        control = zs_xstrdup(a.control);
+    else if (!a.control && a.pid_file)
+        control = md_ctl_default_path(a.pid_file);
+    md_set_reserve_path(control, "-control");
+    int rc = run(&a, control);
+    md_set_reserve_path(NULL, NULL);
+    free(control);
+    return rc;
+}
 
+/* -t, or the master itself, once the arguments are parsed. */
+static int run(const args *ap, const char *control)
+{
+    args a = *ap;
+    char err[1024];
     zs_errs errs = { 0 };
     md_set set;
     if (zs_log_check_target(a.log, err, sizeof(err)) < 0) {
@@ -335,15 +353,9 @@ int main(int argc, char **argv)
         return 1;
     }
     md_set_log_warnings(&set, "");
-    char *control = NULL;
-    if (a.control && strcmp(a.control, "none"))
-        control = zs_xstrdup(a.control);
-    else if (!a.control && a.pid_file)
-        control = md_ctl_default_path(a.pid_file);
     md_master_opts o = { .config_dir = a.config_dir, .pid_file = a.pid_file, .pid_fd = pid_fd,
                          .control = control, .metrics = a.metrics, .control_group = a.control_group };
     int rc = md_master_run(&set, &o);
-    free(control);
     pid_file_release(a.pid_file, pid_fd);
     return rc;
 }

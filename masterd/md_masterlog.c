@@ -143,14 +143,22 @@ static int socket_in_use(const struct sockaddr_un *sun)
     return 0;
 }
 
-/* The listen entry of set bound at path, or NULL: a masterlog socket there would replace it. */
+/* The listen entry of set bound at path (however either was spelled), or NULL: a masterlog
+ * socket there would replace it. */
 static const zs_listen *listener_at(const md_set *set, const char *path)
 {
-    for (int i = 0; i < set->n; i++)
-        for (int k = 0; k < set->v[i]->svc.nlisten; k++)
-            if (set->v[i]->svc.listen[k].path && !strcmp(set->v[i]->svc.listen[k].path, path))
-                return &set->v[i]->svc.listen[k];
-    return NULL;
+    char why[PATH_MAX + 64];
+    char *canon = zs_path_canonical(path, why, sizeof(why));
+    const zs_listen *found = NULL;
+    for (int i = 0; i < set->n && !found; i++)
+        for (int k = 0; k < set->v[i]->svc.nlisten && !found; k++) {
+            const zs_listen *l = &set->v[i]->svc.listen[k];
+            const char *bound = zs_listen_bound_path(l);
+            if (bound && (!strcmp(l->path, path) || (canon && !strcmp(bound, canon))))
+                found = l;
+        }
+    free(canon);
+    return found;
 }
 
 /* Binds a datagram socket at path with its mode set by the umask at bind and its group by our

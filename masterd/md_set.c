@@ -71,12 +71,24 @@ static int by_port(const void *a, const void *b)
     return (x->order > y->order) - (x->order < y->order);
 }
 
+/* Path entries first, by resolved path, then the order. */
+static int by_path(const void *a, const void *b)
+{
+    const entry_ref *x = a, *y = b;
+    const char *px = zs_listen_bound_path(x->l), *py = zs_listen_bound_path(y->l);
+    if (!px || !py)
+        return !px - !py;
+    int c = strcmp(px, py);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
 /* Two entries overlap when they have the same address, or a wildcard and a specific address of
- * one family on one port: the second bind would fail (families never overlap: every IPv6
- * socket is IPV6_V6ONLY, zs_listen_bind.c).  Each entry that overlaps an earlier one is an
- * error naming the first of those.
- * Sorting twice (by key, then by family and port) finds them in O(n log n): a reload of
- * thousands of services must not compare every entry with every other. */
+ * one family on one port, or a unix socket and a fifo at one filesystem path (however it was
+ * spelled): the second bind would fail (families never overlap: every IPv6 socket is
+ * IPV6_V6ONLY, zs_listen_bind.c).  Each entry that overlaps an earlier one is an error naming
+ * the first of those.
+ * Sorting three times (by key, by family and port, by path) finds them in O(n log n): a reload
+ * of thousands of services must not compare every entry with every other. */
 static void check_duplicates(md_set *set, zs_errs *errs)
 {
     size_t n = 0;
@@ -118,6 +130,15 @@ static void check_duplicates(md_set *set, zs_errs *errs)
         if (clash < first_clash[r[x].order])
             first_clash[r[x].order] = clash;
     }
+    /* One path, two kinds (a unix socket, a fifo): the first entry at a path is what the others
+     * clash with. */
+    qsort(r, n, sizeof(*r), by_path);
+    for (size_t x = 1, first = 0; x < n && zs_listen_bound_path(r[x].l); x++) {
+        if (strcmp(zs_listen_bound_path(r[x].l), zs_listen_bound_path(r[x - 1].l)))
+            first = x;
+        else if (r[first].order < first_clash[r[x].order])
+            first_clash[r[x].order] = r[first].order;
+    }
     for (size_t x = 0; x < n; x++) {
         if (first_clash[x] == SIZE_MAX)
             continue;
@@ -125,6 +146,9 @@ static void check_duplicates(md_set *set, zs_errs *errs)
         if (!strcmp(la->key, lb->key))
             zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')", la->where, la->text,
                         lb->where, lb->text);
+        else if (zs_listen_bound_path(la))
+            zs_errs_add(errs, "%s: server-service: '%s' is the path '%s' of '%s' at %s (a unix socket and a fifo "
+                        "cannot share a path)", la->where, la->text, zs_listen_bound_path(la), lb->text, lb->where);
         else
             zs_errs_add(errs, "%s: server-service: '%s' overlaps '%s' at %s (a wildcard address and "
                         "a specific one on the same port cannot both be bound)", la->where, la->text, lb->text,
@@ -133,6 +157,41 @@ static void check_duplicates(md_set *set, zs_errs *errs)
     free(first_clash);
     free(by_order);
     free(r);
+}
+
+static char *reserved_path, *reserved_what;
+
+void md_set_reserve_path(const char *path, const char *what)
+{
+    free(reserved_path);
+    free(reserved_what);
+    reserved_path = path ? zs_xstrdup(path) : NULL;
+    reserved_what = path ? zs_xstrdup(what) : NULL;
+}
+
+/* A listen entry or masterlog socket of set at the reserved path (the control socket's)
+ * would fail to bind there, or take its place. */
+static void check_reserved_path(const md_set *set, zs_errs *errs)
+{
+    char why[PATH_MAX + 64];
+    char *canon = reserved_path ? zs_path_canonical(reserved_path, why, sizeof(why)) : NULL;
+    for (int i = 0; canon && i < set->n; i++) {
+        const md_svc *m = set->v[i];
+        for (int k = 0; k < m->svc.nlisten; k++) {
+            const char *bound = zs_listen_bound_path(&m->svc.listen[k]);
+            if (bound && !strcmp(bound, canon))
+                zs_errs_add(errs, "%s: server-service: '%s' is the path of masterd's %s socket '%s'",
+                            m->svc.listen[k].where, m->svc.listen[k].text, reserved_what, reserved_path);
+        }
+        const zs_kv *kv = zs_config_find(&m->cf, "server-log");
+        char *log = m->svc.log && !strncmp(m->svc.log, "masterlog,", 10)
+                        ? zs_path_canonical(m->svc.log + 10, why, sizeof(why)) : NULL;
+        if (kv && log && !strcmp(log, canon))
+            zs_errs_add(errs, "%s:%d: server-log: '%s' is the path of masterd's %s socket '%s'", kv->file, kv->line,
+                        kv->value, reserved_what, reserved_path);
+        free(log);
+    }
+    free(canon);
 }
 
 /* fds masterd holds whatever the set: 0-2, pid file, log, libev's, masterlog and syslog
@@ -281,6 +340,7 @@ int md_set_load(const char *dir, md_set *out, zs_errs *errs)
             out->v[out->n++] = m;
     }
     check_duplicates(out, errs);
+    check_reserved_path(out, errs);
     if (errs->n == before)
         check_nofile(out, errs);
     if (ngcf > 0)

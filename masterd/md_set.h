@@ -51,6 +51,10 @@ typedef struct md_set {
  * file or the directory being writable by group or others (or owned by another user) is a
  * warning in out->warn: masterd runs what they say as root. */
 int md_set_load(const char *dir, md_set *out, zs_errs *errs);
+/* A path masterd itself makes a socket at (what names it, e.g. "-control"): from now on every
+ * md_set_load refuses a listen entry or masterlog socket at that path, however spelled.
+ * NULL: none.  The path is copied. */
+void md_set_reserve_path(const char *path, const char *what);
 /* Logs set->warn with zwarning (each line after prefix) and empties it. */
 void md_set_log_warnings(md_set *set, const char *prefix);
 void md_set_free(md_set *set);

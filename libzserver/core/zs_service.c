@@ -329,18 +329,24 @@ static void check_env(zs_service *s, const zs_config *cf, zs_errs *errs)
     }
 }
 
-/* The same address twice in one service could never be bound; masterd also checks across
- * services, with the same message. */
+/* The same address twice in one service, or a unix socket and a fifo at one path, could
+ * never be bound; masterd also checks across services, with the same messages. */
 static void check_duplicates(const zs_service *s, zs_errs *errs)
 {
     for (int i = 0; i < s->nlisten; i++) {
         const zs_listen *a = &s->listen[i];
+        const char *pa = zs_listen_bound_path(a);
         for (int j = 0; j < i; j++) {
             const zs_listen *b = &s->listen[j];
-            if (strcmp(a->key, b->key))
+            const char *pb = zs_listen_bound_path(b);
+            const char *wa = a->where ? a->where : "server-service", *wb = b->where ? b->where : "?";
+            if (!strcmp(a->key, b->key))
+                zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')", wa, a->text, wb, b->text);
+            else if (pa && pb && !strcmp(pa, pb))
+                zs_errs_add(errs, "%s: server-service: '%s' is the path '%s' of '%s' at %s (a unix socket and a "
+                            "fifo cannot share a path)", wa, a->text, pa, b->text, wb);
+            else
                 continue;
-            zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')",
-                        a->where ? a->where : "server-service", a->text, b->where ? b->where : "?", b->text);
             break;
         }
     }

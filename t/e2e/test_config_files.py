@@ -7,10 +7,13 @@
   reload, never what the files say now (doc/CONTRACT.md §11, §4).
 - Overlapping addresses (wildcard and specific on one port) are a duplicate; a ` ;` in a value
   is an error, never a silently dropped entry.
+- A unix socket and a fifo at the same filesystem path (however spelled: relative, `local:`,
+  through a symlinked directory) are a duplicate naming both places, in -t as at start.
 - Keys under the reserved prefixes server- and master- are matched in any case: a case variant
   of a known key is an error giving its spelling, never a key silently left to the program.
 """
 import os
+import re
 import signal
 import socket
 import stat
@@ -119,6 +122,73 @@ class Overlaps(lib.MasterTest):
         r = m.run(timeout=10)
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertIn(os.path.join(m.cf, "b.cf") + ":2", r.stderr)
+
+
+class PathClash(lib.MasterTest):
+
+    def check_clash(self, first, second):
+        m = self.master({"a.cf": "server-command = /bin/sleep 100\nserver-service = %s\n" % first,
+                         "b.cf": "server-command = /bin/sleep 100\n# b\nserver-service = %s\n" % second})
+        os.chmod(m.dir, 0o755)
+        os.chmod(m.cf, 0o755)
+        os.makedirs(m.path("run"), exist_ok=True)
+        if not os.path.exists(m.path("link")):
+            os.symlink(m.path("run"), m.path("link"))
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        a, b = os.path.join(m.cf, "a.cf"), os.path.join(m.cf, "b.cf")
+        first, second = first.replace("{dir}", m.dir), second.replace("{dir}", m.dir)
+        self.assertRegex(r.stderr, r"masterd: %s:3: server-service: '%s' .*'%s' at %s:2" % (
+            re.escape(b), re.escape(second), re.escape(first), re.escape(a)))
+        self.assertIn("1 error in", r.stderr)
+        # A start says the same (exit 2: the configuration, not a failed bind).
+        r = m.run(timeout=10)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("%s:3: server-service: '%s'" % (b, second), r.stderr)
+
+    def test_unix_socket_and_fifo_at_one_path(self):
+        self.check_clash("./s", "fifo:./s")
+        self.check_clash("fifo:{dir}/run/f", "local:../run/f")
+        self.check_clash("{dir}/link/x.sock", "fifo:{dir}/run/x.sock")  # through a symlinked directory
+
+    def test_unix_socket_and_fifo_at_one_path_in_one_service(self):
+        m = self.master({"a.cf": "server-command = /bin/sleep 100\nserver-service = ./s, fifo:d/../s\n"})
+        os.makedirs(os.path.join(m.cf, "d"))
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("a.cf:2: server-service: 'fifo:d/../s' is the path '%s' of './s' at %s:2" % (
+            os.path.join(m.cf, "s"), os.path.join(m.cf, "a.cf")), r.stderr)
+
+    def test_masterlog_and_control_sockets_are_paths_too(self):
+        m = self.master({"a.cf": "server-command = /bin/sleep 100\nserver-service = {dir}/run/x.sock\n",
+                         "b.cf": "server-command = /bin/sleep 100\nserver-log = masterlog,{dir}/link/x.sock\n"})
+        for d in (m.dir, m.cf):
+            os.chmod(d, 0o755)
+        os.makedirs(m.path("run"))
+        os.symlink(m.path("run"), m.path("link"))
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("b.cf:2: server-log: masterlog,%s/link/x.sock: is also a listening socket (%s:2)" % (
+            m.dir, os.path.join(m.cf, "a.cf")), r.stderr)
+        # The control socket (-control, or beside the pid file) is masterd's path as well.
+        m.write("b.cf", "server-command = /bin/sleep 100\nserver-service = fifo:{dir}/link/masterd.ctl\n")
+        r = m.run("-t", "-control", m.path("run", "masterd.ctl"))
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("b.cf:2: server-service: 'fifo:%s/link/masterd.ctl' is the path of masterd's -control "
+                      "socket '%s'" % (m.dir, m.path("run", "masterd.ctl")), r.stderr)
+        r = m.run("-control", m.path("run", "masterd.ctl"), timeout=10)  # a start: refused before binding
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertEqual(m.run("-t", "-control", "none").returncode, 0)
+        m.write("b.cf", "server-command = /bin/sleep 100\nserver-service = ../masterd.ctl\n")
+        r = m.run("-t")  # -pid-file DIR/masterd.pid: the control socket is DIR/masterd.ctl
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("is the path of masterd's -control socket '%s'" % m.path("masterd.ctl"), r.stderr)
+
+    def test_different_paths_are_fine(self):
+        m = self.master({"a.cf": "server-command = /bin/sleep 100\nserver-service = ./s\n",
+                         "b.cf": "server-command = /bin/sleep 100\nserver-service = fifo:./f\n"})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
 
 class InlineSemicolon(lib.MasterTest):

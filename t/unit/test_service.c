@@ -564,12 +564,15 @@ START_TEST(test_duplicate_address)
     zs_service s;
     zs_errs e = { 0 };
     ck_assert_int_eq(validate(text, 1, &s, &e), -1);
-    ck_assert_uint_eq(e.n, 4);
+    ck_assert_uint_eq(e.n, 5);
     ASSERT_ERR(&e, 0, "%s:3: server-service: 'smtp://0.0.0.0:25' is already listed at %s:2 ('0:25')", cf, cf);
     ASSERT_ERR(&e, 1, "%s:4: server-service: ':25' is already listed at %s:2 ('0:25')", cf, cf);
     ASSERT_ERR(&e, 2, "%s:4: server-service: '[0::0]:25' is already listed at %s:2 ('[::]:25')", cf, cf);
     ASSERT_ERR(&e, 3, "%s:5: server-service: 'local:%s/./s.sock' is already listed at %s:2 ('%s/s.sock')", cf, tmp,
                cf, tmp);
+    /* A fifo at the socket's path: the same file, whatever the kinds. */
+    ASSERT_ERR(&e, 4, "%s:5: server-service: 'fifo:%s/s.sock' is the path '%s/s.sock' of '%s/s.sock' at %s:2 (a unix "
+               "socket and a fifo cannot share a path)", cf, tmp, tmp, tmp, cf);
     zs_errs_free(&e);
     free(text);
 
