@@ -261,10 +261,14 @@ static void raise_nofile(void)
 
 static int run(const args *ap, const char *control);
 
+/* The first ZS_ERRS_SHOWN errors, then how many more there are. */
 static void print_errs(const zs_errs *e)
 {
-    for (size_t i = 0; i < e->n; i++)
+    for (size_t i = 0; i < e->n && i < ZS_ERRS_SHOWN; i++)
         fprintf(stderr, "masterd: %s\n", e->msg[i]);
+    if (e->n > ZS_ERRS_SHOWN)
+        fprintf(stderr, "masterd: ... and %zu more error%s\n", e->n - ZS_ERRS_SHOWN,
+                e->n - ZS_ERRS_SHOWN == 1 ? "" : "s");
 }
 
 int main(int argc, char **argv)

@@ -264,8 +264,14 @@ static md_svc *load_one(const char *dir, const char *name, const zs_config *gcf,
     }
     zs_config_init(&m->cf);
     zs_config_merge(&m->cf, gcf);
-    int ok = zs_config_load_file(&m->cf, path, errs) == 0 &&
-             zs_service_from_config(&m->svc, id, path, &m->cf, 1, errs) == 0;
+    /* A file with refused lines (too long, no '='...) still has its other keys checked, so one
+     * run shows every error; server-command is not required then (its line may be the bad one). */
+    int loaded = zs_config_load_file(&m->cf, path, errs);
+    int ok = loaded > -2 && zs_service_from_config(&m->svc, id, path, &m->cf, loaded == 0, errs) == 0;
+    if (ok && loaded < 0) {
+        zs_service_free(&m->svc);
+        ok = 0;
+    }
     const zs_kv *ukv = ok && m->svc.user && geteuid() != 0 && m->svc.uid != geteuid()
                            ? zs_config_find(&m->cf, "server-user") : NULL;
     if (ukv) {
@@ -341,6 +347,8 @@ int md_set_load(const char *dir, md_set *out, zs_errs *errs)
     }
     check_duplicates(out, errs);
     check_reserved_path(out, errs);
+    /* A .gcf's error comes once per service that reads it: said once. */
+    zs_errs_dedup(errs, before);
     if (errs->n == before)
         check_nofile(out, errs);
     if (ngcf > 0)

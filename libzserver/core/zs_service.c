@@ -352,6 +352,22 @@ static void check_duplicates(const zs_service *s, zs_errs *errs)
     }
 }
 
+/* A setting a later one replaced is checked as if it were alone, so a bad value is an error
+ * even when another setting of its key won (doc/CONTRACT.md §2: every value is checked). */
+static void check_replaced(const zs_config *cf, const char *id, zs_errs *errs)
+{
+    for (size_t i = 0; i < cf->nshadow; i++) {
+        const zs_kv *kv = &cf->shadow[i];
+        zs_config one;
+        zs_service tmp;
+        zs_config_init(&one);
+        zs_config_set(&one, kv->key, kv->value, kv->file, kv->line);
+        if (zs_service_from_config(&tmp, id, NULL, &one, 0, errs) == 0)
+            zs_service_free(&tmp);
+        zs_config_free(&one);
+    }
+}
+
 int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, const zs_config *cf,
                            int need_command, zs_errs *errs)
 {
@@ -372,6 +388,7 @@ int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, c
     s->stop_signal = SIGTERM;
 
     zs_service_check_keys(cf, errs);
+    check_replaced(cf, id, errs);
     check_command(s, cf, need_command, errs);
     check_enum_keys(s, cf, errs);
     check_env(s, cf, errs);

@@ -45,7 +45,8 @@ typedef struct zs_service {
  * directory.  Returns a malloc'd path, absolute whenever the file's directory is known. */
 char *zs_service_path(const zs_kv *kv, const char *path);
 
-/* Validates every server-* key of cf into s.  Errors are `file:line: key: what`.
+/* Validates every server-* key of cf into s, and every setting of cf a later one replaced
+ * (zs_config's shadow), so no value written goes unchecked.  Errors are `file:line: key: what`.
  * need_command: server-command is required (masterd) or not (alone mode).
  * Returns 0, or -1 with every problem added to errs (s is then freed). */
 int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, const zs_config *cf,

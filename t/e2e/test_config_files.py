@@ -9,6 +9,9 @@
   is an error, never a silently dropped entry.
 - A unix socket and a fifo at the same filesystem path (however spelled: relative, `local:`,
   through a symlinked directory) are a duplicate naming both places, in -t as at start.
+- Every error is reported in one run (the first 20 of them, then how many more): a syntax error
+  in one line hides no key error of its file or another, every setting of a key given twice is
+  validated (the last one wins), and an error in a .gcf is said once, not once per service.
 - Keys under the reserved prefixes server- and master- are matched in any case: a case variant
   of a known key is an error giving its spelling, never a key silently left to the program.
 """
@@ -212,6 +215,65 @@ class InlineSemicolon(lib.MasterTest):
                                  "server-service = 127.0.0.1:%d\nprobe = a;b\n" % (FD, port)})
         r = m.run("-t")
         self.assertEqual(r.returncode, 0, r.stderr)
+
+
+class AllErrors(lib.MasterTest):
+
+    def test_syntax_errors_hide_no_key_errors(self):
+        m = self.master({"x.cf": "server-command = /bin/true\nserver-proc-count = lots\n%s = v\nno equals sign\n"
+                                 "server-restart = sometimes\n" % ("k" * 200),
+                         "y.cf": "server-command = /bin/true\nserver-proc-count = 0\n"})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        x, y = os.path.join(m.cf, "x.cf"), os.path.join(m.cf, "y.cf")
+        for line in ("%s:2: server-proc-count: 'lots': not a whole number" % x,
+                     "%s:3: line too long (204 characters, at most 199;" % x,
+                     "%s:4: expected 'key = value'" % x,
+                     "%s:5: server-restart: 'sometimes': expected" % x,
+                     "%s:2: server-proc-count: '0': out of range 1..4096" % y):
+            self.assertIn("masterd: " + line, r.stderr)
+        self.assertIn("masterd: 5 errors in", r.stderr)
+
+    def test_every_setting_of_a_key_is_validated(self):
+        m = self.master({"main.gcf": "server-proc-count = 0x10\nserver-restart = never\n",
+                         "y.cf": "server-command = /bin/true\nserver-proc-count = 99999999999999999999\n"
+                                 "server-proc-count = 2\nserver-command = /nonexistent/prog\n"
+                                 "server-command = /bin/true\nserver-restart = always\n"})
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        g, y = os.path.join(m.cf, "main.gcf"), os.path.join(m.cf, "y.cf")
+        for line in ("%s:1: server-proc-count: '0x10': not a whole number" % g,
+                     "%s:2: server-proc-count: '99999999999999999999': out of range 1..4096" % y,
+                     "%s:4: server-command: '/nonexistent/prog'" % y):
+            self.assertIn("masterd: " + line, r.stderr)
+        self.assertIn("masterd: 3 errors in", r.stderr)
+        # Valid everywhere: the last setting wins, as before.
+        m.write("main.gcf", "server-proc-count = 3\n")
+        m.write("y.cf", "server-command = /bin/false\nserver-command = /bin/sleep 100\nserver-proc-count = 2\n")
+        self.assertEqual(m.run("-t").returncode, 0)
+        m.start(expect_children=2)
+
+    def test_gcf_error_said_once_and_at_most_20_shown(self):
+        files = {"main.gcf": "server-ready-timeout = soon\n"}
+        files.update(("s%02d.cf" % i, "server-command = /bin/true\nserver-proc-count = x%d\n" % i)
+                     for i in range(30))
+        m = self.master(files)
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        lines = r.stderr.splitlines()
+        self.assertEqual(sum("main.gcf:1: server-ready-timeout: 'soon'" in l for l in lines), 1, r.stderr)
+        self.assertEqual(len([l for l in lines if ".cf:2: server-proc-count" in l or "main.gcf:1" in l]), 20, r.stderr)
+        self.assertIn("masterd: ... and 11 more errors", r.stderr)
+        self.assertEqual(lines[-1], "masterd: 31 errors in %s" % m.cf)
+        # A reload says the same (the control socket's reply, the log).
+        m.write("main.gcf", "")
+        for i in range(30):
+            m.write("s%02d.cf" % i, "server-command = /bin/sleep 100\n")
+        m.start(expect_children=30)
+        m.write("main.gcf", "server-ready-timeout = soon\n")
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: "reload: 1 error; nothing changed" in m.log(), 5, what="the reload's refusal")
+        self.assertEqual(m.log().count("main.gcf:1: server-ready-timeout: 'soon'"), 1, m.log())
 
 
 class ReservedKeys(lib.MasterTest):
