@@ -52,6 +52,9 @@ void zs_config_free(zs_config *c)
     }
     for (size_t i = 0; i < c->n; i++)
         kv_free(&c->kv[i]);
+    for (size_t i = 0; i < c->nshadow; i++)
+        kv_free(&c->shadow[i]);
+    free(c->shadow);
     free(c->kv);
     free(c->slots);
     memset(c, 0, sizeof(*c));
@@ -110,6 +113,16 @@ static const struct zs_config_slot *find_slot(const zs_config *c, const char *ke
     return sl->first ? sl : NULL;
 }
 
+/* Keeps a setting that is being replaced (its value and file move there). */
+static void add_shadow(zs_config *c, const zs_kv *old)
+{
+    if (c->nshadow == c->capshadow) {
+        c->capshadow = c->capshadow ? c->capshadow * 2 : 8;
+        c->shadow = zs_xrealloc(c->shadow, c->capshadow * sizeof(zs_kv));
+    }
+    c->shadow[c->nshadow++] = (zs_kv){ zs_xstrdup(old->key), old->value, old->file, old->line, SIZE_MAX };
+}
+
 void zs_config_set(zs_config *c, const char *key, const char *value, const char *file, int line)
 {
     if (2 * (c->n + 1) > c->nslots)
@@ -119,8 +132,7 @@ void zs_config_set(zs_config *c, const char *key, const char *value, const char 
     zs_kv *kv;
     if (sl->first && !accumulates(key)) {
         kv = &c->kv[sl->first - 1];
-        free(kv->value);
-        free(kv->file);
+        add_shadow(c, kv);
     } else {
         if (c->n == c->cap) {
             c->cap = c->cap ? c->cap * 2 : 16;
@@ -157,11 +169,27 @@ const char *zs_config_get(const zs_config *c, const char *key, const char *def)
     return kv ? kv->value : def;
 }
 
+void zs_kv_where(const zs_kv *kv, char *buf, size_t len)
+{
+    if (kv->line > 0)
+        snprintf(buf, len, "%s:%d", kv->file, kv->line);
+    else
+        snprintf(buf, len, "%s", kv->file);
+}
+
 void zs_config_unset(zs_config *c, const char *key)
 {
+    size_t k = 0;
+    for (size_t i = 0; i < c->nshadow; i++) {
+        if (!strcmp(c->shadow[i].key, key))
+            kv_free(&c->shadow[i]);
+        else
+            c->shadow[k++] = c->shadow[i];
+    }
+    c->nshadow = k;
     if (!find_slot(c, key))
         return;
-    size_t k = 0;
+    k = 0;
     for (size_t i = 0; i < c->n; i++) {
         if (!strcmp(c->kv[i].key, key))
             kv_free(&c->kv[i]);
@@ -172,8 +200,26 @@ void zs_config_unset(zs_config *c, const char *key)
     reindex(c, c->nslots);
 }
 
+void zs_config_name_unfiled(zs_config *c, const char *file)
+{
+    zs_kv *lists[2] = { c->kv, c->shadow };
+    size_t counts[2] = { c->n, c->nshadow };
+    for (int l = 0; l < 2; l++)
+        for (size_t i = 0; i < counts[l]; i++)
+            if (lists[l][i].line <= 0) {
+                free(lists[l][i].file);
+                lists[l][i].file = zs_xstrdup(file);
+            }
+}
+
 void zs_config_merge(zs_config *c, const zs_config *src)
 {
+    for (size_t i = 0; i < src->nshadow; i++) {
+        zs_kv kv = src->shadow[i];
+        kv.value = zs_xstrdup(kv.value);
+        kv.file = zs_xstrdup(kv.file);
+        add_shadow(c, &kv);
+    }
     for (size_t i = 0; i < src->n; i++)
         zs_config_set(c, src->kv[i].key, src->kv[i].value, src->kv[i].file, src->kv[i].line);
 }
@@ -319,17 +365,17 @@ int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs)
             zs_errs_add(errs, "%s: dangling symbolic link (its target does not exist)", path);
         else
             zs_errs_add(errs, "%s: %s", path, strerror(e));
-        return -1;
+        return -2;
     }
     if (fstat(fd, &st) < 0) {
         zs_errs_add(errs, "%s: %s", path, strerror(errno));
         close(fd);
-        return -1;
+        return -2;
     }
     if (!S_ISREG(st.st_mode)) {
         zs_errs_add(errs, "%s: %s, not a regular file", path, file_kind(st.st_mode));
         close(fd);
-        return -1;
+        return -2;
     }
     char *buf = NULL;
     size_t cap = 0, len = 0;
@@ -340,7 +386,7 @@ int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs)
                 zs_errs_add(errs, "%s: file too large", path);
                 free(buf);
                 close(fd);
-                return -1;
+                return -2;
             }
             buf = zs_xrealloc(buf, cap);
         }
@@ -351,7 +397,7 @@ int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs)
             zs_errs_add(errs, "%s: %s", path, strerror(errno));
             free(buf);
             close(fd);
-            return -1;
+            return -2;
         }
         if (n == 0)
             break;

@@ -5,7 +5,9 @@
  * a line longer than ZS_CONFIG_MAX_LINE characters (Debian's inih would split it into garbage).
  * A later setting of a key replaces an earlier one, except `server-service`, whose settings
  * accumulate (each kept as its own entry), so long listen lists can span lines and every listen
- * entry's error names its own line.  Every value remembers the file and line it came from.
+ * entry's error names its own line.  Every value remembers the file and line it came from.  A
+ * replaced setting is kept aside (shadow), out of the view, so validation can check every
+ * value an operator wrote, not only the one that won.
  * The reader strips leading blanks before inih sees a line, so inih's multi-line continuation
  * can never glue an indented line onto the previous value.
  */
@@ -30,6 +32,8 @@ typedef struct zs_kv {
 typedef struct zs_config {
     zs_kv *kv;
     size_t n, cap;
+    zs_kv *shadow;  /* settings a later one replaced, in the order they were replaced */
+    size_t nshadow, capshadow;
     struct zs_config_slot *slots; /* open addressing, nslots a power of two (0: none yet) */
     size_t nslots;
     zs_errs *load_errs;  /* errors of files loaded through zconfig_load_from_pathname (zc_core.h) */
@@ -43,17 +47,22 @@ void zs_config_set(zs_config *c, const char *key, const char *value, const char 
 const zs_kv *zs_config_find(const zs_config *c, const char *key);
 /* The setting of key after prev (NULL: the first); NULL when there is no other. */
 const zs_kv *zs_config_next(const zs_config *c, const char *key, const zs_kv *prev);
-/* Removes every setting of key. */
+/* Removes every setting of key (and every replaced one). */
 void zs_config_unset(zs_config *c, const char *key);
 const char *zs_config_get(const zs_config *c, const char *key, const char *def);
 /* The process's own config (a server's merged view; a master's command line): zvar_default_config. */
 extern zs_config zs_process_config;
-/* Copies every setting of src into c, in order. */
+/* "file:line" of a setting (just "file" for one without a line), for messages. */
+void zs_kv_where(const zs_kv *kv, char *buf, size_t len);
+/* Gives every setting (and replaced one) made without a file and line the name file, for messages. */
+void zs_config_name_unfiled(zs_config *c, const char *file);
+/* Copies every setting of src into c, in order (its replaced ones as replaced ones). */
 void zs_config_merge(zs_config *c, const zs_config *src);
 
 /* Reads one file into c (a FIFO, directory, device or dangling symlink is an error naming it;
  * opening never blocks).  Syntax errors and over-long lines are added to errs as
- * `path:line: ...`; returns -1 when anything was added (or the file cannot be read), else 0. */
+ * `path:line: ...` and the other lines are still read; returns 0, -1 when any line was refused,
+ * -2 when the file could not be read at all (nothing was added to c). */
 int zs_config_load_file(zs_config *c, const char *path, zs_errs *errs);
 /* The same reader over len bytes in memory (NULs and all); name stands for the path in messages. */
 int zs_config_load_mem(zs_config *c, const char *name, const char *buf, size_t len, zs_errs *errs);

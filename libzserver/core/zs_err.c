@@ -95,3 +95,39 @@ char *zs_path_join(const char *base, const char *path)
         path += 2 + strspn(path + 2, "/");
     return *path ? zs_xasprintf("%s/%s", base, path) : zs_xstrdup(base);
 }
+
+/* Pointers to message slots, by text, then by slot (the earlier first). */
+static int by_slot_text(const void *a, const void *b)
+{
+    char **const *x = a, **const *y = b;
+    int c = strcmp(**x, **y);
+    return c ? c : (*x < *y ? -1 : *x > *y);
+}
+
+void zs_errs_dedup(zs_errs *e, size_t from)
+{
+    if (e->n < from + 2)
+        return;
+    /* Sorted, a repeat comes right after the first of its text (O(n log n), for a directory of
+     * thousands of services sharing a .gcf): it is freed and its slot emptied, then the slots
+     * close up in their order. */
+    size_t n = e->n - from, k = from;
+    char ***v = zs_xcalloc(n, sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = &e->msg[from + i];
+    qsort(v, n, sizeof(*v), by_slot_text);
+    const char *keep = *v[0];
+    for (size_t i = 1; i < n; i++) {
+        if (!strcmp(*v[i], keep)) {
+            free(*v[i]);
+            *v[i] = NULL;
+        } else {
+            keep = *v[i];
+        }
+    }
+    free(v);
+    for (size_t i = from; i < e->n; i++)
+        if (e->msg[i])
+            e->msg[k++] = e->msg[i];
+    e->n = k;
+}

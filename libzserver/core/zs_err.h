@@ -13,6 +13,11 @@ typedef struct zs_errs {
 
 void zs_errs_add(zs_errs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void zs_errs_free(zs_errs *e);
+/* Drops every message from index `from` on that repeats an earlier one (from `from` on),
+ * keeping the first of each in order. */
+void zs_errs_dedup(zs_errs *e, size_t from);
+/* How many errors a report shows before `... and N more errors` (masterd -t, start, reload). */
+#define ZS_ERRS_SHOWN 20
 
 /* Small allocation helpers that abort loudly on out-of-memory: a supervisor that cannot
  * allocate a few bytes cannot keep any promise, so it stops instead of limping. */

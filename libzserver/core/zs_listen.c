@@ -53,10 +53,7 @@ int zs_listen_name_ok(const char *s, size_t len)
     return 1;
 }
 
-/* The canonical form of a path for duplicate detection: the real parent directory plus the
- * last component (the socket itself may not exist yet).  NULL with why when the parent is
- * missing. */
-static char *canonical_path(const char *path, char *why, size_t whylen)
+char *zs_path_canonical(const char *path, char *why, size_t whylen)
 {
     char *copy = zs_xstrdup(path);
     char *slash = strrchr(copy, '/');
@@ -113,7 +110,7 @@ static int parse_path(const char *written, const char *base, int kind, zs_listen
         free(path);
         return -1;
     }
-    char *canon = canonical_path(path, why, whylen);
+    char *canon = zs_path_canonical(path, why, whylen);
     if (!canon) {
         size_t l = strlen(why);
         snprintf(why + l, whylen - l, "%s", note);
@@ -305,6 +302,12 @@ int zs_listen_parse_list_at(const char *list, const char *default_name, const ch
     }
     free(copy);
     return bad ? -1 : 0;
+}
+
+const char *zs_listen_bound_path(const zs_listen *l)
+{
+    /* The key is "unix:PATH" or "fifo:PATH", PATH resolved (canonical_path). */
+    return l->kind == ZS_LISTEN_UNIX || l->kind == ZS_LISTEN_FIFO ? strchr(l->key, ':') + 1 : NULL;
 }
 
 void zs_listen_free(zs_listen *l)

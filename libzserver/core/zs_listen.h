@@ -42,6 +42,13 @@ int zs_listen_parse_list(const char *list, const char *default_name, const char 
 /* The same, relative paths taken from base (as zs_listen_parse_at). */
 int zs_listen_parse_list_at(const char *list, const char *default_name, const char *where, const char *base,
                             zs_listen **v, int *n, zs_errs *errs);
+/* The canonical form of a path a socket or fifo is made at, for comparing paths however they
+ * were spelled: the real parent directory plus the last component (the file itself may not
+ * exist yet).  Malloc'd, or NULL with why when the parent is missing. */
+char *zs_path_canonical(const char *path, char *why, size_t whylen);
+/* The resolved filesystem path a unix socket or fifo entry binds (two entries with one path
+ * clash, whatever their kinds), or NULL for an inet entry. */
+const char *zs_listen_bound_path(const zs_listen *l);
 void zs_listen_free(zs_listen *l);
 void zs_listen_free_array(zs_listen *v, int n);
 

@@ -19,33 +19,6 @@
 #include "zs_service.h"
 #include "zs_units.h"
 
-static const char *known_keys[] = {
-    "server-command", "server-service", "server-proc-count", "server-log",
-    "server-stop-on-softstop-after", "server-restart", "server-user", "server-unix-mode",
-    "server-listen-backlog", "server-max-nofile", "server-core-size", "server-ready-timeout",
-    "server-env", "server-env-clear", "server-chdir", "server-stop-signal",
-    "server-config-path", /* alone mode's -server-config-path argument */
-    "server-name",        /* the service id of a config built by zmaster_server_load_config */
-    NULL,
-};
-
-static int is_known(const char *key)
-{
-    for (int i = 0; known_keys[i]; i++)
-        if (!strcmp(known_keys[i], key))
-            return 1;
-    return 0;
-}
-
-/* "file:line" of a setting, for messages. */
-static void where(const zs_kv *kv, char *buf, size_t len)
-{
-    if (kv->line > 0)
-        snprintf(buf, len, "%s:%d", kv->file, kv->line);
-    else
-        snprintf(buf, len, "%s", kv->file);
-}
-
 /* Reads a number key in [min, max] into *out with parse (unchanged when absent).  -1 on error. */
 static int get_parsed(const zs_config *cf, const char *key, long min, long max, long *out, zs_errs *errs,
                       int (*parse)(const char *, long, long, long *, char *, size_t))
@@ -55,7 +28,7 @@ static int get_parsed(const zs_config *cf, const char *key, long min, long max, 
     if (!kv)
         return 0;
     if (parse(kv->value, min, max, out, why, sizeof(why)) < 0) {
-        where(kv, w, sizeof(w));
+        zs_kv_where(kv, w, sizeof(w));
         zs_errs_add(errs, "%s: %s: '%s': %s", w, key, kv->value, why);
         return -1;
     }
@@ -187,7 +160,7 @@ static void check_command(zs_service *s, const zs_config *cf, int need_command, 
                         s->cf_path ? s->cf_path : s->id);
         return;
     }
-    where(kv, w, sizeof(w));
+    zs_kv_where(kv, w, sizeof(w));
     s->argv = split_words(kv->value, &s->argc);
     if (s->argc == 0) {
         zs_errs_add(errs, "%s: server-command: empty", w);
@@ -203,7 +176,7 @@ static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
     const zs_kv *kv;
     char why[300], w[600];
     if ((kv = zs_config_find(cf, "server-log"))) {
-        where(kv, w, sizeof(w));
+        zs_kv_where(kv, w, sizeof(w));
         const char *comma = strchr(kv->value, ',');
         if (zs_log_check_target(kv->value, why, sizeof(why)) < 0)
             zs_errs_add(errs, "%s: server-log: %s", w, why);
@@ -216,7 +189,7 @@ static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
             s->log = zs_xstrdup(kv->value);
     }
     if ((kv = zs_config_find(cf, "server-restart"))) {
-        where(kv, w, sizeof(w));
+        zs_kv_where(kv, w, sizeof(w));
         const char *v = kv->value;
         if (!strcmp(v, "always") || !strcmp(v, "keepalive"))
             s->restart = ZS_RESTART_ALWAYS;
@@ -229,7 +202,7 @@ static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
                         "(or default)", w, v);
     }
     if ((kv = zs_config_find(cf, "server-unix-mode"))) {
-        where(kv, w, sizeof(w));
+        zs_kv_where(kv, w, sizeof(w));
         const char *v = kv->value;
         size_t len = strlen(v);
         int ok = len >= 1 && len <= 4 && strspn(v, "01234567") == len;
@@ -239,7 +212,7 @@ static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
             zs_errs_add(errs, "%s: server-unix-mode: '%s': expected an octal mode such as 0660", w, v);
     }
     if ((kv = zs_config_find(cf, "server-core-size"))) {
-        where(kv, w, sizeof(w));
+        zs_kv_where(kv, w, sizeof(w));
         long n;
         if (!strcmp(kv->value, "unlimited"))
             s->core_size = -2;
@@ -249,7 +222,7 @@ static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
             zs_errs_add(errs, "%s: server-core-size: '%s': %s (bytes or 'unlimited')", w, kv->value, why);
     }
     if ((kv = zs_config_find(cf, "server-user"))) {
-        where(kv, w, sizeof(w));
+        zs_kv_where(kv, w, sizeof(w));
         errno = 0;
         struct passwd *pw = getpwnam(kv->value);
         if (!pw) {
@@ -267,26 +240,14 @@ static const struct { const char *name; int sig; } stop_signals[] = {
     { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { NULL, 0 },
 };
 
-/* server-chdir, server-stop-signal, and lib-zc's master-* keys, which masterd does not do. */
+/* server-chdir and server-stop-signal (lib-zc's master-* keys: zs_service_keys.c). */
 static void check_run_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
 {
-    static const char *unsupported[] = { "master-chroot", "master-chdir", NULL };
     const zs_kv *kv;
     char w[600], note[PATH_MAX + 64];
     struct stat st;
-    for (int i = 0; unsupported[i]; i++) {
-        if (!(kv = zs_config_find(cf, unsupported[i])))
-            continue;
-        where(kv, w, sizeof(w));
-        if (!strcmp(unsupported[i], "master-chdir"))
-            zs_errs_add(errs, "%s: master-chdir: lib-zc's working directory of the service's processes is "
-                        "spelled server-chdir here (relative paths taken from the config directory)", w);
-        else
-            zs_errs_add(errs, "%s: master-chroot: not supported: a chroot per service is not done; run masterd "
-                        "itself in a chroot or a container", w);
-    }
     if ((kv = zs_config_find(cf, "server-chdir"))) {
-        where(kv, w, sizeof(w));
+        zs_kv_where(kv, w, sizeof(w));
         char *dir = zs_service_path(kv, kv->value);
         rel_note(kv, kv->value, note, sizeof(note));
         if (!*kv->value)
@@ -302,7 +263,7 @@ static void check_run_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
         free(dir);
     }
     if ((kv = zs_config_find(cf, "server-stop-signal"))) {
-        where(kv, w, sizeof(w));
+        zs_kv_where(kv, w, sizeof(w));
         const char *v = kv->value + (strncmp(kv->value, "SIG", 3) ? 0 : 3);
         int i = 0;
         while (stop_signals[i].name && strcmp(stop_signals[i].name, v))
@@ -323,14 +284,14 @@ static void check_env(zs_service *s, const zs_config *cf, zs_errs *errs)
     const zs_kv *kv;
     char w[600];
     if ((kv = zs_config_find(cf, "server-env-clear"))) {
-        where(kv, w, sizeof(w));
+        zs_kv_where(kv, w, sizeof(w));
         if (!strcmp(kv->value, "yes"))
             s->env_clear = 1;
         else if (strcmp(kv->value, "no"))
             zs_errs_add(errs, "%s: server-env-clear: '%s': expected yes or no", w, kv->value);
     }
     for (kv = zs_config_find(cf, "server-env"); kv; kv = zs_config_next(cf, "server-env", kv)) {
-        where(kv, w, sizeof(w));
+        zs_kv_where(kv, w, sizeof(w));
         const char *v = kv->value, *eq = strchr(v, '=');
         size_t len = eq ? (size_t)(eq - v) : 0;
         if (!eq) {
@@ -368,20 +329,42 @@ static void check_env(zs_service *s, const zs_config *cf, zs_errs *errs)
     }
 }
 
-/* The same address twice in one service could never be bound; masterd also checks across
- * services, with the same message. */
+/* The same address twice in one service, or a unix socket and a fifo at one path, could
+ * never be bound; masterd also checks across services, with the same messages. */
 static void check_duplicates(const zs_service *s, zs_errs *errs)
 {
     for (int i = 0; i < s->nlisten; i++) {
         const zs_listen *a = &s->listen[i];
+        const char *pa = zs_listen_bound_path(a);
         for (int j = 0; j < i; j++) {
             const zs_listen *b = &s->listen[j];
-            if (strcmp(a->key, b->key))
+            const char *pb = zs_listen_bound_path(b);
+            const char *wa = a->where ? a->where : "server-service", *wb = b->where ? b->where : "?";
+            if (!strcmp(a->key, b->key))
+                zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')", wa, a->text, wb, b->text);
+            else if (pa && pb && !strcmp(pa, pb))
+                zs_errs_add(errs, "%s: server-service: '%s' is the path '%s' of '%s' at %s (a unix socket and a "
+                            "fifo cannot share a path)", wa, a->text, pa, b->text, wb);
+            else
                 continue;
-            zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')",
-                        a->where ? a->where : "server-service", a->text, b->where ? b->where : "?", b->text);
             break;
         }
+    }
+}
+
+/* A setting a later one replaced is checked as if it were alone, so a bad value is an error
+ * even when another setting of its key won (doc/CONTRACT.md §2: every value is checked). */
+static void check_replaced(const zs_config *cf, const char *id, zs_errs *errs)
+{
+    for (size_t i = 0; i < cf->nshadow; i++) {
+        const zs_kv *kv = &cf->shadow[i];
+        zs_config one;
+        zs_service tmp;
+        zs_config_init(&one);
+        zs_config_set(&one, kv->key, kv->value, kv->file, kv->line);
+        if (zs_service_from_config(&tmp, id, NULL, &one, 0, errs) == 0)
+            zs_service_free(&tmp);
+        zs_config_free(&one);
     }
 }
 
@@ -404,13 +387,8 @@ int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, c
     s->ready_timeout = 30;
     s->stop_signal = SIGTERM;
 
-    for (size_t i = 0; i < cf->n; i++) {
-        const zs_kv *kv = &cf->kv[i];
-        if (!strncmp(kv->key, "server-", 7) && !is_known(kv->key)) {
-            where(kv, w, sizeof(w));
-            zs_errs_add(errs, "%s: %s: unknown key (keys starting with server- are reserved; a typo?)", w, kv->key);
-        }
-    }
+    zs_service_check_keys(cf, errs);
+    check_replaced(cf, id, errs);
     check_command(s, cf, need_command, errs);
     check_enum_keys(s, cf, errs);
     check_env(s, cf, errs);
@@ -427,7 +405,7 @@ int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, c
         s->ready_timeout = (int)n;
 
     for (const zs_kv *kv = zs_config_find(cf, "server-service"); kv; kv = zs_config_next(cf, "server-service", kv)) {
-        where(kv, w, sizeof(w));
+        zs_kv_where(kv, w, sizeof(w));
         char *base = kv_base(kv);
         zs_listen_parse_list_at(kv->value, id, w, base, &s->listen, &s->nlisten, errs);
         free(base);

@@ -45,10 +45,15 @@ typedef struct zs_service {
  * directory.  Returns a malloc'd path, absolute whenever the file's directory is known. */
 char *zs_service_path(const zs_kv *kv, const char *path);
 
-/* Validates every server-* key of cf into s.  Errors are `file:line: key: what`.
+/* Validates every server-* key of cf into s, and every setting of cf a later one replaced
+ * (zs_config's shadow), so no value written goes unchecked.  Errors are `file:line: key: what`.
  * need_command: server-command is required (masterd) or not (alone mode).
  * Returns 0, or -1 with every problem added to errs (s is then freed). */
 int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, const zs_config *cf,
                            int need_command, zs_errs *errs);
 void zs_service_free(zs_service *s);
+/* (zs_service_keys.c) The key names of cf: under the reserved prefixes server- and master-,
+ * matched in any case, a case variant of a known key, an unknown server-* key and lib-zc's
+ * master-chroot / master-chdir are errors added to errs. */
+void zs_service_check_keys(const zs_config *cf, zs_errs *errs);
 #endif

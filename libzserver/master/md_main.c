@@ -269,10 +269,16 @@ static void raise_nofile(void)
                 (unsigned long long)rl.rlim_max, strerror(errno));
 }
 
+static int run(const args *ap, const char *control);
+
+/* The first ZS_ERRS_SHOWN errors, then how many more there are. */
 static void print_errs(const zs_errs *e)
 {
-    for (size_t i = 0; i < e->n; i++)
+    for (size_t i = 0; i < e->n && i < ZS_ERRS_SHOWN; i++)
         fprintf(stderr, "masterd: %s\n", e->msg[i]);
+    if (e->n > ZS_ERRS_SHOWN)
+        fprintf(stderr, "masterd: ... and %zu more error%s\n", e->n - ZS_ERRS_SHOWN,
+                e->n - ZS_ERRS_SHOWN == 1 ? "" : "s");
 }
 
 /* lib-zc's zvar_default_config holds a master's command line: -C DIR is "C", and so on. */
@@ -293,7 +299,6 @@ int zmaster_server_main(int argc, char **argv)
 {
     static int ran;
     args a;
-    char err[1024];
     if (ran++) {
         fprintf(stderr, "masterd: zmaster_server_main runs once per process\n");
         return 1;
@@ -312,6 +317,24 @@ int zmaster_server_main(int argc, char **argv)
     if (zmaster_server_before_service)
         zmaster_server_before_service();
     raise_nofile();
+    /* The control socket's path is masterd's: no listen entry or masterlog socket may take it. */
+    char *control = NULL;
+    if (a.control && strcmp(a.control, "none"))
+        control = zs_xstrdup(a.control);
+    else if (!a.control && a.pid_file)
+        control = md_ctl_default_path(a.pid_file);
+    md_set_reserve_path(control, "-control");
+    int rc = run(&a, control);
+    md_set_reserve_path(NULL, NULL);
+    free(control);
+    return rc;
+}
+
+/* -t, or the master itself, once the arguments are parsed. */
+static int run(const args *ap, const char *control)
+{
+    args a = *ap;
+    char err[1024];
 
     zs_errs errs = { 0 };
     md_set set;
@@ -368,15 +391,9 @@ int zmaster_server_main(int argc, char **argv)
         return 1;
     }
     md_set_log_warnings(&set, "");
-    char *control = NULL;
-    if (a.control && strcmp(a.control, "none"))
-        control = zs_xstrdup(a.control);
-    else if (!a.control && a.pid_file)
-        control = md_ctl_default_path(a.pid_file);
     md_master_opts o = { .config_dir = a.config_dir, .pid_file = a.pid_file, .pid_fd = pid_fd,
                          .control = control, .metrics = a.metrics, .control_group = a.control_group };
     int rc = md_master_run(&set, &o);
-    free(control);
     pid_file_release(a.pid_file, pid_fd);
     return rc;
 }

@@ -68,6 +68,14 @@ static void on_child_output(zs_generation *g, pid_t pid, int fd, void *ctx)
     md_relay_add(M.loop, m->svc.id, pid, fd);
 }
 
+/* A child is gone: what it printed is relayed now, and its pipe closed, whoever else (an
+ * orphan it left) still holds the write end. */
+static void on_child_reaped(pid_t pid, void *ctx)
+{
+    (void)ctx;
+    md_relay_reaped(M.loop, pid);
+}
+
 static void svc_unref(md_svc *m)
 {
     if (--m->refs > 0)
@@ -287,7 +295,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
     size_t nsigs = sizeof(md_master_signals) / sizeof(md_master_signals[0]);
     char err[1024];
     zs_supervisor_hooks hooks = { .proc_ready = on_proc_ready, .gen_empty = on_gen_empty,
-                                  .child_output = on_child_output };
+                                  .child_output = on_child_output, .child_reaped = on_child_reaped };
 
     M.o = o;
     M.set = *set;

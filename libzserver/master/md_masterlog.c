@@ -5,7 +5,9 @@
  * interleave.  The line is masterd's, not the sender's: it starts with a stamp made from the
  * sender's kernel credentials (SO_PASSCRED) — `[SERVICE pid PID] ` for a process masterd runs,
  * `[pid PID uid UID] ` for anyone else — and control characters in the datagram (a newline
- * above all) are escaped, so nothing a sender writes can look like a line of masterd's.
+ * above all, C1 controls, bytes that are not UTF-8) are escaped by zs_escape_line, as a
+ * child's output lines are (md_relay.c), so nothing a sender writes can look like a line of
+ * masterd's or drive the terminal of whoever reads the log.
  * Who may send at all is the socket's mode: 0600 when every service logging there runs as
  * masterd's user (or root), else 0660 with a group all their server-users are in.
  */
@@ -21,6 +23,7 @@
 #include <unistd.h>
 #include <ev.h>
 #include "md_masterlog.h"
+#include "core/zs_escape.h"
 #include "core/zs_listen.h"
 #include "core/zs_log.h"
 #include "core/zs_status.h"
@@ -56,27 +59,6 @@ static const char *(*pid_service)(pid_t pid);
 void md_masterlog_set_lookup(const char *(*fn)(pid_t pid))
 {
     pid_service = fn;
-}
-
-/* Appends src[0..n) to out with every control character escaped (\n, \r, \t stays, \xNN). */
-static size_t escape(char *out, size_t cap, const char *src, size_t n)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 4 < cap; i++) {
-        unsigned char c = (unsigned char)src[i];
-        if (c == '\n') {
-            out[o++] = '\\';
-            out[o++] = 'n';
-        } else if (c == '\r') {
-            out[o++] = '\\';
-            out[o++] = 'r';
-        } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    return o;
 }
 
 static void recv_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -132,7 +114,7 @@ void md_masterlog_emit(const char *stamp, const char *text, size_t n)
     if (o >= 200)
         o = 0;
     memcpy(out, stamp, o);
-    size_t len = o + escape(out + o, sizeof(out) - o, text, n);
+    size_t len = o + zs_escape_line(out + o, sizeof(out) - o, text, n);
     zs_log_emit(ZLOG_INFO, out, len);
 }
 
@@ -161,14 +143,22 @@ static int socket_in_use(const struct sockaddr_un *sun)
     return 0;
 }
 
-/* The listen entry of set bound at path, or NULL: a masterlog socket there would replace it. */
+/* The listen entry of set bound at path (however either was spelled), or NULL: a masterlog
+ * socket there would replace it. */
 static const zs_listen *listener_at(const md_set *set, const char *path)
 {
-    for (int i = 0; i < set->n; i++)
-        for (int k = 0; k < set->v[i]->svc.nlisten; k++)
-            if (set->v[i]->svc.listen[k].path && !strcmp(set->v[i]->svc.listen[k].path, path))
-                return &set->v[i]->svc.listen[k];
-    return NULL;
+    char why[PATH_MAX + 64];
+    char *canon = zs_path_canonical(path, why, sizeof(why));
+    const zs_listen *found = NULL;
+    for (int i = 0; i < set->n && !found; i++)
+        for (int k = 0; k < set->v[i]->svc.nlisten && !found; k++) {
+            const zs_listen *l = &set->v[i]->svc.listen[k];
+            const char *bound = zs_listen_bound_path(l);
+            if (bound && (!strcmp(l->path, path) || (canon && !strcmp(bound, canon))))
+                found = l;
+        }
+    free(canon);
+    return found;
 }
 
 /* Binds a datagram socket at path with its mode set by the umask at bind and its group by our

@@ -24,7 +24,8 @@ void md_masterlog_close_all(struct ev_loop *loop);
 /* fn names the service a pid belongs to (NULL: not a process masterd runs), for the stamp
  * every received line gets. */
 void md_masterlog_set_lookup(const char *(*fn)(pid_t pid));
-/* Writes stamp and then text[0..n) with every control character escaped as one line of
+/* Writes stamp and then text[0..n), escaped (zs_escape_line: C0 and C1 controls, bytes that
+ * are not UTF-8), as one line of
  * masterd's log: a child's line, from a masterlog datagram or its output pipe (md_relay.c). */
 void md_masterlog_emit(const char *stamp, const char *text, size_t n);
 #endif

@@ -9,6 +9,12 @@
  * on its full pipe instead); a line longer than RELAY_LINE is cut there and the cut is said on
  * the line.  Lines masterd cannot write are counted and reported by zs_log like its own.  A
  * partial last line is written when the pipe reaches end of file.
+ *
+ * A pipe lives as long as its child: when the child is reaped, what is already in the pipe is
+ * read (DRAIN_READS reads at most: a full default pipe) and the read end is closed, even if an
+ * orphan the child left (`sleep 1000 &`, a daemon) still holds the write end.  Otherwise every
+ * restart of such a service would keep one more descriptor open in masterd for the orphan's
+ * life.  What an orphan writes afterwards gets EPIPE (or SIGPIPE), as on any closed pipe.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,11 +29,12 @@
 
 #define RELAY_LINE 2048   /* longest line relayed whole */
 #define RELAY_READ 4096   /* bytes read from one child per loop iteration */
-#define DRAIN_READS 16    /* reads per pipe at masterd's exit */
+#define DRAIN_READS 16    /* reads per pipe when its child is reaped, or at masterd's exit */
 
 typedef struct relay {
     struct relay *next;
     int fd;
+    pid_t pid;
     ev_io w;
     char stamp[300];      /* "[SERVICE pid PID] " */
     size_t len;           /* bytes of the current line in line[] */
@@ -125,6 +132,7 @@ void md_relay_add(struct ev_loop *loop, const char *service, pid_t pid, int fd)
     }
     relay *r = zs_xcalloc(1, sizeof(*r));
     r->fd = fd;
+    r->pid = pid;
     snprintf(r->stamp, sizeof(r->stamp), "[%s pid %ld] ", service, (long)pid);
     ev_io_init(&r->w, read_cb, fd, EV_READ);
     ev_io_start(loop, &r->w);
@@ -132,14 +140,31 @@ void md_relay_add(struct ev_loop *loop, const char *service, pid_t pid, int fd)
     relays = r;
 }
 
+/* Relays what is in r's pipe now (bounded), then closes it. */
+static void drain_and_free(struct ev_loop *loop, relay *r)
+{
+    int rc = 1;
+    for (int i = 0; i < DRAIN_READS && rc == 1; i++)
+        rc = read_once(loop, r);
+    if (rc == 1)
+        zwarning("%soutput pipe closed with more than %d KiB unread (dropped)", r->stamp,
+                 DRAIN_READS * RELAY_READ / 1024);
+    if (rc >= 0)
+        relay_free(loop, r);
+}
+
+void md_relay_reaped(struct ev_loop *loop, pid_t pid)
+{
+    for (relay *r = relays; r; r = r->next) {
+        if (r->pid == pid) {
+            drain_and_free(loop, r);
+            return;
+        }
+    }
+}
+
 void md_relay_close_all(struct ev_loop *loop)
 {
-    while (relays) {
-        relay *r = relays;
-        int rc = 1;
-        for (int i = 0; i < DRAIN_READS && rc == 1; i++)
-            rc = read_once(loop, r);
-        if (rc >= 0)
-            relay_free(loop, r);
-    }
+    while (relays)
+        drain_and_free(loop, relays);
 }

@@ -90,13 +90,21 @@ void md_reload_apply(md_reload *r)
     md_sd_notify(msg);
     zinfo("reload: reading %s", md_source_name(md_M.o->config_dir));
     if (md_set_load(md_M.o->config_dir, &next, &errs) < 0) {
-        for (size_t i = 0; i < errs.n; i++)
-            zerror("reload: %s", errs.msg[i]);
-        if (r) {
-            r->invalid = 1;
-            for (size_t i = 0; i < errs.n; i++)
-                zs_errs_add(&r->lines, "%s", errs.msg[i]);
+        /* The first ZS_ERRS_SHOWN, as masterd -t shows them, then how many more. */
+        size_t shown = errs.n < ZS_ERRS_SHOWN ? errs.n : ZS_ERRS_SHOWN;
+        char more[64] = "";
+        if (errs.n > shown)
+            snprintf(more, sizeof(more), "... and %zu more error%s", errs.n - shown, errs.n - shown == 1 ? "" : "s");
+        for (size_t i = 0; i <= shown; i++) {
+            const char *line = i < shown ? errs.msg[i] : more;
+            if (!*line)
+                continue;
+            zerror("reload: %s", line);
+            if (r)
+                zs_errs_add(&r->lines, "%s", line);
         }
+        if (r)
+            r->invalid = 1;
         zerror("reload: %zu error%s; nothing changed", errs.n, errs.n == 1 ? "" : "s");
         zs_errs_free(&errs);
         md_sd_notify("READY=1");

@@ -30,112 +30,6 @@ static void check_gcf(const zs_config *gcf, zs_errs *errs)
     }
 }
 
-static int is_wildcard(const zs_listen *l)
-{
-    if (l->kind == ZS_LISTEN_INET)
-        return ((const struct sockaddr_in *)&l->sa)->sin_addr.s_addr == htonl(INADDR_ANY);
-    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&l->sa)->sin6_addr);
-}
-
-static int port_of(const zs_listen *l)
-{
-    return l->kind == ZS_LISTEN_INET ? ntohs(((const struct sockaddr_in *)&l->sa)->sin_port)
-                                     : ntohs(((const struct sockaddr_in6 *)&l->sa)->sin6_port);
-}
-
-/* One listen entry of the set, numbered in the order the set lists them. */
-typedef struct entry_ref {
-    const zs_listen *l;
-    size_t order;
-    size_t first_same;  /* order of the first entry with the same key */
-} entry_ref;
-
-static int by_key(const void *a, const void *b)
-{
-    const entry_ref *x = a, *y = b;
-    int c = strcmp(x->l->key, y->l->key);
-    return c ? c : (x->order > y->order) - (x->order < y->order);
-}
-
-/* inet and inet6 entries by family and port (where overlaps happen), then the order. */
-static int by_port(const void *a, const void *b)
-{
-    const entry_ref *x = a, *y = b;
-    int inx = x->l->kind == ZS_LISTEN_INET || x->l->kind == ZS_LISTEN_INET6;
-    int iny = y->l->kind == ZS_LISTEN_INET || y->l->kind == ZS_LISTEN_INET6;
-    if (inx != iny)
-        return inx - iny;
-    if (inx && x->l->kind != y->l->kind)
-        return x->l->kind - y->l->kind;
-    if (inx && port_of(x->l) != port_of(y->l))
-        return port_of(x->l) - port_of(y->l);
-    return (x->order > y->order) - (x->order < y->order);
-}
-
-/* Two entries overlap when they have the same address, or a wildcard and a specific address of
- * one family on one port: the second bind would fail (families never overlap: every IPv6
- * socket is IPV6_V6ONLY, zs_listen_bind.c).  Each entry that overlaps an earlier one is an
- * error naming the first of those.
- * Sorting twice (by key, then by family and port) finds them in O(n log n): a reload of
- * thousands of services must not compare every entry with every other. */
-static void check_duplicates(md_set *set, zs_errs *errs)
-{
-    size_t n = 0;
-    for (int a = 0; a < set->n; a++)
-        n += (size_t)set->v[a]->svc.nlisten;
-    if (n < 2)
-        return;
-    entry_ref *r = zs_xcalloc(n, sizeof(*r));
-    const zs_listen **by_order = zs_xcalloc(n, sizeof(*by_order));
-    size_t *first_clash = zs_xcalloc(n, sizeof(*first_clash));
-    size_t k = 0;
-    for (int a = 0; a < set->n; a++)
-        for (int i = 0; i < set->v[a]->svc.nlisten; i++, k++) {
-            r[k].l = by_order[k] = &set->v[a]->svc.listen[i];
-            r[k].order = k;
-            first_clash[k] = SIZE_MAX;
-        }
-    qsort(r, n, sizeof(*r), by_key);
-    for (size_t x = 0; x < n; x++) {
-        r[x].first_same = x > 0 && !strcmp(r[x - 1].l->key, r[x].l->key) ? r[x - 1].first_same : r[x].order;
-        if (r[x].first_same != r[x].order)
-            first_clash[r[x].order] = r[x].first_same;
-    }
-    /* Within one family and port, in order: a wildcard clashes with the first entry before it,
-     * a specific address with the first wildcard before it (or an equal key, found above). */
-    qsort(r, n, sizeof(*r), by_port);
-    size_t group = 0, first_wild = SIZE_MAX;
-    for (size_t x = 0; x < n; x++) {
-        const zs_listen *l = r[x].l;
-        if (l->kind != ZS_LISTEN_INET && l->kind != ZS_LISTEN_INET6)
-            continue;
-        if (x == 0 || r[x - 1].l->kind != l->kind || port_of(r[x - 1].l) != port_of(l)) {
-            group = x;
-            first_wild = SIZE_MAX;
-        }
-        size_t clash = is_wildcard(l) && x > group ? r[group].order : first_wild;
-        if (is_wildcard(l) && first_wild == SIZE_MAX)
-            first_wild = r[x].order;
-        if (clash < first_clash[r[x].order])
-            first_clash[r[x].order] = clash;
-    }
-    for (size_t x = 0; x < n; x++) {
-        if (first_clash[x] == SIZE_MAX)
-            continue;
-        const zs_listen *la = by_order[x], *lb = by_order[first_clash[x]];
-        if (!strcmp(la->key, lb->key))
-            zs_errs_add(errs, "%s: server-service: '%s' is already listed at %s ('%s')", la->where, la->text,
-                        lb->where, lb->text);
-        else
-            zs_errs_add(errs, "%s: server-service: '%s' overlaps '%s' at %s (a wildcard address and "
-                        "a specific one on the same port cannot both be bound)", la->where, la->text, lb->text,
-                        lb->where);
-    }
-    free(first_clash);
-    free(by_order);
-    free(r);
-}
-
 /* fds masterd holds whatever the set: 0-2, pid file, log, libev's, masterlog and syslog
  * sockets, a socketpair being made, a reload's directory and files. */
 #define NOFILE_BASE 32
@@ -283,7 +177,7 @@ static md_svc *load_one(const zs_config *src, int idx, const zs_config *gcf, zs_
         } else if (kv->line <= 0 && !key_ok(kv->key)) {
             zs_errs_add(errs, "%s: key '%s': not a key a file could set (no blanks, ':' or '=')", label,
                         kv->key);
-        } else if (kv->line <= 0 && strchr(kv->value, '\n')) {
+        } else if (kv->line <= 0 && strchr(kv->value, '\n') && strcmp(kv->key, MD_KEY_FILE)) {
             zs_errs_add(errs, "%s: %s: the value holds a newline", label, kv->key);
         }
     }
@@ -291,11 +185,24 @@ static md_svc *load_one(const zs_config *src, int idx, const zs_config *gcf, zs_
         check_perms(file, warn, errs);
     zs_config_init(&m->cf);
     zs_config_merge(&m->cf, gcf);
-    for (size_t i = 0; i < src->n; i++)
-        if (strcmp(src->kv[i].key, MD_KEY_FILE))
-            zs_config_set(&m->cf, src->kv[i].key, src->kv[i].value, src->kv[i].line > 0 ? src->kv[i].file : label,
-                          src->kv[i].line);
-    int ok = errs->n == before && zs_service_from_config(&m->svc, id, path, &m->cf, 1, errs) == 0;
+    zs_config_merge(&m->cf, src);
+    zs_config_unset(&m->cf, MD_KEY_FILE);
+    zs_config_name_unfiled(&m->cf, label); /* settings made in code are named by their service */
+    /* A file with refused lines (too long, no '='...) still has its other keys checked, so one
+     * run shows every error; server-command is not required then (its line may be the bad one).
+     * A file that could not be read at all added nothing to check. */
+    int loaded = 0;
+    if (src->load_errs && src->load_errs->n) {
+        loaded = -2;
+        for (size_t i = 0; i < src->n && loaded == -2; i++)
+            if (src->kv[i].line > 0)
+                loaded = -1;
+    }
+    int ok = loaded > -2 && zs_service_from_config(&m->svc, id, path, &m->cf, loaded == 0, errs) == 0;
+    if (ok && (loaded < 0 || errs->n != before)) {
+        zs_service_free(&m->svc);
+        ok = 0;
+    }
     const zs_kv *ukv = ok && m->svc.user && geteuid() != 0 && m->svc.uid != geteuid()
                            ? zs_config_find(&m->cf, "server-user") : NULL;
     if (ukv) {
@@ -401,7 +308,9 @@ int md_set_load(const char *dir, md_set *out, zs_errs *errs)
     }
     zvector_free(cfs);
     check_ids(out, errs);
-    check_duplicates(out, errs);
+    md_set_check_addresses(out, errs);
+    /* A .gcf's error comes once per service that reads it: said once. */
+    zs_errs_dedup(errs, before);
     if (errs->n == before)
         check_nofile(out, errs);
     if (ngcf > 0)

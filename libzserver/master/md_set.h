@@ -62,6 +62,10 @@ const char *md_source_name(const char *dir);
  * file or the directory being writable by group or others (or owned by another user) is a
  * warning in out->warn: masterd runs what they say as root. */
 int md_set_load(const char *dir, md_set *out, zs_errs *errs);
+/* A path masterd itself makes a socket at (what names it, e.g. "-control"): from now on every
+ * md_set_load refuses a listen entry or masterlog socket at that path, however spelled.
+ * NULL: none.  The path is copied. */
+void md_set_reserve_path(const char *path, const char *what);
 /* Logs set->warn with zwarning (each line after prefix) and empties it. */
 void md_set_log_warnings(md_set *set, const char *prefix);
 void md_set_free(md_set *set);
@@ -69,6 +73,9 @@ void md_set_free(md_set *set);
 void md_svc_free(md_svc *m);
 md_svc *md_set_find(const md_set *set, const char *id);
 
+/* Adds an error for every pair of the set's listen entries that cannot both be bound, and for a
+ * path md_set_reserve_path keeps (md_set_clash.c). */
+void md_set_check_addresses(const md_set *set, zs_errs *errs);
 /* Adds an error for every unix socket or fifo of set (not already in table) whose directory
  * another user could write (zs_listen_check_dir).  Returns 0, or -1 when any was added. */
 int md_set_check_dirs(const md_set *set, const md_listener *table, zs_errs *errs);

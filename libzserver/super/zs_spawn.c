@@ -3,8 +3,10 @@
  *
  * Everything that can allocate (environment, group list) is prepared before fork(); between
  * fork and exec the child only makes system calls and formats into prepared buffers.  Any
- * failure there is written to fd 2 and the child exits 126 (setup) or 127 (exec), which the
- * supervisor sees as a failed start and backs off from.
+ * failure there is written where the child's output goes (its output pipe, relayed to the
+ * owner's log, or the log file; never the master's own stderr when it has another target) and
+ * the child exits 126 (setup) or 127 (exec), which the supervisor sees as a failed start and
+ * backs off from.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -102,13 +104,18 @@ static void free_env(char **env, char *pidbuf)
     free(env);
 }
 
+/* In the child: where die() writes.  The output pipe (or the log file) from the fork on, its
+ * lifted copy while place_fds moves descriptors, fd 2 once that is the pipe.  (Each child has
+ * its own copy; the parent's stays 2 and is never used.) */
+static int die_fd = 2;
+
 static void die(const zs_spawn_req *r, const char *what, int code)
 {
     char buf[512];
     int n = snprintf(buf, sizeof(buf), "%s: child %ld: %s: %s\n", r->svc->id, (long)getpid(), what,
                      strerror(errno));
     if (n > 0)
-        (void)!write(2, buf, (size_t)n);
+        (void)!write(die_fd, buf, (size_t)n);
     _exit(code);
 }
 
@@ -217,6 +224,7 @@ static void place_fds(const zs_spawn_req *r, int chan)
      * the log file's fd too, which may well sit where a listener goes (3, 4...). */
     if (lf != 2 && (lf = fcntl(lf, F_DUPFD_CLOEXEC, top)) < 0)
         die(r, "fcntl(F_DUPFD) log", 126);
+    die_fd = lf; /* the original's number may be a target below */
     for (int i = 0; i <= n; i++) {
         tmp[i] = fcntl(i < n ? r->fds[i] : chan, F_DUPFD_CLOEXEC, top);
         if (tmp[i] < 0)
@@ -230,6 +238,7 @@ static void place_fds(const zs_spawn_req *r, int chan)
         die(r, "/dev/null", 126);
     if (lf != 2 && (dup2(lf, 1) < 0 || dup2(lf, 2) < 0))
         die(r, "dup2 log", 126);
+    die_fd = 2;
     close_from(top);
     /* Listeners are non-blocking in the child (the flag lives on the shared open file). */
     for (int i = 0; i < n; i++) {
@@ -281,6 +290,7 @@ pid_t zs_spawn(const zs_spawn_req *r, int *chan)
         return -1;
     }
     if (pid == 0) {
+        die_fd = r->out_fd > 0 ? r->out_fd : zs_log_child_fd();
         reset_signals(); /* before anything: the master's handlers must never run here; this
                           * also unblocks what the parent held across fork */
         /* A session of its own, hence no controlling terminal: a child sharing masterd's could

@@ -39,6 +39,10 @@ typedef struct zs_supervisor_hooks {
      * (close-on-exec in the owner) whose read end fd is handed over here, right after the
      * fork: the owner reads it and closes it.  When NULL, children share the log fd. */
     void (*child_output)(zs_generation *g, pid_t pid, int fd, void *ctx);
+    /* Optional.  Child pid (one we started, detached or not) has ended and was reaped; called
+     * before its end is logged.  The owner drops what it holds for it: masterd drains and
+     * closes its output pipe, which an orphan it left could otherwise keep open forever. */
+    void (*child_reaped)(pid_t pid, void *ctx);
 } zs_supervisor_hooks;
 
 /* In fork mode (no exec) the child runs this and exits with its return value.  slot is 1-based

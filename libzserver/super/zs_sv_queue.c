@@ -94,6 +94,7 @@ static void spawn_now(zs_slot *sl)
         if (out[1] >= 0 && g->svc->user && geteuid() == 0 && fchown(out[1], g->svc->uid, g->svc->gid) < 0)
             zwarning("%s: output pipe: fchown: %s", g->svc->id, strerror(errno));
     }
+    double t0 = zs_sv_mono_now(); /* before the fork: nothing the child starts is older */
     pid = zs_spawn(&req, &chan);
     int e = errno;
     if (out[1] >= 0)
@@ -117,7 +118,7 @@ static void spawn_now(zs_slot *sl)
     p->slot = sl;
     p->chan = chan;
     p->board_slot = -1;
-    p->started = zs_sv_mono_now();
+    p->started = t0;
     p->next = s->procs;
     s->procs = p;
     sl->proc = p;

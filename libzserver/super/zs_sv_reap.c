@@ -21,6 +21,10 @@
 #include "zs_sv_int.h"
 #include "core/zserver_core.h"
 
+/* A stray that started up to this long before a process did may still be its: /proc start
+ * times have clock-tick resolution, and lived is measured at the loop iteration. */
+#define START_SLACK 0.25
+
 void zs_sv_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -84,35 +88,81 @@ int zs_sv_is_supervised(pid_t pid, void *ctx)
     return 0;
 }
 
-/* A process that exits 0 at once and leaves processes behind put itself in the background:
- * say so once (its first failure in a row), naming what it left. */
-/* A process that exited 0 at once may have put itself in the background: the strays that
- * appeared since the last look and started after it did are what it left (a stray older than
- * it belongs to something else, e.g. another service's helper). */
+/* The strays now, in a malloc'd *out; their count, or -1 when unknown. */
+static int strays_now(zs_supervisor *s, pid_t **out)
+{
+    size_t cap = 64;
+    for (;;) {
+        pid_t *v = zs_xcalloc(cap, sizeof(pid_t));
+        int n = zs_strays_find(zs_sv_is_supervised, s, v, cap);
+        if (n >= 0 && (size_t)n <= cap) {
+            *out = v;
+            return n;
+        }
+        free(v);
+        if (n < 0) {
+            *out = NULL;
+            return -1;
+        }
+        cap = (size_t)n * 2;
+    }
+}
+
+static int seen_stray(const zs_supervisor *s, pid_t pid)
+{
+    for (int k = 0; k < s->nseen_strays; k++)
+        if (s->seen_strays[k] == pid)
+            return 1;
+    return 0;
+}
+
+/* After each batch of reaped children: the strays of now are accounted for, so the next
+ * daemonize check counts only what appeared since (what its process left, or what was
+ * orphaned silently meanwhile: check_daemonized sorts that out). */
+static void remember_strays(zs_supervisor *s)
+{
+    pid_t *v;
+    int n = strays_now(s, &v);
+    if (n < 0)
+        return;
+    free(s->seen_strays);
+    s->seen_strays = v;
+    s->nseen_strays = n;
+}
+
+/* A process that exited 0 at once may have put itself in the background.  What it left are the
+ * strays that appeared since the last batch of reaped children (remember_strays) and are its:
+ * in its session or process group; or, in a session of their own (setsid, as a daemon does),
+ * started after it (a stray older than it belongs to something else).  A stray in the session
+ * of another process still supervised, or of a stray already accounted for, is that one's
+ * (a helper another service's process left, without a SIGCHLD to tell us when). */
 static void check_daemonized(zs_supervisor *s, const zs_proc *p, double lived)
 {
-    pid_t found[64];
-    int n = zs_strays_find(zs_sv_is_supervised, s, found, 64);
-    if (n <= 0)
+    pid_t *found;
+    int n = strays_now(s, &found);
+    if (n <= 0) {
+        free(found);
         return;
+    }
     char list[256] = "";
     size_t len = 0;
     int fresh = 0;
-    for (int i = 0; i < n && i < 64; i++) {
-        int seen = 0;
-        for (int k = 0; k < s->nseen_strays && !seen; k++)
-            seen = s->seen_strays[k] == found[i];
-        double age = zs_strays_age(found[i]);
-        if (seen || (age >= 0 && age > lived + 0.5))
+    for (int i = 0; i < n; i++) {
+        pid_t pid = found[i], sid = getsid(pid);
+        if (seen_stray(s, pid))
             continue;
+        if (sid != p->pid && getpgid(pid) != p->pid) {
+            if (sid > 0 && sid != pid && (zs_sv_is_supervised(sid, s) || seen_stray(s, sid)))
+                continue;
+            double age = zs_strays_age(pid);
+            if (age >= 0 && age > lived + START_SLACK)
+                continue;
+        }
         fresh++;
         if (len < sizeof(list) - 16)
-            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%ld", len ? " " : "", (long)found[i]);
+            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%ld", len ? " " : "", (long)pid);
     }
-    free(s->seen_strays);
-    s->seen_strays = zs_xcalloc((size_t)(n < 64 ? n : 64), sizeof(pid_t));
-    memcpy(s->seen_strays, found, (size_t)(n < 64 ? n : 64) * sizeof(pid_t));
-    s->nseen_strays = n < 64 ? n : 64;
+    free(found);
     if (fresh)
         zerror("%s: pid %ld exited with status 0 at once and left %d process%s running (pid %s): the program "
                "put itself in the background (daemonized). masterd supervises the process it starts: run the "
@@ -132,6 +182,8 @@ static void reaped(zs_supervisor *s, pid_t pid, int status, double now)
         return;
     }
     describe_status(status, how, sizeof(how));
+    if (s->hooks.child_reaped)
+        s->hooks.child_reaped(pid, s->hooks.ctx);
     if (!p) {
         zdebug("reaped pid %ld (not a supervised process): %s", (long)pid, how);
         return;
@@ -174,4 +226,5 @@ void zs_sv_child_cb(struct ev_loop *loop, ev_child *w, int revents)
     pid_t pid;
     while ((pid = waitpid(-1, &st, WNOHANG | WUNTRACED | WCONTINUED)) > 0)
         reaped(s, pid, st, now);
+    remember_strays(s);
 }

@@ -32,6 +32,15 @@ time.sleep(float(sys.argv[1]))
 """
 
 
+# C0 and C1 controls (raw 0x9b is an 8-bit CSI, 0x85 NEL; U+009B is the same CSI in UTF-8) and
+# bytes that are not UTF-8 (a lone 0xff, an overlong '/', a surrogate) are escaped; valid UTF-8
+# text (accents, CJK, an emoji) passes unchanged.
+HOSTILE_BYTES = (b"A\x1b[31mB\x9b2JC\x85D caf\xc3\xa9 \xe6\x97\xa5\xf0\x9f\x98\x80 \xc2\x9b \xc0\xaf "
+                 b"\xed\xa0\x80 \xff\xfe \xe6\x97 end")
+HOSTILE_ESCAPED = (b"A\\x1b[31mB\\x9b2JC\\x85D caf\xc3\xa9 \xe6\x97\xa5\xf0\x9f\x98\x80 \\xc2\\x9b \\xc0\\xaf "
+                   b"\\xed\\xa0\\x80 \\xff\\xfe \\xe6\\x97 end\n")
+
+
 class Relay(MasterTest):
     def script(self, m, name, text):
         p = m.path(name)
@@ -122,3 +131,34 @@ class Relay(MasterTest):
         uid = int(lib.proc_status(pid)["Uid"].split()[0])
         self.assertNotEqual(uid, 0)
         self.assertEqual(os.stat("/proc/%d/fd/2" % pid).st_uid, uid)
+
+    def raw_log(self, m):
+        with open(m.log_path, "rb") as f:
+            return f.read()
+
+    def test_c1_controls_and_invalid_utf8_escaped_in_relayed_lines(self):
+        m = self.master()
+        p = self.script(m, "c1.py", "#!/usr/bin/env python3\nimport os, time\nos.write(1, %r + b'\\n')\n"
+                                    "time.sleep(100)\n" % HOSTILE_BYTES)
+        m.write("c.cf", "server-command = %s\n" % p)
+        m.start()
+        (pid,) = m.wait_children(1)
+        stamp = b"[c pid %d] " % pid
+        wait_until(lambda: stamp in self.raw_log(m), 5, what="the child's line")
+        self.assertIn(b"\n" + stamp + HOSTILE_ESCAPED, self.raw_log(m))
+        self.assertNotRegex(self.raw_log(m), re.compile(b"[\x80-\x9f](?<![\x80-\xbf])"))  # no raw C1
+        self.raw_log(m).decode("utf-8")  # the whole log is valid UTF-8
+
+    def test_c1_controls_and_invalid_utf8_escaped_in_masterlog_lines(self):
+        m = self.master()
+        os.chmod(m.dir, 0o755)
+        p = self.script(m, "c1.py", "#!/usr/bin/env python3\nimport socket, sys, time\n"
+                                    "socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(%r, sys.argv[1])\n"
+                                    "time.sleep(100)\n" % HOSTILE_BYTES)
+        m.write("c.cf", "server-command = %s {dir}/ml.sock\nserver-log = masterlog,{dir}/ml.sock\n" % p)
+        m.start()
+        (pid,) = m.wait_children(1)
+        stamp = b"[c pid %d] " % pid
+        wait_until(lambda: stamp in self.raw_log(m), 5, what="the child's datagram")
+        self.assertIn(b"\n" + stamp + HOSTILE_ESCAPED, self.raw_log(m))
+        self.raw_log(m).decode("utf-8")

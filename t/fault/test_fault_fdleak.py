@@ -5,9 +5,15 @@ reloads give two other services (a plain program and a libzserver one) a new gen
 Throughout, every child has exactly the contract's fds (checked from fdserver's own report and
 from /proc); afterwards masterd, back in its starting configuration, holds exactly the fds it
 held before (same count, same kinds).
+
+A child that exits while an orphan it left (`sleep 1000 &`) still holds its stdout/stderr pipe
+does not cost masterd a descriptor for the orphan's life: the pipe is drained and closed when
+the child is reaped (its last lines are still relayed, before its exit line), so masterd's fd
+count stays flat over many restarts; the orphan writing later gets EPIPE/SIGPIPE.
 """
 import collections
 import os
+import re
 import signal
 import stat
 import time
@@ -116,6 +122,38 @@ class FdAudit(lib.MasterTest):
         self.assertEqual(zombies, [])
         self.assertEqual(m.stop(), 0)
 
+
+    def test_orphans_holding_output_pipes_do_not_grow_masterd_fds(self):
+        m = self.master()
+        # Each process leaves a silent sleeper and a late writer holding its output pipe, prints
+        # a last line and a partial one, and exits non-zero after 1.1 s (an immediate restart).
+        leaver = lib.script(m, "leaver.sh",
+                            "#!/bin/sh\nsleep 1000 &\n(sleep 2; echo late from $$) &\nsleep 1.1\n"
+                            "echo bye from $$\nprintf 'tail of %s' $$\nexit 1\n")
+        m.write("c.cf", "server-command = %s\nserver-proc-count = 8\n" % leaver)
+        m.start(expect_children=8)
+        base = lib.fd_count(m.pid)
+        lib.wait_until(lambda: len(lib.started_pids(m.log(), "c")) >= 8 + 32, 20,
+                       what="32 restarts (have %d)" % (len(lib.started_pids(m.log(), "c")) - 8))
+        # Each of those left a sleeper (adopted by masterd, a subreaper) holding its old pipe.
+        orphans = [p for p in lib.children(m.pid) if p not in lib.started_pids(m.log(), "c")]
+        self.assertGreaterEqual(len(orphans), 32)
+        lib.wait_until(lambda: lib.fd_count(m.pid) <= base + 2, 5,
+                       what="masterd's fds to stay near %d (now %d, %d orphans)" % (
+                           base, lib.fd_count(m.pid), len(orphans)))
+        log = m.log()
+        ended = [int(p) for p in re.findall(r" c: pid (\d+) exited with status 1 after", log)]
+        self.assertGreaterEqual(len(ended), 32)
+        for pid in ended:
+            # Drained when reaped: its last line, and the partial one, before its exit line.
+            exit_at = log.index(" c: pid %d exited" % pid)
+            for line in ("[c pid %d] bye from %d\n" % (pid, pid), "[c pid %d] tail of %d\n" % (pid, pid)):
+                self.assertIn(line, log)
+                self.assertLess(log.index(line), exit_at, line)
+        # A writer that outlived its parent wrote into a closed pipe: nothing of it is relayed.
+        lib.wait_until(lambda: len(re.findall(r" c: pid \d+ exited", m.log())) >= 48, 20, what="16 more exits")
+        self.assertNotIn("late from", m.log())
+        self.assertEqual(m.stop(), 0)
 
 if __name__ == "__main__":
     import unittest

@@ -213,6 +213,32 @@ class Master(lib.MasterTest):
         self.assertIn("left 1 process running", last)
         self.assertEqual(m.stop(timeout=20), 0)
 
+    def test_daemonize_error_ignores_young_helpers_of_other_services(self):
+        """The hostile tester's second find: helpers another service's processes leave while dz
+        starts (young ones, so their age said nothing) were counted as dz's."""
+        m = self.master()
+        dz = lib.script(m, "dz.sh", "#!/bin/sh\n(setsid sleep 300 </dev/null >/dev/null 2>&1 &)\nexit 0\n")
+        # A helper every 50 ms for 4 s, each orphaned at once (its subshell exits) and adopted by
+        # masterd without a SIGCHLD; it stays in the service's session.
+        busy = lib.script(m, "busy.sh", "#!/bin/sh\ni=0\nwhile [ $i -lt 80 ]; do (sleep 300 </dev/null >/dev/null 2>&1 &)\n"
+                                        "i=$((i+1)); sleep 0.05; done\nexec sleep 300\n")
+        # The repro's other service: a helper in a session of its own, orphaned when it exits.
+        other = lib.script(m, "other.sh", "#!/bin/sh\nsetsid sleep 300 </dev/null >/dev/null 2>&1 &\nsleep 1.2\nexit 0\n")
+        m.write("dz.cf", "server-command = %s\n" % dz)
+        m.write("busy.cf", "server-command = %s\n" % busy)
+        m.write("other.cf", "server-command = %s\n" % other)
+        m.start()
+        lib.wait_until(lambda: "put itself in the background" in m.log(), 5, what="the first daemonize error")
+        for i in range(3):  # a new generation of dz only, while busy's helpers keep coming
+            lib.wait_until(lambda: len(lib.children(m.pid)) >= 10 * (i + 1), 10, what="busy's helpers")
+            m.write("dz.cf", "server-command = %s\nx-changed = %d\n" % (dz, i))
+            m.signal(signal.SIGHUP)
+            lib.wait_until(lambda: m.log().count("put itself in the background") >= i + 2, 10,
+                           what="daemonize error %d" % (i + 2))
+        reports = [l for l in m.log().splitlines() if "put itself in the background" in l]
+        self.assertEqual([r for r in reports if "left 1 process running" not in r], [])
+        self.assertEqual(m.stop(timeout=20), 0)
+
     def test_daemonizing_program_stopped_with_proc_scan_fallback(self):
         took, _ = self.check_daemon_stopped(env=dict(os.environ, ZS_STRAYS_SCAN="1"))
         self.assertLess(took, 4.0)

@@ -6,9 +6,14 @@ so 150 processes all start; its children get the soft limit masterd was started 
 (unless server-max-nofile says otherwise).  A configuration that cannot fit even the hard limit
 is an error with the figures (needed vs available) in -t and at start (exit 2), and a reload to
 one is refused with "nothing changed".
+
+A child that fails before exec, even before its output pipe is its stderr (here: out of
+descriptors while placing its fds), says why in masterd's log (-log file), stamped with its
+service, never on masterd's own stderr.
 """
 import os
 import re
+import resource
 import signal
 import unittest
 
@@ -88,6 +93,31 @@ class MasterNofile(lib.MasterTest):
         self.assertNotIn("Too many open files", m.log())
         self.assertEqual(m.stop(), 0)
 
+
+    def test_child_setup_failure_reaches_the_log(self):
+        m = self.master({"c.cf": "server-command = /bin/sleep 1000\n"})
+        target = m.path("file.log")
+        m.args += ["-log", "file," + target]
+        m.start(wait_ready=False)
+        (pid,) = m.wait_children(1)
+        # Room for the next child's pipe and status channel in masterd, and one descriptor more
+        # in the child: it fails placing its fds, before its stderr is the pipe.
+        soft, hard = resource.prlimit(m.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(m.pid, resource.RLIMIT_NOFILE, (lib.fd_count(m.pid) + 2, hard))
+        os.kill(pid, signal.SIGKILL)
+
+        def file_log():
+            with open(target) as f:
+                return f.read()
+        line = lib.wait_until(lambda: re.search(r"^\[c pid (\d+)\] c: child \1: [^\n]+: Too many open files$",
+                                                file_log(), re.M), 10, what="the child's error in the log file")
+        self.assertRegex(file_log(), r"c: pid %s exited with status 126" % line.group(1))
+        self.assertNotIn("Too many open files", m.log())  # masterd's stderr
+        # With its descriptors back, the service runs again.
+        resource.prlimit(m.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        lib.wait_until(lambda: [p for p in m.children() if lib.proc_stat(p) and
+                                open("/proc/%d/comm" % p).read().strip() == "sleep"], 10, what="sleep to run again")
+        self.assertEqual(m.stop(), 0)
 
 if __name__ == "__main__":
     unittest.main()

@@ -433,29 +433,30 @@ START_TEST(test_every_error_reported)
 }
 END_TEST
 
+/* Not read at all: -2 (a file with refused lines is -1, its other lines read). */
 START_TEST(test_unreadable)
 {
     char *p = zs_xasprintf("%s/missing.cf", tmp);
     zs_config c;
     zs_errs e = { 0 };
     zs_config_init(&c);
-    ck_assert_int_eq(zs_config_load_file(&c, p, &e), -1);
+    ck_assert_int_eq(zs_config_load_file(&c, p, &e), -2);
     ASSERT_ERR(&e, 0, "%s: No such file or directory", p);
     /* A directory where a file should be. */
     char *d = zs_xasprintf("%s/dir.cf", tmp);
     ck_assert_int_eq(mkdir(d, 0755), 0);
-    ck_assert_int_eq(zs_config_load_file(&c, d, &e), -1);
+    ck_assert_int_eq(zs_config_load_file(&c, d, &e), -2);
     ck_assert_uint_eq(e.n, 2);
     ASSERT_ERR(&e, 1, "%s: a directory, not a regular file", d);
     /* A FIFO is refused without waiting for a writer; a dangling symlink says so. */
     char *f = zs_xasprintf("%s/fifo.cf", tmp), *l = zs_xasprintf("%s/link.cf", tmp);
     ck_assert_int_eq(mkfifo(f, 0644), 0);
-    ck_assert_int_eq(zs_config_load_file(&c, f, &e), -1);
+    ck_assert_int_eq(zs_config_load_file(&c, f, &e), -2);
     ASSERT_ERR(&e, 2, "%s: a FIFO, not a regular file", f);
     ck_assert_int_eq(symlink(p, l), 0);
-    ck_assert_int_eq(zs_config_load_file(&c, l, &e), -1);
+    ck_assert_int_eq(zs_config_load_file(&c, l, &e), -2);
     ASSERT_ERR(&e, 3, "%s: dangling symbolic link (its target does not exist)", l);
-    ck_assert_int_eq(zs_config_load_file(&c, "/dev/null", &e), -1);
+    ck_assert_int_eq(zs_config_load_file(&c, "/dev/null", &e), -2);
     ASSERT_ERR(&e, 4, "/dev/null: a character device, not a regular file");
     free(f);
     free(l);

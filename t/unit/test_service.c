@@ -164,13 +164,14 @@ START_TEST(test_every_key)
 }
 END_TEST
 
-/* Keys that do not start with server- belong to the program: kept, never an error. */
+/* Keys that do not start with server- (in any case: test_service_keys.c) belong to the
+ * program: kept, never an error. */
 START_TEST(test_program_keys_kept)
 {
     const char *text = "server-command = /bin/true\n"
                        "abc = xxx\n"
                        "host = linuxmail.cn\n"
-                       "Server-Colour = red\n"
+                       "Serverproc = 1\n"
                        "serverproc = 1\n"
                        "my-server-x = 2\n";
     zs_service s;
@@ -182,7 +183,7 @@ START_TEST(test_program_keys_kept)
     ck_assert_int_eq(zs_config_load_file(&c, cf, &e), 0);
     ck_assert_str_eq(zs_config_get(&c, "abc", NULL), "xxx");
     ck_assert_str_eq(zs_config_get(&c, "host", NULL), "linuxmail.cn");
-    ck_assert_str_eq(zs_config_get(&c, "Server-Colour", NULL), "red");
+    ck_assert_str_eq(zs_config_get(&c, "Serverproc", NULL), "1");
     zs_config_free(&c);
 }
 END_TEST
@@ -563,12 +564,15 @@ START_TEST(test_duplicate_address)
     zs_service s;
     zs_errs e = { 0 };
     ck_assert_int_eq(validate(text, 1, &s, &e), -1);
-    ck_assert_uint_eq(e.n, 4);
+    ck_assert_uint_eq(e.n, 5);
     ASSERT_ERR(&e, 0, "%s:3: server-service: 'smtp://0.0.0.0:25' is already listed at %s:2 ('0:25')", cf, cf);
     ASSERT_ERR(&e, 1, "%s:4: server-service: ':25' is already listed at %s:2 ('0:25')", cf, cf);
     ASSERT_ERR(&e, 2, "%s:4: server-service: '[0::0]:25' is already listed at %s:2 ('[::]:25')", cf, cf);
     ASSERT_ERR(&e, 3, "%s:5: server-service: 'local:%s/./s.sock' is already listed at %s:2 ('%s/s.sock')", cf, tmp,
                cf, tmp);
+    /* A fifo at the socket's path: the same file, whatever the kinds. */
+    ASSERT_ERR(&e, 4, "%s:5: server-service: 'fifo:%s/s.sock' is the path '%s/s.sock' of '%s/s.sock' at %s:2 (a unix "
+               "socket and a fifo cannot share a path)", cf, tmp, tmp, tmp, cf);
     zs_errs_free(&e);
     free(text);
 
