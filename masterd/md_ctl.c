@@ -1,6 +1,8 @@
 /*
  * md_ctl.c — the control socket and the metrics listener (md_ctl.h, doc/CONTRACT.md §12):
- * accepting, the peer check, reading one request, writing one reply, and closing.
+ * accepting, reading one request, writing one reply, and closing.  Who may connect is
+ * md_ctl_peer.c's, what an HTTP request is answered md_ctl_http.c's, a control request
+ * md_ctl_cmd.c's.
  *
  * One request a connection.  Every client has a fixed input buffer, a reply capped at
  * MD_CTL_MAX_REPLY and an idle timer (MD_CTL_IDLE without progress closes it); at most
@@ -10,7 +12,6 @@
  */
 #include <errno.h>
 #include <grp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,6 @@
 #define ACCEPTS_PER_WAKE 16
 #define RELOAD_POLL 0.05
 #define LINGER_MAX 65536    /* bytes read away after a reply before closing anyway */
-#define METRICS_REUSE 1.0   /* seconds one gathering of the metrics serves HTTP scrapes */
 
 typedef struct client {
     struct client *next;
@@ -58,54 +58,9 @@ static struct {
     ino_t ino;
     client *clients;
     int nclients, nhttp;
-    md_buf metrics;      /* the last metrics text served over HTTP... */
-    double metrics_at;   /* ...and when it was made: scrapes within METRICS_REUSE share it */
     ev_timer reload_w;   /* polls waiting reloads; runs only while one waits */
     gid_t group;         /* -control-group, or (gid_t)-1 */
-    double refused_at;   /* rate limit of the "refused" log line */
-    unsigned refused_quiet;
 } C = { .ctl = { .fd = -1 }, .http = { .fd = -1 }, .group = (gid_t)-1 };
-
-void md_buf_printf(md_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    if (b->over)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if (b->p && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        if (b->len + (size_t)n + 1 > MD_CTL_MAX_REPLY) {
-            b->over = 1;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        b->p = zs_xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-}
-
-void md_buf_json_str(md_buf *b, const char *s)
-{
-    md_buf_printf(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; c && *c; c++) {
-        if (*c == '"' || *c == '\\')
-            md_buf_printf(b, "\\%c", *c);
-        else if (*c < 0x20 || *c == 0x7f)
-            md_buf_printf(b, "\\u%04x", *c);
-        else
-            md_buf_printf(b, "%c", *c);
-    }
-    md_buf_printf(b, "\"");
-}
 
 char *md_ctl_default_path(const char *pid_file)
 {
@@ -148,43 +103,6 @@ static void client_reply(client *c, int status)
     ev_io_stop(C.loop, &c->io);
     ev_io_set(&c->io, c->fd, EV_WRITE);
     ev_io_start(C.loop, &c->io);
-}
-
-static void http_answer(client *c)
-{
-    char method[16] = "", target[64] = "";
-    md_buf body = { 0 };
-    const char *code = "200 OK";
-    int bad_method = 0;
-    if (sscanf(c->in, "%15s %63s", method, target) != 2) {
-        code = "400 Bad Request";
-    } else if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
-        code = "405 Method Not Allowed";
-        bad_method = 1;
-    } else if (strcmp(target, "/metrics")) {
-        code = "404 Not Found";
-    }
-    if (!strcmp(code, "200 OK")) {
-        /* Gathering reads /proc for every process: a scraper hammering us gets the same
-         * text for METRICS_REUSE seconds instead of making masterd gather again each time. */
-        double now = ev_now(C.loop);
-        if (!C.metrics.p || now - C.metrics_at >= METRICS_REUSE || now < C.metrics_at) {
-            free(C.metrics.p);
-            memset(&C.metrics, 0, sizeof(C.metrics));
-            md_status_metrics(&C.metrics);
-            C.metrics_at = now;
-        }
-        md_buf_printf(&body, "%.*s", (int)C.metrics.len, C.metrics.p ? C.metrics.p : "");
-    } else {
-        md_buf_printf(&body, "%s\n", code);
-    }
-    md_buf_printf(&c->out, "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                  "Content-Length: %zu\r\n%sConnection: close\r\n\r\n", code, body.len,
-                  bad_method ? "Allow: GET, HEAD\r\n" : "");
-    if (strcmp(method, "HEAD") && body.len)
-        md_buf_printf(&c->out, "%.*s", (int)body.len, body.p);
-    free(body.p);
-    client_reply(c, 0);
 }
 
 static void ctl_answer(client *c, char *line)
@@ -242,10 +160,12 @@ static void client_read(client *c)
     *end = '\0';
     if (!c->http && end > c->in && end[-1] == '\r')
         end[-1] = '\0';
-    if (c->http)
-        http_answer(c);
-    else
+    if (c->http) {
+        md_http_answer(c->in, &c->out, ev_now(C.loop));
+        client_reply(c, 0);
+    } else {
         ctl_answer(c, c->in);
+    }
 }
 
 static void client_write(client *c)
@@ -327,46 +247,6 @@ static void reload_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_stop(loop, w);
 }
 
-/* Whether the peer on fd has gid among its groups (SO_PEERGROUPS: the groups it connected
- * with, not what it could claim). */
-static int peer_in_group(int fd, gid_t gid)
-{
-    gid_t groups[256];
-    socklen_t len = sizeof(groups);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-        return 0; /* ERANGE (over 256 groups) or an old kernel: not a member as far as we know */
-    for (size_t i = 0; i < len / sizeof(gid_t); i++)
-        if (groups[i] == gid)
-            return 1;
-    return 0;
-}
-
-/* Root, masterd's own user and -control-group's members only (a unix socket's mode alone
- * could be widened by anyone who can chmod it).  Refusals are logged once a minute at most, with how many were quiet. */
-static int peer_allowed(int fd)
-{
-    struct ucred cr;
-    socklen_t len = sizeof(cr);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
-        zwarning("control socket: SO_PEERCRED: %s", strerror(errno));
-        return 0;
-    }
-    if (cr.uid == 0 || cr.uid == geteuid())
-        return 1;
-    if (C.group != (gid_t)-1 && (cr.gid == C.group || peer_in_group(fd, C.group)))
-        return 1;
-    double now = ev_now(C.loop);
-    if (C.refused_at == 0 || now - C.refused_at >= 60) {
-        zwarning("control socket: refused pid %ld uid %ld (only root and uid %ld may connect)%s", (long)cr.pid,
-                 (long)cr.uid, (long)geteuid(), C.refused_quiet ? " (and earlier refusals not logged)" : "");
-        C.refused_at = now;
-        C.refused_quiet = 0;
-    } else {
-        C.refused_quiet++;
-    }
-    return 0;
-}
-
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
@@ -400,7 +280,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         C.clients = c;
         C.nclients++;
         C.nhttp += c->http;
-        if (!ls->http && !peer_allowed(fd)) {
+        if (!ls->http && !md_ctl_peer_allowed(fd, C.group, ev_now(loop))) {
             /* Answered at once; its request is read away unseen (the lingering close). */
             md_buf_printf(&c->out, "error: permission denied\n");
             client_reply(c, 4);
@@ -510,6 +390,5 @@ void md_ctl_stop(void)
         unlink(C.path);
     free(C.path);
     C.path = NULL;
-    free(C.metrics.p);
-    memset(&C.metrics, 0, sizeof(C.metrics));
+    md_http_free();
 }

@@ -7,6 +7,7 @@
 #ifndef MD_CTL_H
 #define MD_CTL_H
 #include <stddef.h>
+#include <sys/types.h>
 #include "md_master.h"
 
 struct ev_loop;
@@ -19,7 +20,7 @@ struct ev_loop;
 #define MD_CTL_IDLE 10.0            /* seconds a client may make no progress */
 #define MD_CTL_LIFETIME 60.0        /* seconds to send a request, and again to take the reply */
 
-/* A growing reply buffer: appends past MD_CTL_MAX_REPLY set `over` and are dropped. */
+/* md_buf.c: a growing reply buffer: appends past MD_CTL_MAX_REPLY set `over` and are dropped. */
 typedef struct md_buf {
     char *p;
     size_t len, cap;
@@ -39,6 +40,12 @@ int md_ctl_start(struct ev_loop *loop, const char *path, const char *group, cons
                  size_t errlen);
 /* Closes every client and listener; removes the control socket file if it is still ours. */
 void md_ctl_stop(void);
+/* md_ctl_peer.c: whether the control socket's peer on fd may be served (root, masterd's uid,
+ * a member of group unless it is (gid_t)-1); a refusal is logged, once a minute at most. */
+int md_ctl_peer_allowed(int fd, gid_t group, double now);
+/* md_ctl_http.c: the whole HTTP reply to the request head req into out; the cached metrics freed. */
+void md_http_answer(const char *req, md_buf *out, double now);
+void md_http_free(void);
 
 /* md_ctl_cmd.c: answers one control request line into out; returns the exit status for the
  * reply's last line, or -1 when the reply waits for the reload in *rl (md_ctl_reload_poll). */
