@@ -6,9 +6,12 @@
  *
  * One request a connection.  Every client has a fixed input buffer, a reply capped at
  * MD_CTL_MAX_REPLY and an idle timer (MD_CTL_IDLE without progress closes it); at most
- * MD_CTL_MAX_CLIENTS are served at once and more are closed on accept, so nothing a client
- * does can hold the loop or grow masterd without bound.  Timers run only while a client is
- * connected (or a reload is waited for): an idle masterd with the socket open never wakes.
+ * MD_CTL_MAX_CLIENTS are served at once and more are answered and closed on accept, so nothing
+ * a client does can hold the loop or grow masterd without bound.  A peer the credentials check
+ * refuses is answered and closed on accept too: it never takes a client's place.  Every
+ * connection pending is taken in one loop iteration (up to ACCEPTS_PER_WAKE, over the backlog),
+ * so a flood of refused connects cannot keep an allowed one waiting behind it.  Timers run only
+ * while a client is connected (or a reload is waited for): an idle masterd never wakes.
  */
 #include <errno.h>
 #include <grp.h>
@@ -24,7 +27,7 @@
 #include "core/zs_log.h"
 #include "core/zserver_core.h"
 
-#define ACCEPTS_PER_WAKE 16
+#define ACCEPTS_PER_WAKE (2 * MD_CTL_MAX_CLIENTS) /* over the listen backlog: all that is pending */
 #define RELOAD_POLL 0.05
 #define LINGER_MAX 65536    /* bytes read away after a reply before closing anyway */
 
@@ -247,6 +250,17 @@ static void reload_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_stop(loop, w);
 }
 
+/* A connection turned away on accept: what it sent already is read away (closing on unread
+ * data would reset it, and the answer with it), the one-line answer written if the socket takes
+ * it now, and it is closed.  It never was a client: no slot, no timer, nothing to wait for. */
+static void turn_away(int fd, const char *answer)
+{
+    char junk[MD_CTL_MAX_REQUEST];
+    (void)!recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+    (void)!send(fd, answer, strlen(answer), MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(fd);
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
@@ -258,11 +272,15 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 zwarning("control socket: accept: %s", strerror(errno));
             return;
         }
+        if (!ls->http && !md_ctl_peer_allowed(fd, C.group, ev_now(loop))) {
+            turn_away(fd, "error: permission denied\nstatus 4\n");
+            continue;
+        }
         if (C.nclients >= MD_CTL_MAX_CLIENTS || (ls->http && C.nhttp >= MD_CTL_MAX_HTTP_CLIENTS)) {
-            static const char busy[] = "error: busy (too many clients)\nstatus 1\n";
-            if (!ls->http)
-                (void)!write(fd, busy, sizeof(busy) - 1);
-            close(fd);
+            if (ls->http)
+                close(fd);
+            else
+                turn_away(fd, "error: busy (too many clients)\nstatus 1\n");
             continue;
         }
         client *c = zs_xcalloc(1, sizeof(*c));
@@ -280,11 +298,6 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         C.clients = c;
         C.nclients++;
         C.nhttp += c->http;
-        if (!ls->http && !md_ctl_peer_allowed(fd, C.group, ev_now(loop))) {
-            /* Answered at once; its request is read away unseen (the lingering close). */
-            md_buf_printf(&c->out, "error: permission denied\n");
-            client_reply(c, 4);
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 /*
  * md_ctl_peer.c — who may use the control socket (doc/CONTRACT.md §12): the kernel's
  * credentials of the peer (SO_PEERCRED, SO_PEERGROUPS), never anything it says, and the
- * rate-limited log line of a refusal.
+ * rate-limited log line of a refusal (a flood of refused connects cannot fill the log).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,7 +31,8 @@ static int peer_in_group(int fd, gid_t gid)
 }
 
 /* Root, masterd's own user and -control-group's members only (a unix socket's mode alone
- * could be widened by anyone who can chmod it).  Refusals are logged once a minute at most. */
+ * could be widened by anyone who can chmod it).  Refusals are logged once a minute at most,
+ * with how many went unlogged since the last line. */
 int md_ctl_peer_allowed(int fd, gid_t group, double now)
 {
     struct ucred cr;
@@ -45,8 +46,11 @@ int md_ctl_peer_allowed(int fd, gid_t group, double now)
     if (group != (gid_t)-1 && (cr.gid == group || peer_in_group(fd, group)))
         return 1;
     if (refused_at == 0 || now - refused_at >= REFUSED_LOG_EVERY) {
+        char quiet[64] = "";
+        if (refused_quiet)
+            snprintf(quiet, sizeof(quiet), " (and %u more since the last such line)", refused_quiet);
         zwarning("control socket: refused pid %ld uid %ld (only root and uid %ld may connect)%s", (long)cr.pid,
-                 (long)cr.uid, (long)geteuid(), refused_quiet ? " (and earlier refusals not logged)" : "");
+                 (long)cr.uid, (long)geteuid(), quiet);
         refused_at = now;
         refused_quiet = 0;
     } else {

@@ -1,0 +1,228 @@
+"""Hostile and careless users of the control plane (doc/CONTRACT.md §12): other uids that can
+reach the socket file, connect errors, bytes that are not UTF-8 in names and paths, a reload
+waited for while masterd stops, the metrics listener's limits and targets, masterctl's
+arguments, and general_master.sh status's exit code.
+
+Everything is a real masterd, real sockets and real other uids (setpriv to nobody, as
+test_control.py does); a test that needs root skips when not root.
+"""
+import json
+import os
+import pwd
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+import lib
+from lib import CHANNEL_CHILD, MasterTest, free_port, script, wait_until
+
+MASTERCTL = os.path.join(lib.BUILD, "masterd", "masterctl")
+GENERAL_MASTER = os.path.join(lib.ROOT, "scripts", "general_master.sh")
+SLEEP = "server-command = /bin/sleep 1000\n"
+# Says HELLO and never READY: a generation of it stays "starting" until server-ready-timeout.
+NEVER_READY = CHANNEL_CHILD + "rec(1, os.getpid())\nwhile True:\n    time.sleep(60)\n"
+
+# Run as nobody: connects argv[2] times to the control socket argv[1] and holds them all; prints
+# "connected N", then what the first connection got and how long until its EOF; exits when its
+# stdin closes.
+HOG = r'''
+import socket, sys, time
+socks = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    socks.append(s)
+print("connected", len(socks), flush=True)
+s = socks[0]
+s.settimeout(15)
+t0, got = time.monotonic(), b""
+try:
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+except OSError as e:
+    got += b"<%r>" % e
+print(repr(got), round(time.monotonic() - t0, 2), flush=True)
+sys.stdin.read()
+'''
+
+# Run as nobody: for argv[2] seconds connects to argv[1] as fast as it can, holding the latest
+# 60 connections (the oldest is closed as each new one opens).  Prints how many it made.
+FLOOD = r'''
+import collections, socket, sys, time
+held, n, end = collections.deque(), 0, time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(sys.argv[1])
+    except OSError:
+        s.close()
+        continue
+    n += 1
+    held.append(s)
+    if len(held) > 60:
+        held.popleft().close()
+print(n, flush=True)
+'''
+
+
+def as_user(user, argv):
+    return ["setpriv", "--reuid=%d" % user.pw_uid, "--regid=%d" % user.pw_gid, "--clear-groups"] + list(argv)
+
+
+def ctl_path(m):
+    return m.pid_file[:-4] + ".ctl"
+
+
+def ctl(m, *args, user=None, timeout=30, opts=None):
+    """masterctl on m's control socket; bytes out (nothing is decoded for the caller)."""
+    cmd = [MASTERCTL] + (["-control", ctl_path(m)] if opts is None else list(opts)) + list(args)
+    return subprocess.run(as_user(user, cmd) if user else cmd, capture_output=True, timeout=timeout)
+
+
+def json_status(m):
+    r = ctl(m, "status", "--json")
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    return {s["name"]: s for s in json.loads(r.stdout)["services"]}
+
+
+def read_line(f, deadline):
+    """One line from the pipe f (bytes), or b'' at EOF; AssertionError at the deadline."""
+    line = b""
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([f], [], [], left)[0]:
+            raise AssertionError("no whole line in time (have %r)" % line)
+        b = os.read(f.fileno(), 1)
+        if not b:
+            return line
+        line += b
+    return line
+
+
+def http(port, req, timeout=5):
+    """Sends req to 127.0.0.1:port and reads until EOF; a reset after some bytes ends the read."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    out = b""
+    try:
+        s.sendall(req)
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except ConnectionResetError:
+        if not out:
+            raise
+    finally:
+        s.close()
+    return out
+
+
+def plain_text(test, data):
+    """data is UTF-8 with no control character but newline, no DEL and no C1 control."""
+    text = data.decode("utf-8")  # strict
+    bad = [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f]
+    test.assertEqual(bad, [], "raw control characters in %r" % text)
+    return text
+
+
+class ControlHostile(MasterTest):
+    def need_root(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root (runs clients as nobody with setpriv)")
+
+    def sleeper(self, **kw):
+        """A masterd running a.cf, a plain program (ready once it has run for 1 s)."""
+        m = self.master({"a.cf": SLEEP}, **kw).start()
+        m.wait_children(1)
+        wait_until(lambda: json_status(m)["a"]["state"] == "running", 5, what="a running")
+        return m
+
+    # -- 1. refused peers ------------------------------------------------------------------
+
+    def test_refused_peers_hold_no_client_slot(self):
+        """200 connections of another uid, held open, take no slot: root's status still works,
+        each was answered and closed at once, and one refusal line is logged."""
+        self.need_root()
+        nobody = pwd.getpwnam("nobody")
+        m = self.sleeper()
+        os.chmod(m.dir, 0o755)
+        os.chmod(ctl_path(m), 0o666)  # a careless chmod: only the credentials check is left
+        hog = subprocess.Popen(as_user(nobody, [sys.executable, "-c", HOG, ctl_path(m), "200"]),
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 10
+            self.assertEqual(read_line(hog.stdout, deadline), b"connected 200\n")
+            r = ctl(m, "status")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertRegex(r.stdout, rb"(?m)^a\s+running")
+            self.assertLessEqual(lib.fd_count(m.pid), 40, "masterd holds the refused connections")
+            got = read_line(hog.stdout, deadline)
+            reply, secs = got.rsplit(b" ", 1)
+            self.assertEqual(reply, repr(b"error: permission denied\nstatus 4\n").encode())
+            self.assertLess(float(secs), 2.0, "the refused connection was not closed at once")
+        finally:
+            hog.stdin.close()
+            hog.wait(10)
+        self.assertEqual(m.log().count("control socket: refused pid"), 1, "refusals are rate-limited")
+
+    def test_unauthorized_flood_does_not_starve_root(self):
+        """4 processes of another uid connect as fast as they can, each holding its latest 60:
+        root's masterctl is served every time, promptly."""
+        self.need_root()
+        nobody = pwd.getpwnam("nobody")
+        m = self.sleeper()
+        os.chmod(m.dir, 0o755)
+        os.chmod(ctl_path(m), 0o666)
+        floods = [subprocess.Popen(as_user(nobody, [sys.executable, "-c", FLOOD, ctl_path(m), "6"]),
+                                   stdout=subprocess.PIPE) for _ in range(4)]
+        try:
+            wait_until(lambda: m.log().count("control socket: refused pid") == 1, 5, what="the flood to begin")
+            for _ in range(5):
+                t0 = time.monotonic()
+                r = ctl(m, "status", timeout=10)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertLess(time.monotonic() - t0, 3.0)
+            made = [int(f.communicate(timeout=15)[0]) for f in floods]
+        finally:
+            for f in floods:
+                if f.poll() is None:
+                    f.kill()
+                    f.wait()
+        self.assertGreater(sum(made), 1000, "the flood was not a flood")
+        self.assertEqual(m.log().count("control socket: refused pid"), 1, "refusals are rate-limited")
+        self.assertLessEqual(lib.fd_count(m.pid), 40)
+        self.assertEqual(json_status(m)["a"]["state"], "running")
+
+    # -- 4. a synchronous reload ------------------------------------------------------------
+
+    def never_ready_reload(self):
+        """a runs; its file changes to a program that never becomes ready; `masterctl reload`
+        is started and waits.  Returns (m, the masterctl Popen)."""
+        m = self.sleeper()
+        prog = script(m, "never_ready.py", NEVER_READY)
+        m.write("a.cf", "server-command = %s\nserver-ready-timeout = 60\n" % prog)
+        p = subprocess.Popen([MASTERCTL, "-control", ctl_path(m), "reload"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        return m, p
+
+    # -- states, and general_master.sh status --------------------------------------------------
+
+    def general_status(self, m, **extra):
+        env = dict(os.environ, MASTERD=lib.MASTERD, CONFIG_DIR=m.cf, PID_FILE=m.pid_file, LOG=m.log_path)
+        env.update(extra)
+        return subprocess.run([GENERAL_MASTER, "status"], capture_output=True, text=True, timeout=30,
+                              env=env, cwd=m.dir)
+
+
+if __name__ == "__main__":
+    unittest.main()
