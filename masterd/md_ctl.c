@@ -277,10 +277,12 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             continue;
         }
         if (C.nclients >= MD_CTL_MAX_CLIENTS || (ls->http && C.nhttp >= MD_CTL_MAX_HTTP_CLIENTS)) {
-            if (ls->http)
+            if (ls->http) {
+                md_http_busy(fd);
                 close(fd);
-            else
+            } else {
                 turn_away(fd, "error: busy (too many clients)\nstatus 1\n");
+            }
             continue;
         }
         client *c = zs_xcalloc(1, sizeof(*c));

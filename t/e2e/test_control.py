@@ -425,7 +425,7 @@ class ControlTest(MasterTest):
         # Over HTTP, read-only.
         out = http_get(mport, req=b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         head, body = out.split(b"\r\n\r\n", 1)
-        self.assertTrue(head.startswith(b"HTTP/1.0 200 "), head)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
         fams = {f.name: f for f in text_string_to_metric_families(body.decode())}
         self.assertEqual(fams["masterd_up"].samples[0].value, 1.0)
         for req, code in ((b"POST /metrics HTTP/1.0\r\n\r\n", b"405"), (b"GET /stop HTTP/1.0\r\n\r\n", b"404")):
@@ -436,13 +436,14 @@ class ControlTest(MasterTest):
         mport = free_port()
         m, pa, pb = self.two(args=["-metrics", "127.0.0.1:%d" % mport])
         stuck = [socket.create_connection(("127.0.0.1", mport), timeout=5) for _ in range(40)]
-        wait_until(lambda: http_get(mport, req=b"GET /metrics HTTP/1.0\r\n\r\n") == b"", 5,
+        wait_until(lambda: http_get(mport, req=b"GET /metrics HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 503 "), 5,
                    what="scrapes beyond 32 at once turned away")
         r = ctl(m, "status")
         self.assertEqual(r.returncode, 0, r.stderr)
         for s in stuck:
             s.close()
-        out = wait_until(lambda: http_get(mport, req=b"GET /metrics HTTP/1.0\r\n\r\n"), 5, what="a scrape")
+        out = wait_until(lambda: (lambda o: o if o.startswith(b"HTTP/1.1 200 ") else None)(
+            http_get(mport, req=b"GET /metrics HTTP/1.0\r\n\r\n")), 5, what="a scrape served once the others left")
         self.assertIn(b"masterd_up 1", out)
 
     def test_idle_with_control_socket_open(self):

@@ -215,6 +215,46 @@ class ControlHostile(MasterTest):
         self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
         return m, p
 
+    # -- 5. the metrics listener -------------------------------------------------------------
+
+    def test_http_over_the_limit_gets_503(self):
+        mport = free_port()
+        m = self.sleeper(args=["-metrics", "127.0.0.1:%d" % mport])
+        stuck = [socket.create_connection(("127.0.0.1", mport), timeout=5) for _ in range(40)]
+        try:
+            out = http(mport, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, _, body = out.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            self.assertEqual(lines[0], b"HTTP/1.1 503 Service Unavailable", out)
+            self.assertRegex(head, rb"\r\nRetry-After: \d+(\r\n|$)")
+            self.assertIn(b"\r\nConnection: close", head)
+            self.assertIn(b"\r\nContent-Length: %d" % len(body), head)
+            # One of the 8 connections past the 32 was answered the same way, and closed.
+            stuck[-1].settimeout(5)
+            self.assertTrue(stuck[-1].recv(4096).startswith(b"HTTP/1.1 503 "))
+            # masterctl is not crowded out.
+            self.assertEqual(ctl(m, "status").returncode, 0)
+        finally:
+            for s in stuck:
+                s.close()
+        out = wait_until(lambda: (lambda o: o if o.startswith(b"HTTP/1.1 200 OK\r\n") else None)(
+            http(mport, b"GET /metrics HTTP/1.0\r\n\r\n")), 5, what="a scrape served once the others left")
+        self.assertIn(b"\nmasterd_up 1\n", out)
+
+    def test_http_query_string_is_ignored(self):
+        mport = free_port()
+        m = self.sleeper(args=["-metrics", "127.0.0.1:%d" % mport])
+        for target in (b"/metrics?x=1", b"/metrics?", b"/metrics?name[]=masterd_up&a=%20"):
+            out = http(mport, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n"), (target, out[:100]))
+            self.assertIn(b"\nmasterd_up 1\n", out)
+        out = http(mport, b"HEAD /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"\r\n\r\n"), out[:200])
+        for target in (b"/metricsx", b"/metrics/x", b"/?metrics", b"/x?/metrics"):
+            out = http(mport, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(out.startswith(b"HTTP/1.1 404 Not Found\r\n"), (target, out[:100]))
+        self.assertEqual(json_status(m)["a"]["state"], "running")
+
     # -- states, and general_master.sh status --------------------------------------------------
 
     def general_status(self, m, **extra):
