@@ -27,8 +27,13 @@ typedef struct md_buf {
     int over;
 } md_buf;
 void md_buf_printf(md_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s as a JSON string (quoted, escaped). */
+/* Appends s as a JSON string (quoted, escaped; always valid UTF-8: a byte that is not part of
+ * valid UTF-8, a C0 control or DEL is \u00XX). */
 void md_buf_json_str(md_buf *b, const char *s);
+/* Appends s for a terminal: C0 and C1 controls, DEL and bytes that are not valid UTF-8 as \xHH. */
+void md_buf_text(md_buf *b, const char *s);
+/* The same into buf (size bytes with the NUL), cut before a character that does not fit; returns buf. */
+const char *md_text_esc(const char *s, char *buf, size_t size);
 
 /* The default control path for a pid file: PIDFILE with its .pid suffix (if any) replaced by
  * .ctl.  Returns a malloc'ed string. */

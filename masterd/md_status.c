@@ -3,7 +3,8 @@
  * from the running set, the supervisor's read-only stats (super/zs_sv_stats.h), the kernel
  * (TCP_INFO of each listening socket: accept queue now and its limit) and /proc (RSS, CPU of
  * each process), then rendered as a table or a JSON document here, as Prometheus text in
- * md_status_prom.c.
+ * md_status_prom.c.  Strings go into the table escaped for a terminal (md_text_esc) and into
+ * the JSON as valid UTF-8 (md_buf_json_str), whatever bytes a path holds.
  *
  * Gathering is bounded by what masterd runs (processes, listeners) and reads one small /proc
  * file per process; it happens only when a client asks.
@@ -190,7 +191,9 @@ svc_view *md_status_gather(char **ids, int n, int *count, md_buf *out)
         for (int j = 0; j < ngone && !known; j++)
             known = !strcmp(gone[j]->svc.id, ids[i]);
         if (!known) {
-            md_buf_printf(out, "error: no service '%s'\n", ids[i]);
+            md_buf_printf(out, "error: no service '");
+            md_buf_text(out, ids[i]);
+            md_buf_printf(out, "'\n");
             free(gone);
             free(gs);
             return NULL;
@@ -254,8 +257,9 @@ int md_status_text(md_buf *out, char **ids, int n)
         for (int g = 0; g < v->ngens; g++)
             snprintf(gens + strlen(gens), sizeof(gens) - strlen(gens), "%s%u", g ? "," : "", v->gens[g]);
         snprintf(rs, sizeof(rs), "%lu/%u", v->restarts, v->restarts_10m);
-        md_buf_printf(out, "%-20.20s %-13s %-13s %-8.8s %-12s %ds\n", v->m->svc.id, v->state, procs,
-                      v->ngens ? gens : "-", rs, v->m->svc.softstop_after);
+        char id[21];
+        md_buf_printf(out, "%-20s %-13s %-13s %-8.8s %-12s %ds\n", md_text_esc(v->m->svc.id, id, sizeof(id)),
+                      v->state, procs, v->ngens ? gens : "-", rs, v->m->svc.softstop_after);
         if (v->last.valid || v->next_try >= 0) {
             char how[96] = "", ago[16] = "";
             if (v->last.valid) {
@@ -270,11 +274,13 @@ int md_status_text(md_buf *out, char **ids, int n)
         }
         for (int l = 0; l < v->nlis; l++) {
             lis_view *lv = &v->lis[l];
+            char addr[41];
+            md_text_esc(lv->addr, addr, sizeof(addr));
             if (lv->queue >= 0)
-                md_buf_printf(out, "  listen %-40.40s queue %d (max seen %d, backlog %d)\n", lv->addr, lv->queue,
+                md_buf_printf(out, "  listen %-40s queue %d (max seen %d, backlog %d)\n", addr, lv->queue,
                               lv->queue_max, lv->backlog);
             else
-                md_buf_printf(out, "  listen %-40.40s queue n/a (%s)\n", lv->addr, lv->kind);
+                md_buf_printf(out, "  listen %-40s queue n/a (%s)\n", addr, lv->kind);
         }
         for (int p = 0; p < v->nprocs; p++) {
             proc_view *pv = &v->procs[p];

@@ -202,6 +202,40 @@ class ControlHostile(MasterTest):
         self.assertLessEqual(lib.fd_count(m.pid), 40)
         self.assertEqual(json_status(m)["a"]["state"], "running")
 
+    # -- 3. bytes that are not UTF-8 -------------------------------------------------------
+
+    def test_every_string_is_valid_utf8_and_escaped(self):
+        """A listen path with bytes that are not UTF-8, an ESC and an é: --json is strict UTF-8
+        JSON with \\u00XX for the bad bytes; the table, error lines and a reload's lines (a file
+        name the service id rules refuse) show them escaped, never raw."""
+        m = self.master({})
+        with open(os.path.join(m.cf, "s.cf"), "wb") as f:
+            f.write(b"server-command = /bin/sleep 1000\nserver-service = ../x\xff\x1b\x7f\x9b\xc3\xa9.sock\n")
+        m.start()
+        m.wait_children(1)
+        r = ctl(m, "status", "--json")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r.stdout.decode("utf-8")  # strict: raises on a byte that is not UTF-8
+        self.assertEqual([b for b in r.stdout if b < 0x20 and b != 0x0a], [])
+        doc = json.loads(r.stdout)
+        address = doc["services"][0]["listeners"][0]["address"]
+        self.assertTrue(address.endswith("/x\u00ff\u001b\u007f\u009b\u00e9.sock"), address)
+        self.assertIn(b"x\\u00ff\\u001b\\u007f\\u009b\xc3\xa9.sock", r.stdout)
+        # The table: UTF-8, nothing raw a terminal would act on, the bad bytes visible.
+        r = ctl(m, "status")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("x\\xff\\x1b\\x7f\\x9b\u00e9.sock", plain_text(self, r.stdout))
+        # Error lines that echo a request's bytes.
+        r = ctl(m, "status", b"no\xff\x9bsuch".decode("utf-8", "surrogateescape"))
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("no\\xff\\x9bsuch", plain_text(self, r.stderr))
+        # A reload's lines: here the error naming a file whose name is not a service id.
+        with open(os.path.join(m.cf.encode(), b"w\xff\x9b\xc3\xa9.cf"), "wb") as f:
+            f.write(b"server-command = /bin/sleep 1000\n")
+        r = ctl(m, "reload")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("w\\xff\\x9b\u00e9.cf", plain_text(self, r.stdout))
+
     # -- 4. a synchronous reload ------------------------------------------------------------
 
     def never_ready_reload(self):
