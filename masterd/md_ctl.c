@@ -12,6 +12,10 @@
  * connection pending is taken in one loop iteration (up to ACCEPTS_PER_WAKE, over the backlog),
  * so a flood of refused connects cannot keep an allowed one waiting behind it.  Timers run only
  * while a client is connected (or a reload is waited for): an idle masterd never wakes.
+ *
+ * A synchronous reload streams: the lines of what changed are written as soon as the reload is
+ * applied, the readiness lines and the status when the wait ends, or when masterd starts
+ * stopping (md_ctl_stopping): then the reply ends with "masterd is stopping" and status 1.
  */
 #include <errno.h>
 #include <grp.h>
@@ -40,7 +44,7 @@ typedef struct client {
     size_t inlen;
     md_buf out;
     size_t sent;
-    int waiting;         /* a synchronous reload is under way */
+    int waiting;         /* a synchronous reload is under way: out has its change lines */
     int lingering;       /* the reply is out: reading what the client still sends, until EOF */
     size_t discarded;
     md_reload rl;
@@ -90,22 +94,41 @@ static void client_close(client *c)
     free(c);
 }
 
+/* Writes what out has that was not sent yet as the socket takes it (nothing to write: the
+ * watcher rests, as while a reload is waited for). */
+static void client_want_write(client *c)
+{
+    ev_io_stop(C.loop, &c->io);
+    if (c->sent < c->out.len) {
+        ev_io_set(&c->io, c->fd, EV_WRITE);
+        ev_io_start(C.loop, &c->io);
+    }
+}
+
 /* The reply is complete: write it as the socket takes it. */
 static void client_reply(client *c, int status)
 {
     if (c->out.over) {
-        free(c->out.p);
-        memset(&c->out, 0, sizeof(c->out));
-        md_buf_printf(&c->out, "error: the reply is over %d bytes\n", MD_CTL_MAX_REPLY);
+        /* What was sent already (a reload's change lines) stays sent; the rest is replaced. */
+        c->out.len = c->sent;
+        c->out.over = 0;
+        md_buf_printf(&c->out, "%serror: the reply is over %d bytes\n",
+                      c->sent && c->out.p[c->sent - 1] != '\n' ? "\n" : "", MD_CTL_MAX_REPLY);
         status = 1;
     }
     if (!c->http)
         md_buf_printf(&c->out, "status %d\n", status);
     c->waiting = 0;
     c->deadline = ev_now(C.loop) + MD_CTL_LIFETIME;
-    ev_io_stop(C.loop, &c->io);
-    ev_io_set(&c->io, c->fd, EV_WRITE);
-    ev_io_start(C.loop, &c->io);
+    ev_timer_again(C.loop, &c->idle);
+    client_want_write(c);
+}
+
+/* masterd is stopping: a reload waited for ends now, after the change lines it has sent. */
+static void client_stopping(client *c)
+{
+    md_buf_printf(&c->out, "error: masterd is stopping: the reload's new generations are not waited for\n");
+    client_reply(c, 1);
 }
 
 static void ctl_answer(client *c, char *line)
@@ -121,10 +144,12 @@ static void ctl_answer(client *c, char *line)
         client_reply(c, st);
         return;
     }
+    /* A reload waits: its change lines go out now; nothing more is read (EOF is seen once the
+     * reply is written), and the reload's own deadline bounds the wait instead of the idle timer. */
     c->waiting = 1;
     c->started = ev_now(C.loop);
-    ev_io_stop(C.loop, &c->io); /* nothing more is read; EOF is seen when the reply is written */
     ev_timer_stop(C.loop, &c->idle);
+    client_want_write(c);
     if (!ev_is_active(&C.reload_w))
         ev_timer_start(C.loop, &C.reload_w);
 }
@@ -183,6 +208,10 @@ static void client_write(client *c)
     c->sent += (size_t)n;
     if (c->sent < c->out.len)
         return;
+    if (c->waiting) { /* a reload's change lines are out: the rest comes when the wait ends */
+        ev_io_stop(C.loop, &c->io);
+        return;
+    }
     /* Closing with unread input would reset the connection and could destroy the reply
      * before the client reads it: end our side and read theirs away first, as nginx's
      * lingering close does (bounded by LINGER_MAX bytes and the idle timer). */
@@ -210,12 +239,15 @@ static void client_linger(client *c)
 static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     client *c = w->data;
-    /* A client that trickles a byte every few seconds makes progress but must still end. */
-    if (ev_now(loop) > c->deadline) {
+    /* A client that trickles a byte every few seconds makes progress but must still end.
+     * (While a reload is waited for, only its change lines are written: the wait's own
+     * deadline bounds that, and client_reply restarts both clocks.) */
+    if (!c->waiting && ev_now(loop) > c->deadline) {
         client_close(c);
         return;
     }
-    ev_timer_again(loop, &c->idle);
+    if (!c->waiting)
+        ev_timer_again(loop, &c->idle);
     if ((revents & EV_READ) && c->lingering)
         client_linger(c);
     else if (revents & EV_READ)
@@ -240,7 +272,6 @@ static void reload_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
             continue;
         int st = md_ctl_reload_poll(&c->rl, c->started, &c->out);
         if (st >= 0) {
-            ev_timer_again(loop, &c->idle);
             client_reply(c, st);
         } else {
             waiting = 1;
@@ -386,10 +417,25 @@ int md_ctl_start(struct ev_loop *loop, const char *path, const char *group, cons
     return 0;
 }
 
+void md_ctl_stopping(void)
+{
+    for (client *c = C.clients; c; c = c->next)
+        if (c->waiting)
+            client_stopping(c);
+}
+
 void md_ctl_stop(void)
 {
-    while (C.clients)
-        client_close(C.clients);
+    /* The loop ends: what a reply has left to write gets one try that does not wait (a reply
+     * is short enough for the socket's buffer), so a client about to get its last line gets it. */
+    while (C.clients) {
+        client *c = C.clients;
+        if (c->waiting)
+            client_stopping(c);
+        if (c->sent < c->out.len)
+            (void)!send(c->fd, c->out.p + c->sent, c->out.len - c->sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+        client_close(c);
+    }
     if (C.loop)
         ev_timer_stop(C.loop, &C.reload_w);
     lsock *ls[2] = { &C.ctl, &C.http };

@@ -43,6 +43,9 @@ char *md_ctl_default_path(const char *pid_file);
  * loop.  Returns 0, or -1 with err filled (nothing left bound). */
 int md_ctl_start(struct ev_loop *loop, const char *path, const char *group, const char *metrics, char *err,
                  size_t errlen);
+/* masterd starts stopping: a reload waited for is answered now (its change lines were sent;
+ * then "masterd is stopping", status 1). */
+void md_ctl_stopping(void);
 /* Closes every client and listener; removes the control socket file if it is still ours. */
 void md_ctl_stop(void);
 /* md_ctl_peer.c: whether the control socket's peer on fd may be served (root, masterd's uid,
@@ -55,10 +58,12 @@ void md_http_busy(int fd);
 void md_http_free(void);
 
 /* md_ctl_cmd.c: answers one control request line into out; returns the exit status for the
- * reply's last line, or -1 when the reply waits for the reload in *rl (md_ctl_reload_poll). */
+ * reply's last line, or -1 when the reply waits for the reload in *rl (md_ctl_reload_poll):
+ * out then has the reload's change lines, to be sent at once. */
 int md_ctl_command(const char *line, md_buf *out, md_reload *rl);
 /* A waiting reload: its status once every generation it started is ready or failed, or the
- * deadline (server-ready-timeout + 1 s after started) passed, with out filled; -1: waiting. */
+ * deadline (server-ready-timeout + 1 s after started) passed, with a line per generation
+ * appended to out; -1: waiting. */
 int md_ctl_reload_poll(md_reload *rl, double started, md_buf *out);
 /* md_status.c: the status table (human), JSON document, or Prometheus exposition of the
  * services named in ids (all when n == 0).  Returns 0, or 2 after naming an unknown service. */

@@ -55,17 +55,19 @@ static int svc_verb(const char *verb, char **w, int n, md_buf *out)
     return 0;
 }
 
+/* The reload's lines (its errors, or what changed) go into out at once: a waiting client is
+ * sent them before the wait. */
 static int reload_cmd(md_buf *out, md_reload *rl)
 {
     if (md_master_reload(rl) < 0) {
         md_buf_printf(out, "error: masterd is stopping\n");
         return 1;
     }
+    for (size_t i = 0; i < rl->lines.n; i++) {
+        md_buf_text(out, rl->lines.msg[i]);
+        md_buf_printf(out, "\n");
+    }
     if (rl->invalid) {
-        for (size_t i = 0; i < rl->lines.n; i++) {
-            md_buf_text(out, rl->lines.msg[i]);
-            md_buf_printf(out, "\n");
-        }
         md_buf_printf(out, "reload: nothing changed\n");
         return 2;
     }
@@ -90,10 +92,6 @@ int md_ctl_reload_poll(md_reload *rl, double started, md_buf *out)
     if (pending && now - started < limit)
         return -1;
     int failed = 0;
-    for (size_t i = 0; i < rl->lines.n; i++) {
-        md_buf_text(out, rl->lines.msg[i]);
-        md_buf_printf(out, "\n");
-    }
     for (int i = 0; i < rl->nwaits; i++) {
         md_svc *m = md_set_find(md_master_set(), rl->waits[i].id);
         char id[256];

@@ -249,6 +249,18 @@ class ControlHostile(MasterTest):
         self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
         return m, p
 
+    def test_reload_waited_for_when_masterd_stops(self):
+        m, p = self.never_ready_reload()
+        wait_until(lambda: "reload: 0 started, 1 new generation" in m.log(), 5, what="the reload applied")
+        wait_until(lambda: "a: started pid" in m.log().split("reload: 0 started")[-1], 5,
+                   what="generation 2's process")
+        m.signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=15)
+        self.assertEqual(p.returncode, 1, (out, err))
+        self.assertIn(b"a: new generation (generation 2)\n", out)
+        self.assertIn(b"masterctl: masterd is stopping", err)
+        self.assertEqual(m.wait_exit(15), 0)
+
     # -- 5. the metrics listener -------------------------------------------------------------
 
     def test_http_over_the_limit_gets_503(self):
