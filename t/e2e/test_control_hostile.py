@@ -202,6 +202,32 @@ class ControlHostile(MasterTest):
         self.assertLessEqual(lib.fd_count(m.pid), 40)
         self.assertEqual(json_status(m)["a"]["state"], "running")
 
+    # -- 2. connect errors -----------------------------------------------------------------
+
+    def test_masterctl_permission_denied_is_exit_4(self):
+        self.need_root()
+        nobody = pwd.getpwnam("nobody")
+        m = self.sleeper()
+        os.chmod(m.dir, 0o755)  # the socket itself stays 0600: connect() fails with EACCES
+        r = ctl(m, "status", user=nobody)
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assertIn(b"permission denied", r.stderr.lower())
+        self.assertIn(ctl_path(m).encode(), r.stderr)
+        self.assertNotIn(b"not running", r.stderr)
+        os.chmod(m.dir, 0o700)  # no search permission on its directory: EACCES too
+        r = ctl(m, "status", user=nobody)
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        # Only "no such socket" and "nobody listens" mean not running.
+        r = ctl(m, "status", opts=["-control", m.path("nosuch.ctl")])
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn(b"not running", r.stderr)
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(m.path("stale.ctl"))
+        stale.close()
+        r = ctl(m, "status", opts=["-control", m.path("stale.ctl")])
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn(b"not running", r.stderr)
+
     # -- 3. bytes that are not UTF-8 -------------------------------------------------------
 
     def test_every_string_is_valid_utf8_and_escaped(self):
@@ -248,6 +274,12 @@ class ControlHostile(MasterTest):
                              stderr=subprocess.PIPE)
         self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
         return m, p
+
+    def test_reload_change_lines_come_before_the_wait(self):
+        m, p = self.never_ready_reload()
+        line = read_line(p.stdout, time.monotonic() + 5)
+        self.assertEqual(line, b"a: new generation (generation 2)\n")
+        self.assertIsNone(p.poll(), "masterctl should still wait for generation 2")
 
     def test_reload_waited_for_when_masterd_stops(self):
         m, p = self.never_ready_reload()
@@ -300,6 +332,31 @@ class ControlHostile(MasterTest):
             out = http(mport, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
             self.assertTrue(out.startswith(b"HTTP/1.1 404 Not Found\r\n"), (target, out[:100]))
         self.assertEqual(json_status(m)["a"]["state"], "running")
+
+    # -- masterctl's arguments ---------------------------------------------------------------
+
+    def test_masterctl_arguments(self):
+        m = self.sleeper()
+        for opts in (["-control", ""], ["-pid-file", ""]):
+            r = ctl(m, "status", opts=opts)
+            self.assertEqual(r.returncode, 64, r.stdout + r.stderr)
+            self.assertIn(b"masterctl: %s: empty path" % opts[0].encode(), r.stderr)
+        # Options after the command work as before it.
+        r = ctl(m, "status", "--json", "-control", ctl_path(m), opts=["-control", m.path("nosuch.ctl")])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(json.loads(r.stdout)["services"][0]["name"], "a")
+        r = ctl(m, "status", "-pid-file", m.pid_file, "a", opts=[])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, rb"(?m)^a\s+running")
+        # An unknown option is a usage error, wherever it is; after `--` a word is a word.
+        r = ctl(m, "status", "-bogus")
+        self.assertEqual(r.returncode, 64, r.stdout + r.stderr)
+        self.assertIn(b"masterctl: unknown option '-bogus'", r.stderr)
+        r = ctl(m, "status", "--", "-bogus")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(b"no service '-bogus'", r.stderr)
+        r = ctl(m, "status", "-control")
+        self.assertEqual(r.returncode, 64, r.stdout + r.stderr)
 
     # -- states, and general_master.sh status --------------------------------------------------
 
