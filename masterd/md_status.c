@@ -94,6 +94,8 @@ static const char *state_of(const svc_view *v, const zs_gen_stats *cur, int othe
         return others ? "retiring" : "stopped";
     if (cur->crash_loop)
         return "crash-looping";
+    if (cur->sigstopped)
+        return "sigstopped";
     if (cur->backoff)
         return "backoff";
     if (cur->ready < cur->want)
@@ -110,7 +112,7 @@ static void gather(md_svc *m, zs_generation **gs, int ng, double now, svc_view *
     v->m = m;
     zs_restarts r = m->past;
     v->last = m->past_exit;
-    zs_gen_stats cur, st;
+    zs_gen_stats cur = { 0 }, st;
     int others = 0, have_cur = 0;
     for (int k = 0; k < ng; k++) {
         md_svc *owner = zs_gen_user(gs[k]);

@@ -34,8 +34,8 @@ static void prom_svc(md_buf *out, const char *name, const svc_view *v)
 
 void md_status_metrics(md_buf *out)
 {
-    static const char *states[] = { "running", "starting", "backoff", "crash-looping", "retiring", "held down",
-                                    "stopped" };
+    static const char *states[] = { "running", "starting", "backoff", "crash-looping", "sigstopped", "retiring",
+                                    "held down", "stopped" };
     static const struct { const char *name, *help; int off; } gauges[] = {
         { "service_processes_wanted", "Processes the service's current generation wants.", offsetof(svc_view, want) },
         { "service_processes_running", "Live processes of every generation of the service.",

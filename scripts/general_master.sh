@@ -38,7 +38,9 @@
 #            generation failed (named, with its last exit); 2 `masterd -t` found errors
 #            (printed; nothing is sent).  Without a control socket: SIGHUP, 0 when signalled.
 #   status   "masterd is running (pid N)" and `masterctl status`'s table (LSB codes): 0 every
-#            service runs; 1 a service is crash-looping or held down; 3 "masterd is not running".
+#            service runs; 1 a service is crash-looping, held down or has a process stopped by a
+#            signal (sigstopped), or masterd gave no status (no control socket, masterctl
+#            missing or refused); 3 "masterd is not running".
 #
 # Whether a master runs is only ever asked of the pid-file lock (`masterd --try-lock`), never of
 # a pid that may have been reused.  Every wait polls with a bounded number of short steps.
@@ -318,11 +320,11 @@ do_status() {
     say "masterd is running (pid $pid)"
     table=$(ctl status) || {
         err "no status from masterd's control socket"
-        return 0
+        return 1
     }
     say "$table"
     # A service line starts in column 1 (details are indented); its second word is the state.
-    if printf '%s\n' "$table" | awk 'NR > 1 && /^[^ ]/ && ($2 == "crash-looping" || $2 == "held") { bad = 1 }
+    if printf '%s\n' "$table" | awk 'NR > 1 && /^[^ ]/ && ($2 == "crash-looping" || $2 == "held" || $2 == "sigstopped") { bad = 1 }
                                      END { exit bad ? 0 : 1 }'; then
         return 1
     fi

@@ -366,6 +366,47 @@ class ControlHostile(MasterTest):
         return subprocess.run([GENERAL_MASTER, "status"], capture_output=True, text=True, timeout=30,
                               env=env, cwd=m.dir)
 
+    def test_sigstopped_process_shows_in_the_service_state(self):
+        m = self.sleeper()
+        kid = m.children()[0]
+        self.assertEqual(self.general_status(m).returncode, 0)
+        os.kill(kid, signal.SIGSTOP)
+        try:
+            a = wait_until(lambda: (lambda a: a if a["state"] != "running" else None)(json_status(m)["a"]), 5,
+                           what="a's state to change from running")
+            self.assertEqual(a["state"], "sigstopped")
+            self.assertEqual(a["processes"][0]["state"], "stopped")
+            self.assertRegex(ctl(m, "status").stdout, rb"(?m)^a\s+sigstopped\s")
+            r = self.general_status(m)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        finally:
+            os.kill(kid, signal.SIGCONT)
+        wait_until(lambda: json_status(m)["a"]["state"] == "running", 5, what="a running again")
+
+    def test_general_master_status_without_a_reply_is_1(self):
+        m = self.sleeper()
+        r = self.general_status(m)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = self.general_status(m, CONTROL=m.path("nosuch.ctl"))
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("no status from masterd", r.stderr)
+
+    def test_crash_loop_retrying_is_still_crash_looping(self):
+        """A slot that failed 3 times in a row and is trying again (a process that has not become
+        ready) is crash-looping, not starting: general_master.sh status says 1 throughout."""
+        m = self.master({})
+        prog = script(m, "fail3.sh", "#!/bin/sh\n"
+                      "n=$(cat %s/tries 2>/dev/null || echo 0); echo $((n + 1)) > %s/tries\n"
+                      "[ \"$n\" -lt 3 ] && exit 1\nexec %s %s\n" % (m.dir, m.dir, sys.executable,
+                                                                   script(m, "never_ready.py", NEVER_READY)))
+        m.write("a.cf", "server-command = %s\nserver-ready-timeout = 60\n" % prog)
+        m.start()
+        a = wait_until(lambda: (lambda a: a if a["processes"] and a["restarts"] >= 3 else None)(json_status(m)["a"]),
+                       10, what="the 4th try running after 3 failures")
+        self.assertEqual(a["state"], "crash-looping")
+        r = self.general_status(m)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
