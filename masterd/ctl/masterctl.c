@@ -54,18 +54,19 @@ static int ctl_path(const char *control, const char *pid_file, char *buf, size_t
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-/* The request line: the command words, with --json moved right after `status`. */
+/* The request line: the command words, with --json (wherever it was) moved right after the
+ * first other word, the command. */
 static int build_request(char **w, int n, char *req, size_t len)
 {
     size_t used = 0;
-    int json = 0;
+    int json = 0, first = 1;
     for (int i = 0; i < n; i++)
         json |= !strcmp(w[i], "--json");
     for (int i = 0; i < n; i++) {
         if (!strcmp(w[i], "--json"))
             continue;
-        int k = snprintf(req + used, len - used, "%s%s%s", i ? " " : "", w[i],
-                         i == 0 && json ? " --json" : "");
+        int k = snprintf(req + used, len - used, "%s%s%s", first ? "" : " ", w[i], first && json ? " --json" : "");
+        first = 0;
         if (k < 0 || (size_t)k >= len - used || strpbrk(w[i], "\n\r"))
             return -1;
         used += (size_t)k;
@@ -150,7 +151,10 @@ static int parse_args(int argc, char **argv, const char **control, const char **
             return usage(stderr), 64;
         }
     }
-    if (*n == 0)
+    int command = 0;
+    for (int i = 0; i < *n; i++)
+        command |= strcmp(w[i], "--json") != 0;
+    if (!command)
         return usage(stderr), 64;
     return -1;
 }

@@ -357,6 +357,12 @@ class ControlHostile(MasterTest):
         self.assertIn(b"no service '-bogus'", r.stderr)
         r = ctl(m, "status", "-control")
         self.assertEqual(r.returncode, 64, r.stdout + r.stderr)
+        # --json may come before the command too; alone it is no command.
+        r = ctl(m, "--json", "status", "a")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual([s["name"] for s in json.loads(r.stdout)["services"]], ["a"])
+        r = ctl(m, "--json")
+        self.assertEqual(r.returncode, 64, r.stdout + r.stderr)
 
     # -- states, and general_master.sh status --------------------------------------------------
 
