@@ -35,7 +35,8 @@
 #            exits 2 and leaves the running master alone.
 #   reload   `masterctl reload`, synchronous: prints what changed and waits until every new
 #            generation is ready or failed.  0 applied and ready; 1 not running, or a new
-#            generation failed (named, with its last exit); 2 `masterd -t` found errors
+#            generation failed (named, with its last exit), or masterctl may not use the
+#            control socket (permission denied); 2 `masterd -t` found errors
 #            (printed; nothing is sent).  Without a control socket: SIGHUP, 0 when signalled.
 #   status   "masterd is running (pid N)" and `masterctl status`'s table (LSB codes): 0 every
 #            service runs; 1 a service is crash-looping, held down or has a process stopped by a
@@ -286,6 +287,7 @@ do_reload() {
     rc=$?
     case $rc in
     3 | 126 | 127) ;; # no control socket (-control none), or no masterctl: the blind reload
+    4) return 1 ;;    # not allowed (masterctl said so): a failure, in this script's codes
     *) return "$rc" ;;
     esac
     if ! kill -HUP "$pid"; then

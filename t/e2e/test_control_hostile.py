@@ -397,6 +397,19 @@ class ControlHostile(MasterTest):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("no status from masterd", r.stderr)
 
+    def test_general_master_reload_not_allowed_is_1(self):
+        """masterctl's exit 4 (not allowed) is general_master.sh reload's failure, 1: the script's
+        codes stay 0, 1, 2 and 64."""
+        m = self.sleeper()
+        fake = script(m, "masterctl_denied.sh", "#!/bin/sh\n"
+                      "echo 'masterctl: permission denied: cannot reach the control socket' >&2\nexit 4\n")
+        env = dict(os.environ, MASTERD=lib.MASTERD, CONFIG_DIR=m.cf, PID_FILE=m.pid_file, LOG=m.log_path,
+                   MASTERCTL=fake)
+        r = subprocess.run([GENERAL_MASTER, "reload"], capture_output=True, text=True, timeout=30, env=env,
+                           cwd=m.dir)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("permission denied", r.stderr)
+
     def test_crash_loop_retrying_is_still_crash_looping(self):
         """A slot that failed 3 times in a row and is trying again (a process that has not become
         ready) is crash-looping, not starting: general_master.sh status says 1 throughout."""
