@@ -190,7 +190,7 @@ class ControlHostile(MasterTest):
                 t0 = time.monotonic()
                 r = ctl(m, "status", timeout=10)
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-                self.assertLess(time.monotonic() - t0, 3.0)
+                self.assertLess(time.monotonic() - t0, 5.0)
             made = [int(f.communicate(timeout=15)[0]) for f in floods]
         finally:
             for f in floods:
