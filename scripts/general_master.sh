@@ -35,10 +35,13 @@
 #            exits 2 and leaves the running master alone.
 #   reload   `masterctl reload`, synchronous: prints what changed and waits until every new
 #            generation is ready or failed.  0 applied and ready; 1 not running, or a new
-#            generation failed (named, with its last exit); 2 `masterd -t` found errors
+#            generation failed (named, with its last exit), or masterctl may not use the
+#            control socket (permission denied); 2 `masterd -t` found errors
 #            (printed; nothing is sent).  Without a control socket: SIGHUP, 0 when signalled.
 #   status   "masterd is running (pid N)" and `masterctl status`'s table (LSB codes): 0 every
-#            service runs; 1 a service is crash-looping or held down; 3 "masterd is not running".
+#            service runs; 1 a service is crash-looping, held down or has a process stopped by a
+#            signal (sigstopped), or masterd gave no status (no control socket, masterctl
+#            missing or refused); 3 "masterd is not running".
 #
 # Whether a master runs is only ever asked of the pid-file lock (`masterd --try-lock`), never of
 # a pid that may have been reused.  Every wait polls with a bounded number of short steps.
@@ -284,6 +287,7 @@ do_reload() {
     rc=$?
     case $rc in
     3 | 126 | 127) ;; # no control socket (-control none), or no masterctl: the blind reload
+    4) return 1 ;;    # not allowed (masterctl said so): a failure, in this script's codes
     *) return "$rc" ;;
     esac
     if ! kill -HUP "$pid"; then
@@ -318,11 +322,11 @@ do_status() {
     say "masterd is running (pid $pid)"
     table=$(ctl status) || {
         err "no status from masterd's control socket"
-        return 0
+        return 1
     }
     say "$table"
     # A service line starts in column 1 (details are indented); its second word is the state.
-    if printf '%s\n' "$table" | awk 'NR > 1 && /^[^ ]/ && ($2 == "crash-looping" || $2 == "held") { bad = 1 }
+    if printf '%s\n' "$table" | awk 'NR > 1 && /^[^ ]/ && ($2 == "crash-looping" || $2 == "held" || $2 == "sigstopped") { bad = 1 }
                                      END { exit bad ? 0 : 1 }'; then
         return 1
     fi

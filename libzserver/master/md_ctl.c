@@ -1,16 +1,24 @@
 /*
  * md_ctl.c — the control socket and the metrics listener (md_ctl.h, doc/CONTRACT.md §12):
- * accepting, the peer check, reading one request, writing one reply, and closing.
+ * accepting, reading one request, writing one reply, and closing.  Who may connect is
+ * md_ctl_peer.c's, what an HTTP request is answered md_ctl_http.c's, a control request
+ * md_ctl_cmd.c's.
  *
  * One request a connection.  Every client has a fixed input buffer, a reply capped at
  * MD_CTL_MAX_REPLY and an idle timer (MD_CTL_IDLE without progress closes it); at most
- * MD_CTL_MAX_CLIENTS are served at once and more are closed on accept, so nothing a client
- * does can hold the loop or grow masterd without bound.  Timers run only while a client is
- * connected (or a reload is waited for): an idle masterd with the socket open never wakes.
+ * MD_CTL_MAX_CLIENTS are served at once and more are answered and closed on accept, so nothing
+ * a client does can hold the loop or grow masterd without bound.  A peer the credentials check
+ * refuses is answered and closed on accept too: it never takes a client's place.  Every
+ * connection pending is taken in one loop iteration (up to ACCEPTS_PER_WAKE, over the backlog),
+ * so a flood of refused connects cannot keep an allowed one waiting behind it.  Timers run only
+ * while a client is connected (or a reload is waited for): an idle masterd never wakes.
+ *
+ * A synchronous reload streams: the lines of what changed are written as soon as the reload is
+ * applied, the readiness lines and the status when the wait ends, or when masterd starts
+ * stopping (md_ctl_stopping): then the reply ends with "masterd is stopping" and status 1.
  */
 #include <errno.h>
 #include <grp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +31,9 @@
 #include "core/zs_log.h"
 #include "core/zserver_core.h"
 
-#define ACCEPTS_PER_WAKE 16
+#define ACCEPTS_PER_WAKE (2 * MD_CTL_MAX_CLIENTS) /* over the listen backlog: all that is pending */
 #define RELOAD_POLL 0.05
 #define LINGER_MAX 65536    /* bytes read away after a reply before closing anyway */
-#define METRICS_REUSE 1.0   /* seconds one gathering of the metrics serves HTTP scrapes */
 
 typedef struct client {
     struct client *next;
@@ -37,7 +44,7 @@ typedef struct client {
     size_t inlen;
     md_buf out;
     size_t sent;
-    int waiting;         /* a synchronous reload is under way */
+    int waiting;         /* a synchronous reload is under way: out has its change lines */
     int lingering;       /* the reply is out: reading what the client still sends, until EOF */
     size_t discarded;
     md_reload rl;
@@ -58,54 +65,9 @@ static struct {
     ino_t ino;
     client *clients;
     int nclients, nhttp;
-    md_buf metrics;      /* the last metrics text served over HTTP... */
-    double metrics_at;   /* ...and when it was made: scrapes within METRICS_REUSE share it */
     ev_timer reload_w;   /* polls waiting reloads; runs only while one waits */
     gid_t group;         /* -control-group, or (gid_t)-1 */
-    double refused_at;   /* rate limit of the "refused" log line */
-    unsigned refused_quiet;
 } C = { .ctl = { .fd = -1 }, .http = { .fd = -1 }, .group = (gid_t)-1 };
-
-void md_buf_printf(md_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    if (b->over)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if (b->p && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        if (b->len + (size_t)n + 1 > MD_CTL_MAX_REPLY) {
-            b->over = 1;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        b->p = zs_xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-}
-
-void md_buf_json_str(md_buf *b, const char *s)
-{
-    md_buf_printf(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; c && *c; c++) {
-        if (*c == '"' || *c == '\\')
-            md_buf_printf(b, "\\%c", *c);
-        else if (*c < 0x20 || *c == 0x7f)
-            md_buf_printf(b, "\\u%04x", *c);
-        else
-            md_buf_printf(b, "%c", *c);
-    }
-    md_buf_printf(b, "\"");
-}
 
 char *md_ctl_default_path(const char *pid_file)
 {
@@ -132,59 +94,41 @@ static void client_close(client *c)
     free(c);
 }
 
+/* Writes what out has that was not sent yet as the socket takes it (nothing to write: the
+ * watcher rests, as while a reload is waited for). */
+static void client_want_write(client *c)
+{
+    ev_io_stop(C.loop, &c->io);
+    if (c->sent < c->out.len) {
+        ev_io_set(&c->io, c->fd, EV_WRITE);
+        ev_io_start(C.loop, &c->io);
+    }
+}
+
 /* The reply is complete: write it as the socket takes it. */
 static void client_reply(client *c, int status)
 {
     if (c->out.over) {
-        free(c->out.p);
-        memset(&c->out, 0, sizeof(c->out));
-        md_buf_printf(&c->out, "error: the reply is over %d bytes\n", MD_CTL_MAX_REPLY);
+        /* What was sent already (a reload's change lines) stays sent; the rest is replaced. */
+        c->out.len = c->sent;
+        c->out.over = 0;
+        md_buf_printf(&c->out, "%serror: the reply is over %d bytes\n",
+                      c->sent && c->out.p[c->sent - 1] != '\n' ? "\n" : "", MD_CTL_MAX_REPLY);
         status = 1;
     }
     if (!c->http)
         md_buf_printf(&c->out, "status %d\n", status);
     c->waiting = 0;
     c->deadline = ev_now(C.loop) + MD_CTL_LIFETIME;
-    ev_io_stop(C.loop, &c->io);
-    ev_io_set(&c->io, c->fd, EV_WRITE);
-    ev_io_start(C.loop, &c->io);
+    ev_timer_again(C.loop, &c->idle);
+    client_want_write(c);
 }
 
-static void http_answer(client *c)
+/* masterd is stopping: a reload waited for ends now, after the change lines it has sent. */
+static void client_stopping(client *c)
 {
-    char method[16] = "", target[64] = "";
-    md_buf body = { 0 };
-    const char *code = "200 OK";
-    int bad_method = 0;
-    if (sscanf(c->in, "%15s %63s", method, target) != 2) {
-        code = "400 Bad Request";
-    } else if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
-        code = "405 Method Not Allowed";
-        bad_method = 1;
-    } else if (strcmp(target, "/metrics")) {
-        code = "404 Not Found";
-    }
-    if (!strcmp(code, "200 OK")) {
-        /* Gathering reads /proc for every process: a scraper hammering us gets the same
-         * text for METRICS_REUSE seconds instead of making masterd gather again each time. */
-        double now = ev_now(C.loop);
-        if (!C.metrics.p || now - C.metrics_at >= METRICS_REUSE || now < C.metrics_at) {
-            free(C.metrics.p);
-            memset(&C.metrics, 0, sizeof(C.metrics));
-            md_status_metrics(&C.metrics);
-            C.metrics_at = now;
-        }
-        md_buf_printf(&body, "%.*s", (int)C.metrics.len, C.metrics.p ? C.metrics.p : "");
-    } else {
-        md_buf_printf(&body, "%s\n", code);
-    }
-    md_buf_printf(&c->out, "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                  "Content-Length: %zu\r\n%sConnection: close\r\n\r\n", code, body.len,
-                  bad_method ? "Allow: GET, HEAD\r\n" : "");
-    if (strcmp(method, "HEAD") && body.len)
-        md_buf_printf(&c->out, "%.*s", (int)body.len, body.p);
-    free(body.p);
-    client_reply(c, 0);
+    md_buf_printf(&c->out, "error: masterd is stopping: the reload's new generations are not waited for\n");
+    client_reply(c, 1);
 }
 
 static void ctl_answer(client *c, char *line)
@@ -200,10 +144,12 @@ static void ctl_answer(client *c, char *line)
         client_reply(c, st);
         return;
     }
+    /* A reload waits: its change lines go out now; nothing more is read (EOF is seen once the
+     * reply is written), and the reload's own deadline bounds the wait instead of the idle timer. */
     c->waiting = 1;
     c->started = ev_now(C.loop);
-    ev_io_stop(C.loop, &c->io); /* nothing more is read; EOF is seen when the reply is written */
     ev_timer_stop(C.loop, &c->idle);
+    client_want_write(c);
     if (!ev_is_active(&C.reload_w))
         ev_timer_start(C.loop, &C.reload_w);
 }
@@ -242,10 +188,12 @@ static void client_read(client *c)
     *end = '\0';
     if (!c->http && end > c->in && end[-1] == '\r')
         end[-1] = '\0';
-    if (c->http)
-        http_answer(c);
-    else
+    if (c->http) {
+        md_http_answer(c->in, &c->out, ev_now(C.loop));
+        client_reply(c, 0);
+    } else {
         ctl_answer(c, c->in);
+    }
 }
 
 static void client_write(client *c)
@@ -260,6 +208,10 @@ static void client_write(client *c)
     c->sent += (size_t)n;
     if (c->sent < c->out.len)
         return;
+    if (c->waiting) { /* a reload's change lines are out: the rest comes when the wait ends */
+        ev_io_stop(C.loop, &c->io);
+        return;
+    }
     /* Closing with unread input would reset the connection and could destroy the reply
      * before the client reads it: end our side and read theirs away first, as nginx's
      * lingering close does (bounded by LINGER_MAX bytes and the idle timer). */
@@ -287,12 +239,15 @@ static void client_linger(client *c)
 static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     client *c = w->data;
-    /* A client that trickles a byte every few seconds makes progress but must still end. */
-    if (ev_now(loop) > c->deadline) {
+    /* A client that trickles a byte every few seconds makes progress but must still end.
+     * (While a reload is waited for, only its change lines are written: the wait's own
+     * deadline bounds that, and client_reply restarts both clocks.) */
+    if (!c->waiting && ev_now(loop) > c->deadline) {
         client_close(c);
         return;
     }
-    ev_timer_again(loop, &c->idle);
+    if (!c->waiting)
+        ev_timer_again(loop, &c->idle);
     if ((revents & EV_READ) && c->lingering)
         client_linger(c);
     else if (revents & EV_READ)
@@ -317,7 +272,6 @@ static void reload_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
             continue;
         int st = md_ctl_reload_poll(&c->rl, c->started, &c->out);
         if (st >= 0) {
-            ev_timer_again(loop, &c->idle);
             client_reply(c, st);
         } else {
             waiting = 1;
@@ -327,44 +281,15 @@ static void reload_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_stop(loop, w);
 }
 
-/* Whether the peer on fd has gid among its groups (SO_PEERGROUPS: the groups it connected
- * with, not what it could claim). */
-static int peer_in_group(int fd, gid_t gid)
+/* A connection turned away on accept: what it sent already is read away (closing on unread
+ * data would reset it, and the answer with it), the one-line answer written if the socket takes
+ * it now, and it is closed.  It never was a client: no slot, no timer, nothing to wait for. */
+static void turn_away(int fd, const char *answer)
 {
-    gid_t groups[256];
-    socklen_t len = sizeof(groups);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-        return 0; /* ERANGE (over 256 groups) or an old kernel: not a member as far as we know */
-    for (size_t i = 0; i < len / sizeof(gid_t); i++)
-        if (groups[i] == gid)
-            return 1;
-    return 0;
-}
-
-/* Root, masterd's own user and -control-group's members only (a unix socket's mode alone
- * could be widened by anyone who can chmod it).  Refusals are logged once a minute at most, with how many were quiet. */
-static int peer_allowed(int fd)
-{
-    struct ucred cr;
-    socklen_t len = sizeof(cr);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
-        zwarning("control socket: SO_PEERCRED: %s", strerror(errno));
-        return 0;
-    }
-    if (cr.uid == 0 || cr.uid == geteuid())
-        return 1;
-    if (C.group != (gid_t)-1 && (cr.gid == C.group || peer_in_group(fd, C.group)))
-        return 1;
-    double now = ev_now(C.loop);
-    if (C.refused_at == 0 || now - C.refused_at >= 60) {
-        zwarning("control socket: refused pid %ld uid %ld (only root and uid %ld may connect)%s", (long)cr.pid,
-                 (long)cr.uid, (long)geteuid(), C.refused_quiet ? " (and earlier refusals not logged)" : "");
-        C.refused_at = now;
-        C.refused_quiet = 0;
-    } else {
-        C.refused_quiet++;
-    }
-    return 0;
+    char junk[MD_CTL_MAX_REQUEST];
+    (void)!recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+    (void)!send(fd, answer, strlen(answer), MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(fd);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -378,11 +303,17 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 zwarning("control socket: accept: %s", strerror(errno));
             return;
         }
+        if (!ls->http && !md_ctl_peer_allowed(fd, C.group, ev_now(loop))) {
+            turn_away(fd, "error: permission denied\nstatus 4\n");
+            continue;
+        }
         if (C.nclients >= MD_CTL_MAX_CLIENTS || (ls->http && C.nhttp >= MD_CTL_MAX_HTTP_CLIENTS)) {
-            static const char busy[] = "error: busy (too many clients)\nstatus 1\n";
-            if (!ls->http)
-                (void)!write(fd, busy, sizeof(busy) - 1);
-            close(fd);
+            if (ls->http) {
+                md_http_busy(fd);
+                close(fd);
+            } else {
+                turn_away(fd, "error: busy (too many clients)\nstatus 1\n");
+            }
             continue;
         }
         client *c = zs_xcalloc(1, sizeof(*c));
@@ -400,11 +331,6 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         C.clients = c;
         C.nclients++;
         C.nhttp += c->http;
-        if (!ls->http && !peer_allowed(fd)) {
-            /* Answered at once; its request is read away unseen (the lingering close). */
-            md_buf_printf(&c->out, "error: permission denied\n");
-            client_reply(c, 4);
-        }
     }
 }
 
@@ -491,10 +417,25 @@ int md_ctl_start(struct ev_loop *loop, const char *path, const char *group, cons
     return 0;
 }
 
+void md_ctl_stopping(void)
+{
+    for (client *c = C.clients; c; c = c->next)
+        if (c->waiting)
+            client_stopping(c);
+}
+
 void md_ctl_stop(void)
 {
-    while (C.clients)
-        client_close(C.clients);
+    /* The loop ends: what a reply has left to write gets one try that does not wait (a reply
+     * is short enough for the socket's buffer), so a client about to get its last line gets it. */
+    while (C.clients) {
+        client *c = C.clients;
+        if (c->waiting)
+            client_stopping(c);
+        if (c->sent < c->out.len)
+            (void)!send(c->fd, c->out.p + c->sent, c->out.len - c->sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+        client_close(c);
+    }
     if (C.loop)
         ev_timer_stop(C.loop, &C.reload_w);
     lsock *ls[2] = { &C.ctl, &C.http };
@@ -510,6 +451,5 @@ void md_ctl_stop(void)
         unlink(C.path);
     free(C.path);
     C.path = NULL;
-    free(C.metrics.p);
-    memset(&C.metrics, 0, sizeof(C.metrics));
+    md_http_free();
 }

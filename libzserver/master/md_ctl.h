@@ -7,6 +7,7 @@
 #ifndef MD_CTL_H
 #define MD_CTL_H
 #include <stddef.h>
+#include <sys/types.h>
 #include "md_master.h"
 
 struct ev_loop;
@@ -19,15 +20,20 @@ struct ev_loop;
 #define MD_CTL_IDLE 10.0            /* seconds a client may make no progress */
 #define MD_CTL_LIFETIME 60.0        /* seconds to send a request, and again to take the reply */
 
-/* A growing reply buffer: appends past MD_CTL_MAX_REPLY set `over` and are dropped. */
+/* md_buf.c: a growing reply buffer: appends past MD_CTL_MAX_REPLY set `over` and are dropped. */
 typedef struct md_buf {
     char *p;
     size_t len, cap;
     int over;
 } md_buf;
 void md_buf_printf(md_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s as a JSON string (quoted, escaped). */
+/* Appends s as a JSON string (quoted, escaped; always valid UTF-8: a byte that is not part of
+ * valid UTF-8, a C0 control or DEL is \u00XX). */
 void md_buf_json_str(md_buf *b, const char *s);
+/* Appends s for a terminal: C0 and C1 controls, DEL and bytes that are not valid UTF-8 as \xHH. */
+void md_buf_text(md_buf *b, const char *s);
+/* The same into buf (size bytes with the NUL), cut before a character that does not fit; returns buf. */
+const char *md_text_esc(const char *s, char *buf, size_t size);
 
 /* The default control path for a pid file: PIDFILE with its .pid suffix (if any) replaced by
  * .ctl.  Returns a malloc'ed string. */
@@ -37,14 +43,27 @@ char *md_ctl_default_path(const char *pid_file);
  * loop.  Returns 0, or -1 with err filled (nothing left bound). */
 int md_ctl_start(struct ev_loop *loop, const char *path, const char *group, const char *metrics, char *err,
                  size_t errlen);
+/* masterd starts stopping: a reload waited for is answered now (its change lines were sent;
+ * then "masterd is stopping", status 1). */
+void md_ctl_stopping(void);
 /* Closes every client and listener; removes the control socket file if it is still ours. */
 void md_ctl_stop(void);
+/* md_ctl_peer.c: whether the control socket's peer on fd may be served (root, masterd's uid,
+ * a member of group unless it is (gid_t)-1); a refusal is logged, once a minute at most. */
+int md_ctl_peer_allowed(int fd, gid_t group, double now);
+/* md_ctl_http.c: the whole HTTP reply to the request head req into out; the 503 written to a
+ * metrics client over the limits (fd is then closed by the caller); the cached metrics freed. */
+void md_http_answer(const char *req, md_buf *out, double now);
+void md_http_busy(int fd);
+void md_http_free(void);
 
 /* md_ctl_cmd.c: answers one control request line into out; returns the exit status for the
- * reply's last line, or -1 when the reply waits for the reload in *rl (md_ctl_reload_poll). */
+ * reply's last line, or -1 when the reply waits for the reload in *rl (md_ctl_reload_poll):
+ * out then has the reload's change lines, to be sent at once. */
 int md_ctl_command(const char *line, md_buf *out, md_reload *rl);
 /* A waiting reload: its status once every generation it started is ready or failed, or the
- * deadline (server-ready-timeout + 1 s after started) passed, with out filled; -1: waiting. */
+ * deadline (server-ready-timeout + 1 s after started) passed, with a line per generation
+ * appended to out; -1: waiting. */
 int md_ctl_reload_poll(md_reload *rl, double started, md_buf *out);
 /* md_status.c: the status table (human), JSON document, or Prometheus exposition of the
  * services named in ids (all when n == 0).  Returns 0, or 2 after naming an unknown service. */

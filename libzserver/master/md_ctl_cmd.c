@@ -2,7 +2,8 @@
  * md_ctl_cmd.c — the control requests (doc/CONTRACT.md §12): status, restart, stop, start,
  * reload (synchronous: the reply waits until every generation it started is ready or failed)
  * and metrics.  Exit statuses: 0 done, 1 not done or a new generation failed, 2 bad request,
- * unknown service or invalid configuration.
+ * unknown service or invalid configuration.  Names, and the reload's lines (which quote file
+ * names and config values), go into the reply escaped for a terminal (md_buf_text).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,11 @@
 static md_svc *find_svc(const char *id, md_buf *out)
 {
     md_svc *m = md_set_find(md_master_set(), id);
-    if (!m)
-        md_buf_printf(out, "error: no service '%s'\n", id);
+    if (!m) {
+        md_buf_printf(out, "error: no service '");
+        md_buf_text(out, id);
+        md_buf_printf(out, "'\n");
+    }
     return m;
 }
 
@@ -51,15 +55,19 @@ static int svc_verb(const char *verb, char **w, int n, md_buf *out)
     return 0;
 }
 
+/* The reload's lines (its errors, or what changed) go into out at once: a waiting client is
+ * sent them before the wait. */
 static int reload_cmd(md_buf *out, md_reload *rl)
 {
     if (md_master_reload(rl) < 0) {
         md_buf_printf(out, "error: masterd is stopping\n");
         return 1;
     }
+    for (size_t i = 0; i < rl->lines.n; i++) {
+        md_buf_text(out, rl->lines.msg[i]);
+        md_buf_printf(out, "\n");
+    }
     if (rl->invalid) {
-        for (size_t i = 0; i < rl->lines.n; i++)
-            md_buf_printf(out, "%s\n", rl->lines.msg[i]);
         md_buf_printf(out, "reload: nothing changed\n");
         return 2;
     }
@@ -84,11 +92,10 @@ int md_ctl_reload_poll(md_reload *rl, double started, md_buf *out)
     if (pending && now - started < limit)
         return -1;
     int failed = 0;
-    for (size_t i = 0; i < rl->lines.n; i++)
-        md_buf_printf(out, "%s\n", rl->lines.msg[i]);
     for (int i = 0; i < rl->nwaits; i++) {
         md_svc *m = md_set_find(md_master_set(), rl->waits[i].id);
-        const char *id = rl->waits[i].id;
+        char id[256];
+        md_text_esc(rl->waits[i].id, id, sizeof(id));
         unsigned gen = rl->waits[i].gen;
         if (!m || m->gen != gen || !m->current) {
             md_buf_printf(out, "%s: generation %u was replaced or stopped since\n", id, gen);
@@ -143,7 +150,8 @@ int md_ctl_command(const char *line, md_buf *out, md_reload *rl)
         md_status_metrics(out);
         return 0;
     }
-    md_buf_printf(out, "error: unknown request '%.64s' (status [--json] [SERVICE...], restart|stop|start SERVICE, "
-                  "reload, metrics)\n", w[0]);
+    char word[65];
+    md_buf_printf(out, "error: unknown request '%s' (status [--json] [SERVICE...], restart|stop|start SERVICE, "
+                  "reload, metrics)\n", md_text_esc(w[0], word, sizeof(word)));
     return 2;
 }

@@ -208,6 +208,7 @@ static void shutdown_all(void)
     M.shutting_down = 1;
     zinfo("stopping: soft-stopping every service");
     sd_notify_msg("STOPPING=1");
+    md_ctl_stopping(); /* a reload waited for on the control socket is answered now */
     int strays = zs_supervisor_strays(M.super, SIGTERM);
     if (strays > 0)
         zinfo("stopping: sent SIGTERM to %d process%s left behind by services", strays, strays == 1 ? "" : "es");

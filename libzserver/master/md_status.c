@@ -2,7 +2,9 @@
  * md_status.c — what `masterctl status` and `metrics` show (doc/CONTRACT.md §12), gathered
  * from the running set, the supervisor's read-only stats (super/zs_sv_stats.h), the kernel
  * (TCP_INFO of each listening socket: accept queue now and its limit) and /proc (RSS, CPU of
- * each process), then rendered as a table, a JSON document or Prometheus text.
+ * each process), then rendered as a table or a JSON document here, as Prometheus text in
+ * md_status_prom.c.  Strings go into the table escaped for a terminal (md_text_esc) and into
+ * the JSON as valid UTF-8 (md_buf_json_str), whatever bytes a path holds.
  *
  * Gathering is bounded by what masterd runs (processes, listeners) and reads one small /proc
  * file per process; it happens only when a client asks.
@@ -17,39 +19,10 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "md_ctl.h"
-#include "core/zserver_core.h"
+#include "md_status_int.h"
 
 #define MAX_GENS 4096
 #define TEN_MIN 600.0
-
-typedef struct proc_view {
-    zs_proc_info i;
-    long rss_kib;           /* -1 unknown */
-    double cpu;             /* seconds, -1 unknown */
-} proc_view;
-
-typedef struct lis_view {
-    const char *addr, *kind;
-    int queue, backlog;     /* -1: not known (unix sockets, fifos) */
-    int queue_max;
-} lis_view;
-
-typedef struct svc_view {
-    md_svc *m;
-    const char *state;
-    int want, running, ready;
-    unsigned gens[8];
-    int ngens;
-    unsigned long restarts;
-    unsigned restarts_10m;
-    zs_exit_info last;
-    double next_try;        /* seconds from now, -1: none */
-    lis_view *lis;
-    int nlis;
-    proc_view *procs;
-    int nprocs;
-} svc_view;
 
 void md_status_describe(int status, char *buf, size_t len)
 {
@@ -121,6 +94,8 @@ static const char *state_of(const svc_view *v, const zs_gen_stats *cur, int othe
         return others ? "retiring" : "stopped";
     if (cur->crash_loop)
         return "crash-looping";
+    if (cur->sigstopped)
+        return "sigstopped";
     if (cur->backoff)
         return "backoff";
     if (cur->ready < cur->want)
@@ -137,7 +112,7 @@ static void gather(md_svc *m, zs_generation **gs, int ng, double now, svc_view *
     v->m = m;
     zs_restarts r = m->past;
     v->last = m->past_exit;
-    zs_gen_stats cur, st;
+    zs_gen_stats cur = { 0 }, st;
     int others = 0, have_cur = 0;
     for (int k = 0; k < ng; k++) {
         md_svc *owner = zs_gen_user(gs[k]);
@@ -204,9 +179,7 @@ static int named(char **ids, int n, const char *id)
     return n == 0;
 }
 
-/* Views of the services named in ids (every one when n == 0): the running set's in order,
- * then removed ones still draining; NULL after naming an unknown service in out. */
-static svc_view *gather_all(char **ids, int n, int *count, md_buf *out)
+svc_view *md_status_gather(char **ids, int n, int *count, md_buf *out)
 {
     const md_set *set = md_master_set();
     zs_generation **gs = zs_xcalloc(MAX_GENS, sizeof(*gs));
@@ -220,7 +193,9 @@ static svc_view *gather_all(char **ids, int n, int *count, md_buf *out)
         for (int j = 0; j < ngone && !known; j++)
             known = !strcmp(gone[j]->svc.id, ids[i]);
         if (!known) {
-            md_buf_printf(out, "error: no service '%s'\n", ids[i]);
+            md_buf_printf(out, "error: no service '");
+            md_buf_text(out, ids[i]);
+            md_buf_printf(out, "'\n");
             free(gone);
             free(gs);
             return NULL;
@@ -241,7 +216,7 @@ static svc_view *gather_all(char **ids, int n, int *count, md_buf *out)
     return v;
 }
 
-static void free_views(svc_view *v, int n)
+void md_status_free(svc_view *v, int n)
 {
     for (int i = 0; i < n; i++) {
         free(v[i].lis);
@@ -271,7 +246,7 @@ static void fmt_age(double s, char *buf, size_t len)
 int md_status_text(md_buf *out, char **ids, int n)
 {
     int count;
-    svc_view *vs = gather_all(ids, n, &count, out);
+    svc_view *vs = md_status_gather(ids, n, &count, out);
     if (!vs)
         return 2;
     double now = zs_sv_now();
@@ -284,8 +259,9 @@ int md_status_text(md_buf *out, char **ids, int n)
         for (int g = 0; g < v->ngens; g++)
             snprintf(gens + strlen(gens), sizeof(gens) - strlen(gens), "%s%u", g ? "," : "", v->gens[g]);
         snprintf(rs, sizeof(rs), "%lu/%u", v->restarts, v->restarts_10m);
-        md_buf_printf(out, "%-20.20s %-13s %-13s %-8.8s %-12s %ds\n", v->m->svc.id, v->state, procs,
-                      v->ngens ? gens : "-", rs, v->m->svc.softstop_after);
+        char id[21];
+        md_buf_printf(out, "%-20s %-13s %-13s %-8.8s %-12s %ds\n", md_text_esc(v->m->svc.id, id, sizeof(id)),
+                      v->state, procs, v->ngens ? gens : "-", rs, v->m->svc.softstop_after);
         if (v->last.valid || v->next_try >= 0) {
             char how[96] = "", ago[16] = "";
             if (v->last.valid) {
@@ -300,11 +276,13 @@ int md_status_text(md_buf *out, char **ids, int n)
         }
         for (int l = 0; l < v->nlis; l++) {
             lis_view *lv = &v->lis[l];
+            char addr[41];
+            md_text_esc(lv->addr, addr, sizeof(addr));
             if (lv->queue >= 0)
-                md_buf_printf(out, "  listen %-40.40s queue %d (max seen %d, backlog %d)\n", lv->addr, lv->queue,
+                md_buf_printf(out, "  listen %-40s queue %d (max seen %d, backlog %d)\n", addr, lv->queue,
                               lv->queue_max, lv->backlog);
             else
-                md_buf_printf(out, "  listen %-40.40s queue n/a (%s)\n", lv->addr, lv->kind);
+                md_buf_printf(out, "  listen %-40s queue n/a (%s)\n", addr, lv->kind);
         }
         for (int p = 0; p < v->nprocs; p++) {
             proc_view *pv = &v->procs[p];
@@ -320,7 +298,7 @@ int md_status_text(md_buf *out, char **ids, int n)
                           (long)pv->i.pid, pv->i.slot, pv->i.gen, proc_state(pv->i.state), up, rss, cpu, conns);
         }
     }
-    free_views(vs, count);
+    md_status_free(vs, count);
     return 0;
 }
 
@@ -335,7 +313,7 @@ static void json_num_or_null(md_buf *out, const char *key, long long v, int know
 int md_status_json(md_buf *out, char **ids, int n)
 {
     int count;
-    svc_view *vs = gather_all(ids, n, &count, out);
+    svc_view *vs = md_status_gather(ids, n, &count, out);
     if (!vs)
         return 2;
     double now = zs_sv_now();
@@ -400,110 +378,6 @@ int md_status_json(md_buf *out, char **ids, int n)
         md_buf_printf(out, "]}");
     }
     md_buf_printf(out, "]}\n");
-    free_views(vs, count);
+    md_status_free(vs, count);
     return 0;
-}
-
-/* A Prometheus label value: backslash, quote and newline escaped. */
-static void prom_label(md_buf *out, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            md_buf_printf(out, "\\%c", *s);
-        else if (*s == '\n')
-            md_buf_printf(out, "\\n");
-        else
-            md_buf_printf(out, "%c", *s);
-    }
-}
-
-static void prom_head(md_buf *out, const char *name, const char *type, const char *help)
-{
-    md_buf_printf(out, "# HELP masterd_%s %s\n# TYPE masterd_%s %s\n", name, help, name, type);
-}
-
-static void prom_svc(md_buf *out, const char *name, const svc_view *v)
-{
-    md_buf_printf(out, "masterd_%s{service=\"", name);
-    prom_label(out, v->m->svc.id);
-    md_buf_printf(out, "\"");
-}
-
-void md_status_metrics(md_buf *out)
-{
-    static const char *states[] = { "running", "starting", "backoff", "crash-looping", "retiring", "held down",
-                                    "stopped" };
-    static const struct { const char *name, *help; int off; } gauges[] = {
-        { "service_processes_wanted", "Processes the service's current generation wants.", offsetof(svc_view, want) },
-        { "service_processes_running", "Live processes of every generation of the service.",
-          offsetof(svc_view, running) },
-        { "service_processes_ready", "Ready processes of the current generation.", offsetof(svc_view, ready) },
-    };
-    int count;
-    svc_view *vs = gather_all(NULL, 0, &count, out);
-    prom_head(out, "up", "gauge", "1 while masterd runs.");
-    md_buf_printf(out, "masterd_up 1\n");
-    prom_head(out, "service_state", "gauge", "1 for the state the service is in.");
-    for (int i = 0; i < count; i++)
-        for (size_t s = 0; s < sizeof(states) / sizeof(states[0]); s++) {
-            prom_svc(out, "service_state", &vs[i]);
-            md_buf_printf(out, ",state=\"%s\"} %d\n", states[s], !strcmp(states[s], vs[i].state));
-        }
-    for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
-        prom_head(out, gauges[g].name, "gauge", gauges[g].help);
-        for (int i = 0; i < count; i++) {
-            prom_svc(out, gauges[g].name, &vs[i]);
-            md_buf_printf(out, "} %d\n", *(const int *)((const char *)&vs[i] + gauges[g].off));
-        }
-    }
-    prom_head(out, "service_generation", "gauge", "The service's current generation number.");
-    for (int i = 0; i < count; i++) {
-        prom_svc(out, "service_generation", &vs[i]);
-        md_buf_printf(out, "} %u\n", vs[i].m->gen);
-    }
-    prom_head(out, "service_restarts_total", "counter", "Processes that ended without masterd stopping them.");
-    for (int i = 0; i < count; i++) {
-        prom_svc(out, "service_restarts_total", &vs[i]);
-        md_buf_printf(out, "} %lu\n", vs[i].restarts);
-    }
-    const char *lnames[] = { "listener_queue", "listener_queue_max_seen", "listener_backlog" };
-    const char *lhelp[] = { "Connections waiting in the accept queue now (TCP).",
-                            "The longest accept queue seen when masterd looked (TCP).",
-                            "The accept queue's limit (TCP)." };
-    for (int k = 0; k < 3; k++) {
-        prom_head(out, lnames[k], "gauge", lhelp[k]);
-        for (int i = 0; i < count; i++)
-            for (int l = 0; l < vs[i].nlis; l++) {
-                lis_view *lv = &vs[i].lis[l];
-                if (lv->queue < 0)
-                    continue;
-                prom_svc(out, lnames[k], &vs[i]);
-                md_buf_printf(out, ",listener=\"");
-                prom_label(out, lv->addr);
-                md_buf_printf(out, "\"} %d\n", k == 0 ? lv->queue : k == 1 ? lv->queue_max : lv->backlog);
-            }
-    }
-    const char *pnames[] = { "process_connections", "process_resident_memory_bytes", "process_cpu_seconds_total" };
-    const char *ptypes[] = { "gauge", "gauge", "counter" };
-    const char *phelp[] = { "Connections the process holds (accept scoreboard).", "Resident set size.",
-                            "User and system CPU time." };
-    for (int k = 0; k < 3; k++) {
-        prom_head(out, pnames[k], ptypes[k], phelp[k]);
-        for (int i = 0; i < count; i++)
-            for (int p = 0; p < vs[i].nprocs; p++) {
-                proc_view *pv = &vs[i].procs[p];
-                if ((k == 0 && pv->i.live < 0) || (k == 1 && pv->rss_kib < 0) || (k == 2 && pv->cpu < 0))
-                    continue;
-                prom_svc(out, pnames[k], &vs[i]);
-                md_buf_printf(out, ",pid=\"%ld\",slot=\"%d\",generation=\"%u\"} ", (long)pv->i.pid, pv->i.slot,
-                              pv->i.gen);
-                if (k == 0)
-                    md_buf_printf(out, "%d\n", pv->i.live);
-                else if (k == 1)
-                    md_buf_printf(out, "%lld\n", (long long)pv->rss_kib * 1024);
-                else
-                    md_buf_printf(out, "%.2f\n", pv->cpu);
-            }
-    }
-    free_views(vs, count);
 }

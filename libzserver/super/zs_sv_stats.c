@@ -22,8 +22,12 @@ void zs_gen_stats_get(const zs_generation *g, zs_gen_stats *st)
     st->running = zs_gen_running_count(g);
     for (int i = 0; i < g->want && i < g->nslots; i++) {
         const zs_slot *sl = g->slots[i];
-        if (sl->failures >= ZS_CRASH_LOOP && !sl->proc)
+        /* Trying again after failing ZS_CRASH_LOOP times in a row is still the loop: only a
+         * process that becomes ready ends it. */
+        if (sl->failures >= ZS_CRASH_LOOP && (!sl->proc || !sl->proc->ready))
             st->crash_loop++;
+        if (sl->proc && sl->proc->sigstopped)
+            st->sigstopped++;
         if (!sl->proc && !sl->queued && !ev_is_active(&sl->backoff))
             st->idle++;
         if (ev_is_active(&sl->backoff)) {

@@ -44,7 +44,9 @@ typedef struct zs_gen_stats {
     unsigned gen;
     int want, running, ready, retiring;
     int backoff;             /* slots waiting out a backoff */
-    int crash_loop;          /* slots with ZS_CRASH_LOOP failed starts or more in a row */
+    int crash_loop;          /* slots with ZS_CRASH_LOOP failed starts or more in a row and no
+                                ready process (none, or one trying again) */
+    int sigstopped;          /* slots whose process is stopped by a signal (SIGSTOP...) */
     int idle;                /* slots with no process and none coming (server-restart said no) */
     double next_try;         /* the soonest backoff end, 0: none */
     zs_restarts restarts;
