@@ -259,7 +259,7 @@ int md_status_text(md_buf *out, char **ids, int n)
         for (int g = 0; g < v->ngens; g++)
             snprintf(gens + strlen(gens), sizeof(gens) - strlen(gens), "%s%u", g ? "," : "", v->gens[g]);
         snprintf(rs, sizeof(rs), "%lu/%u", v->restarts, v->restarts_10m);
-        char id[21];
+        char id[4 * 256 + 1]; /* a long id is shown whole: its row is wider, never cut */
         md_buf_printf(out, "%-20s %-13s %-13s %-8.8s %-12s %ds\n", md_text_esc(v->m->svc.id, id, sizeof(id)),
                       v->state, procs, v->ngens ? gens : "-", rs, v->m->svc.softstop_after);
         if (v->last.valid || v->next_try >= 0) {

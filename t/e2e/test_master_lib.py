@@ -102,6 +102,16 @@ class MasterLib(MasterTest):
         self.assertEqual(m.log().count("custom_master: before_service"), 1)
         self.assertEqual(m.stop(), 0)
 
+    def test_long_service_names_are_shown_whole(self):
+        # Found by the hostile round: names were cut at 20 characters, so two could look the same.
+        a, b = "mail-submission-port-a", "mail-submission-port-b"
+        m = self.master({a + ".cf": "server-command = /bin/sleep 1000\n", b + ".cf": "server-command = /bin/sleep 1000\n"})
+        m.start(expect_children=2)
+        out = subprocess.run([MASTERCTL, "-pid-file", m.pid_file, "status"], capture_output=True, text=True,
+                             timeout=30).stdout
+        self.assertRegex(out, r"(?m)^%s\s+\S+" % a)
+        self.assertRegex(out, r"(?m)^%s\s+\S+" % b)
+
     def test_a_bad_config_at_start_starts_nothing(self):
         port = free_port()
         m = self.custom("a 127.0.0.1:%d 1\na 127.0.0.1:%d 1\nb 127.0.0.1:%d 5000\n" % (port, free_port(), port))
