@@ -130,7 +130,7 @@ class FdAudit(lib.MasterTest):
         # Each process leaves a silent sleeper and a late writer holding its output pipe, prints
         # a last line and a partial one, and exits non-zero after 1.1 s (an immediate restart).
         leaver = lib.script(m, "leaver.sh",
-                            "#!/bin/sh\nsleep 1000 &\n(sleep 2; echo late from $$) &\nsleep 1.1\n"
+                            "#!/bin/sh\nsleep 1000 &\n(sleep 3; echo late from $$) &\nsleep 1.1\n"
                             "echo bye from $$\nprintf 'tail of %s' $$\nexit 1\n")
         m.write("c.cf", "server-command = %s\nserver-proc-count = 8\n" % leaver)
         m.start(expect_children=8)
