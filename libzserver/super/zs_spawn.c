@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -215,10 +216,14 @@ static void forget_low_fds(void)
     low_slot[0] = low_slot[1] = devnull_fd = -1;
 }
 
+/* Below this, the bottom of our table the child copies is short anyway (the kernel copies 64
+ * fds at least): moving an fd lower would save less than its two system calls cost. */
+#define LOW_ENOUGH 128
+
 /* Puts fd in low slot i for the child's start; returns where it is now. */
 static int to_low_slot(int i, int fd)
 {
-    if (low_slot[i] < 0 || fd <= low_slot[i] || dup3(fd, low_slot[i], O_CLOEXEC) < 0)
+    if (low_slot[i] < 0 || fd <= low_slot[i] || fd < LOW_ENOUGH || dup3(fd, low_slot[i], O_CLOEXEC) < 0)
         return fd;
     return low_slot[i];
 }
@@ -390,9 +395,8 @@ pid_t zs_spawn(const zs_spawn_req *r, int *chan)
             zerror("%s: child %ld: %s: %s", r->svc->id, (long)pid, zs_spawn_step_name(c.report.step),
                    strerror(c.report.err));
     }
-    int fl = fcntl(sv[0], F_GETFL);
-    if (fl >= 0)
-        fcntl(sv[0], F_SETFL, fl | O_NONBLOCK);
+    int on = 1;
+    (void)ioctl(sv[0], FIONBIO, &on);
     *chan = sv[0];
     return pid;
 }
