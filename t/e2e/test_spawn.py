@@ -8,10 +8,12 @@ same way: one log line naming the service, the child and the step, then the chil
 Which way was taken is read from the debug line (-v) zs_spawn logs for every child after the
 clone or fork call returned: `SERVICE: pid PID started with clone(CLONE_VM|CLONE_VFORK)`.
 """
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import time
 import unittest
 
@@ -161,6 +163,54 @@ class Spawn(lib.MasterTest):
     @ROOT_ONLY
     def test_failed_setuid_fork(self):
         self.check_failed_setuid("fork")
+
+
+def control(m, line, timeout=10):
+    """One request on m's control socket: the reply text."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(m.pid_file[:-4] + ".ctl")
+        s.sendall(line.encode() + b"\n")
+        out = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return out.decode()
+            out += b
+    finally:
+        s.close()
+
+
+class LoopWhileStarting(lib.MasterTest):
+    """Starts come in bounded batches (zs_sv_queue.c): while 1000 processes start, a signal and a
+    control request are answered before the last one has started.  Not a timing: where the
+    answers fall in the sequence of starts."""
+
+    N = 1000
+
+    def test_signal_and_status_answered_mid_start(self):
+        m = self.master({"big.cf": "server-command = /bin/sleep 600\nserver-proc-count = %d\n" % self.N})
+        m.start(wait_ready=False)
+        ctlpath = m.pid_file[:-4] + ".ctl"
+        lib.wait_until(lambda: os.path.exists(ctlpath) and "big: started pid" in m.log(), 10 * lib.SLOW,
+                       interval=0.001, what="the control socket and the first start")
+        m.signal(signal.SIGUSR1)
+        reply = control(m, "status --json big")
+        self.assertTrue(reply.endswith("status 0\n"), reply[-300:])
+        (svc,) = json.loads(reply[:reply.rindex("status 0")])["services"]
+        self.assertEqual(svc["wanted"], self.N)
+        self.assertLess(svc["running"], self.N, "status answered only once every process had started")
+        lib.wait_until(lambda: "log reopened" in m.log(), 10 * lib.SLOW, what="SIGUSR1's line")
+        lib.wait_until(lambda: len(lib.started_pids(m.log(), "big")) == self.N, 120 * lib.SLOW,
+                       interval=0.2, what="every start")
+        log = m.log()
+        before = len(lib.started_pids(log[:log.index("log reopened")], "big"))
+        self.assertLess(before, self.N, "SIGUSR1 handled only once every process had started")
+        print("SIGUSR1 answered after %d of %d starts; status saw %d running" % (before, self.N, svc["running"]))
+        # Stopped by hand: lib's stop() walks /proc once per descendant, minutes for 1000 of them.
+        m.signal(signal.SIGTERM)
+        self.assertEqual(m.wait_exit(60), 0)
 
 
 class CoreFdsOnTheForkPath(test_core_fds.CoreFds):
