@@ -147,7 +147,7 @@ def probe_reload(tmp):
     os.makedirs(cf)
     os.makedirs(sd)
     write_services(cf, sd, RELOAD_SERVICES, 1, prefix="m")
-    md, wall, _ = md_start(cf, RELOAD_SERVICES, tmp + "/many.log", args=["-control", "none"])
+    md, wall, _, _ = md_start(cf, RELOAD_SERVICES, tmp + "/many.log", args=["-control", "none"])
     out = {"start_s": wall}
     time.sleep(1.5)  # every process ready (a plain program: after 1 s)
     old = tiny_children(md.pid)
