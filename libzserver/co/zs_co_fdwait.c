@@ -17,7 +17,7 @@
 #include "zs_co.h"
 #include "zs_co_int.h"
 
-typedef struct fdent {
+typedef struct zs_co_fdent {
     ev_io io[2];            /* EV_READ, EV_WRITE */
     zs_co_fdwait *waiters;  /* every coroutine waiting on this fd, either direction */
     int fd;
@@ -26,9 +26,13 @@ typedef struct fdent {
 
 static const int dir_events[2] = { EV_READ, EV_WRITE };
 
-/* fdw[fd]: the fd's watchers and waiting coroutines (NULL: never waited on). */
-static fdent **fdw;
-static size_t nfdw;
+/* fdw[fd]: the fd's watchers and waiting coroutines (NULL: never waited on).  The hooks look
+ * at it (zs_co_hook_int.h: zs_co_fdw, zs_co_nfdw) to skip zs_co_fd_closing for an fd no
+ * coroutine ever waited on. */
+#define fdw zs_co_fdw
+#define nfdw zs_co_nfdw
+__attribute__((visibility("hidden"))) fdent **fdw;
+__attribute__((visibility("hidden"))) size_t nfdw;
 
 /* An fd is ready (or broken): wake the waiters on it that wanted this direction. */
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents)

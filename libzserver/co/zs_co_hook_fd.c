@@ -107,10 +107,10 @@ int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len, int flags)
     return r;
 }
 
-int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+static __attribute__((noinline)) int in_co_connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
-    fdst *s;
-    if (!IN_CO() || !(s = fdst_sock(fd)))
+    fdst *s = fdst_sock(fd);
+    if (!s)
         return REAL(connect)(fd, addr, len);
     int fl = REAL(fcntl)(fd, F_GETFL);
     if (fl < 0 || (fl & O_NONBLOCK))
@@ -164,11 +164,18 @@ int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
     }
 }
 
+int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+    if (!IN_CO())
+        return REAL(connect)(fd, addr, len);
+    return in_co_connect(fd, addr, len);
+}
+
 /* ---- poll ---- */
 
-int poll(struct pollfd *fds, nfds_t n, int timeout)
+static __attribute__((noinline)) int in_co_poll(struct pollfd *fds, nfds_t n, int timeout)
 {
-    if (!IN_CO() || timeout == 0)
+    if (timeout == 0)
         return REAL(poll)(fds, n, timeout);
     int saved = errno;
     int r = REAL(poll)(fds, n, 0);
@@ -201,6 +208,13 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
     if (r >= 0)
         errno = saved;
     return r;
+}
+
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    if (!IN_CO())
+        return REAL(poll)(fds, n, timeout);
+    return in_co_poll(fds, n, timeout);
 }
 
 int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)

@@ -28,7 +28,11 @@
 #define SA(a) (a)
 #endif
 
-/* ---- libc's functions: dlsym(RTLD_NEXT, name), resolved on first use ---- */
+/* ---- libc's functions: dlsym(RTLD_NEXT, name) ----
+ *
+ * Each slot starts out pointing at a stub of the same type (zs_co_hook.c) that looks libc's
+ * function up, stores it in the slot and calls it: from then on a hook calls through the slot
+ * with no test at all. */
 
 #define ZS_HOOK_SLOT(name) extern void *zs_hook_real_##name ZS_HOOK_HIDDEN;
 #define ZS_HOOKED(X)                                                                                   \
@@ -41,13 +45,9 @@ ZS_HOOKED(ZS_HOOK_SLOT)
  * there is none (nothing sensible can follow).  errno is preserved. */
 void *zs_hook_resolve(void **slot, const char *name) ZS_HOOK_HIDDEN __attribute__((noinline, cold));
 
-static inline void *zs_hook_real_fn(void **slot, const char *name)
-{
-    void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    return __builtin_expect(p != NULL, 1) ? p : zs_hook_resolve(slot, name);
-}
-
-#define REAL(name) ((__typeof__(&name))zs_hook_real_fn(&zs_hook_real_##name, #name))
+/* A relaxed load: the slot only ever changes from the stub to libc's function, and both are
+ * right to call (a thread that still sees the stub resolves again, to the same pointer). */
+#define REAL(name) ((__typeof__(&name))__atomic_load_n(&zs_hook_real_##name, __ATOMIC_RELAXED))
 #define IN_CO() __builtin_expect(zs_co_current != NULL, 0)
 
 /* ---- per-fd state ---- */
@@ -77,16 +77,25 @@ static inline fdst *fdst_sock(int fd)
     return zs_hook_fdst_probe(fd);
 }
 
+/* The coroutine runtime's per-fd wait entries (zs_co_fdwait.c): non-NULL for an fd some
+ * coroutine has waited on. */
+struct zs_co_fdent;
+extern struct zs_co_fdent **zs_co_fdw ZS_HOOK_HIDDEN;
+extern size_t zs_co_nfdw ZS_HOOK_HIDDEN;
+
 /* fd is being closed or has become another file: nothing cached about it is true any more,
- * and coroutines waiting on the old file wake up (-1/EBADF). */
+ * and coroutines waiting on the old file wake up (-1/EBADF).  The owner's callback hears of it
+ * (aio mode's scoreboard); on the thread that runs coroutines the wait entry (only when the fd
+ * ever had one: no call otherwise) and the cached state go. */
 static inline void fd_forget(int fd)
 {
     if (fd < 0)
         return;
-    zs_fd_forget(fd); /* e.g. a connection aio mode counts on the accept scoreboard */
+    zs_fd_forget(fd);
     if (!zs_co_owner_thread)
         return;
-    zs_co_fd_closing(fd);
+    if ((size_t)fd < zs_co_nfdw && zs_co_fdw[fd])
+        zs_co_fd_closing(fd);
     if ((size_t)fd < zs_hook_nfdt)
         memset(&zs_hook_fdt[fd], 0, sizeof(zs_hook_fdt[fd]));
 }

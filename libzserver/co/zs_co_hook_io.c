@@ -178,38 +178,42 @@ static inline ssize_t co_vec(int fd, fdst *s, const struct iovec *iov, int cnt, 
     return out ? co_sendmsg(fd, s, &msg, 0, pass) : co_recvmsg(fd, s, &msg, 0, pass);
 }
 
-/* The body of a hook with nothing to do around the call: outside a coroutine, when usable
- * is false or fd is no cached socket, libc's call (REAL(name)(args...)); else co_call, or
- * libc's call after all when co_call found fd not to be a socket (pass). */
-#define SIMPLE_HOOK(name, usable, co_call, ...)                  \
-    fdst *s;                                                     \
-    if (!IN_CO() || !(usable) || !(s = fdst_sock(fd)))           \
-        return REAL(name)(__VA_ARGS__);                          \
-    int pass = 0;                                                \
-    ssize_t r = co_call;                                         \
-    return pass ? REAL(name)(__VA_ARGS__) : r
+/* A hook with nothing to do around the call.  Outside a coroutine: one thread-local test and a
+ * jump to libc's function (the coroutine side is a function of its own, so the hook itself
+ * needs no stack frame).  Inside: when usable is false or fd is no cached socket, libc's call;
+ * else co_call, or libc's call after all when co_call found fd not to be a socket (pass). */
+#define SIMPLE_HOOK(name, params, args, usable, co_call)                \
+    static __attribute__((noinline)) ssize_t in_co_##name params        \
+    {                                                                   \
+        fdst *s;                                                        \
+        if (!(usable) || !(s = fdst_sock(fd)))                          \
+            return REAL(name) args;                                     \
+        int pass = 0;                                                   \
+        ssize_t r = co_call;                                            \
+        return pass ? REAL(name) args : r;                              \
+    }                                                                   \
+    ssize_t name params                                                 \
+    {                                                                   \
+        if (!IN_CO())                                                   \
+            return REAL(name) args;                                     \
+        return in_co_##name args;                                       \
+    }
 
 /* ---- input ---- */
 
-ssize_t read(int fd, void *buf, size_t n)
-{
-    SIMPLE_HOOK(read, 1, co_buf(fd, s, buf, n, 0, 0, &pass), fd, buf, n);
-}
+SIMPLE_HOOK(read, (int fd, void *buf, size_t n), (fd, buf, n), 1, co_buf(fd, s, buf, n, 0, 0, &pass))
+SIMPLE_HOOK(readv, (int fd, const struct iovec *iov, int cnt), (fd, iov, cnt), cnt >= 0 && cnt <= IOV_MAX,
+            co_vec(fd, s, iov, cnt, 0, &pass))
+SIMPLE_HOOK(recv, (int fd, void *buf, size_t n, int flags), (fd, buf, n, flags), !(flags & MSG_DONTWAIT),
+            co_buf(fd, s, buf, n, flags, 0, &pass))
+SIMPLE_HOOK(recvmsg, (int fd, struct msghdr *msg, int flags), (fd, msg, flags),
+            !(flags & MSG_DONTWAIT) && msg && (size_t)msg->msg_iovlen <= IOV_MAX, co_recvmsg(fd, s, msg, flags, &pass))
 
-ssize_t readv(int fd, const struct iovec *iov, int cnt)
-{
-    SIMPLE_HOOK(readv, cnt >= 0 && cnt <= IOV_MAX, co_vec(fd, s, iov, cnt, 0, &pass), fd, iov, cnt);
-}
-
-ssize_t recv(int fd, void *buf, size_t n, int flags)
-{
-    SIMPLE_HOOK(recv, !(flags & MSG_DONTWAIT), co_buf(fd, s, buf, n, flags, 0, &pass), fd, buf, n, flags);
-}
-
-ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags, __SOCKADDR_ARG addr, socklen_t *restrict addrlen)
+static __attribute__((noinline)) ssize_t in_co_recvfrom(int fd, void *restrict buf, size_t n, int flags,
+                                                        __SOCKADDR_ARG addr, socklen_t *restrict addrlen)
 {
     fdst *s;
-    if (!IN_CO() || (flags & MSG_DONTWAIT) || !(s = fdst_sock(fd)))
+    if ((flags & MSG_DONTWAIT) || !(s = fdst_sock(fd)))
         return REAL(recvfrom)(fd, buf, n, flags, addr, addrlen);
     struct iovec iov = { buf, n };
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -226,32 +230,28 @@ ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags, __SOCKADDR_ARG
     return r;
 }
 
-ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags, __SOCKADDR_ARG addr, socklen_t *restrict addrlen)
 {
-    SIMPLE_HOOK(recvmsg, !(flags & MSG_DONTWAIT) && msg && (size_t)msg->msg_iovlen <= IOV_MAX, co_recvmsg(fd, s, msg, flags, &pass), fd, msg, flags);
+    if (!IN_CO())
+        return REAL(recvfrom)(fd, buf, n, flags, addr, addrlen);
+    return in_co_recvfrom(fd, buf, n, flags, addr, addrlen);
 }
 
 /* ---- output ---- */
 
-ssize_t write(int fd, const void *buf, size_t n)
-{
-    SIMPLE_HOOK(write, 1, co_buf(fd, s, (void *)buf, n, 0, 1, &pass), fd, buf, n);
-}
+SIMPLE_HOOK(write, (int fd, const void *buf, size_t n), (fd, buf, n), 1, co_buf(fd, s, (void *)buf, n, 0, 1, &pass))
+SIMPLE_HOOK(writev, (int fd, const struct iovec *iov, int cnt), (fd, iov, cnt), cnt >= 0 && cnt <= IOV_MAX,
+            co_vec(fd, s, iov, cnt, 1, &pass))
+SIMPLE_HOOK(send, (int fd, const void *buf, size_t n, int flags), (fd, buf, n, flags), !(flags & MSG_DONTWAIT),
+            co_buf(fd, s, (void *)buf, n, flags, 1, &pass))
+SIMPLE_HOOK(sendmsg, (int fd, const struct msghdr *msg, int flags), (fd, msg, flags),
+            !(flags & MSG_DONTWAIT) && msg && (size_t)msg->msg_iovlen <= IOV_MAX, co_sendmsg(fd, s, msg, flags, &pass))
 
-ssize_t writev(int fd, const struct iovec *iov, int cnt)
-{
-    SIMPLE_HOOK(writev, cnt >= 0 && cnt <= IOV_MAX, co_vec(fd, s, iov, cnt, 1, &pass), fd, iov, cnt);
-}
-
-ssize_t send(int fd, const void *buf, size_t n, int flags)
-{
-    SIMPLE_HOOK(send, !(flags & MSG_DONTWAIT), co_buf(fd, s, (void *)buf, n, flags, 1, &pass), fd, buf, n, flags);
-}
-
-ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG addr, socklen_t addrlen)
+static __attribute__((noinline)) ssize_t in_co_sendto(int fd, const void *buf, size_t n, int flags,
+                                                      __CONST_SOCKADDR_ARG addr, socklen_t addrlen)
 {
     fdst *s;
-    if (!IN_CO() || (flags & MSG_DONTWAIT) || !(s = fdst_sock(fd)))
+    if ((flags & MSG_DONTWAIT) || !(s = fdst_sock(fd)))
         return REAL(sendto)(fd, buf, n, flags, addr, addrlen);
     struct iovec iov = { (void *)buf, n };
     struct msghdr msg = { .msg_name = (void *)SA(addr), .msg_namelen = SA(addr) ? addrlen : 0,
@@ -261,9 +261,11 @@ ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_AR
     return pass ? REAL(sendto)(fd, buf, n, flags, addr, addrlen) : r;
 }
 
-ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG addr, socklen_t addrlen)
 {
-    SIMPLE_HOOK(sendmsg, !(flags & MSG_DONTWAIT) && msg && (size_t)msg->msg_iovlen <= IOV_MAX, co_sendmsg(fd, s, msg, flags, &pass), fd, msg, flags);
+    if (!IN_CO())
+        return REAL(sendto)(fd, buf, n, flags, addr, addrlen);
+    return in_co_sendto(fd, buf, n, flags, addr, addrlen);
 }
 
 /* ---- _FORTIFY_SOURCE ---- */

@@ -1,8 +1,9 @@
 /*
- * zs_spawn.h — fork one child with the fd contract (doc/CONTRACT.md §4): listeners at 3.., the status
+ * zs_spawn.h — start one child with the fd contract (doc/CONTRACT.md §4): listeners at 3.., the status
  * channel after them, /dev/null on 0, the log (or the owner's pipe) on 1 and 2, the systemd and ZMASTER_* environment, its own session
  * (so no controlling terminal) and process group, PR_SET_PDEATHSIG, rlimits and the user of the service; then exec server-command, or
- * (fork mode) call run() and exit with its result.
+ * (fork mode) call run() and exit with its result.  An exec-mode child is started with
+ * clone(CLONE_VM|CLONE_VFORK) (ZS_SPAWN=fork in the environment: fork()); zs_spawn.c says why.
  */
 #ifndef ZS_SPAWN_H
 #define ZS_SPAWN_H

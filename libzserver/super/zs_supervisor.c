@@ -42,6 +42,12 @@ zs_supervisor *zs_supervisor_new(struct ev_loop *loop, const zs_supervisor_hooks
     ev_set_priority(&s->child_w, EV_MAXPRI);
     ev_child_start(loop, &s->child_w);
     ev_init(&s->work_w, zs_sv_queue_cb);
+    /* Starts wait for a moment when nothing else is pending: signals, control requests and
+     * status records come first (zs_sv_queue.c). */
+    ev_idle_init(&s->spawn_w, zs_sv_spawn_idle_cb);
+    ev_set_priority(&s->spawn_w, EV_MINPRI);
+    ev_init(&s->starve_w, zs_sv_spawn_starve_cb);
+    s->starve_w.repeat = SPAWN_STARVE;
     return s;
 }
 
@@ -51,6 +57,9 @@ void zs_supervisor_free(zs_supervisor *s)
         return;
     ev_child_stop(s->loop, &s->child_w);
     ev_timer_stop(s->loop, &s->work_w);
+    ev_idle_stop(s->loop, &s->spawn_w);
+    ev_timer_stop(s->loop, &s->starve_w);
+    free(s->ptab);
     free(s->seen_strays);
     free(s);
 }
@@ -76,7 +85,9 @@ void zs_supervisor_after_fork(zs_supervisor *s)
     }
     ev_child_stop(s->loop, &s->child_w);
     ev_timer_stop(s->loop, &s->work_w);
-    s->procs = NULL;
+    ev_idle_stop(s->loop, &s->spawn_w);
+    ev_timer_stop(s->loop, &s->starve_w);
+    zs_sv_proc_forget_all(s);
     s->gens = NULL;
     s->q_head = s->q_tail = NULL;
 }

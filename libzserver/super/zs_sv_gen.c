@@ -72,19 +72,17 @@ void zs_gen_retire(zs_generation *g)
 {
     g->retiring = 1;
     zs_gen_set_want(g, 0);
-    for (zs_proc *p = g->s->procs; p; p = p->next)
-        if (p->g == g)
-            zs_sv_proc_retire(p);
+    for (zs_proc *p = g->procs; p; p = p->gnext)
+        zs_sv_proc_retire(p);
     zs_sv_gen_check_empty(g);
 }
 
 void zs_gen_free(zs_generation *g)
 {
     zs_supervisor *s = g->s;
-    for (zs_proc *p = s->procs, *nx; p; p = nx) {
-        nx = p->next;
-        if (p->g == g)
-            zs_sv_proc_forget(p); /* only reached when the owner gives up on live children */
+    for (zs_proc *p = g->procs, *nx; p; p = nx) {
+        nx = p->gnext;
+        zs_sv_proc_forget(p); /* only reached when the owner gives up on live children */
     }
     zs_sv_queue_drop_gen(s, g);
     for (int i = 0; i < g->nslots; i++) {
@@ -124,11 +122,7 @@ int zs_gen_set_config_fd(zs_generation *g, int fd)
 
 int zs_gen_running_count(const zs_generation *g)
 {
-    int n = 0;
-    for (zs_proc *p = g->s->procs; p; p = p->next)
-        if (p->g == g)
-            n++;
-    return n;
+    return g->nrunning;
 }
 
 void zs_sv_gen_check_empty(zs_generation *g)

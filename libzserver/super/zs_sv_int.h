@@ -13,7 +13,8 @@
  *   zs_sv_reap.c     reaping, the respawn policy and its backoff, the daemonize warning
  *   zs_sv_stats.c    the read-only accessors of zs_sv_stats.h
  *
- * Ownership: a zs_proc is in the supervisor's list from fork until it is reaped (or detached);
+ * Ownership: a zs_proc is in the supervisor's list (and its generation's, and the pid table)
+ * from its start until it is reaped (or detached);
  * it sits in a slot of its generation while it counts towards `want`, and leaves the slot the
  * moment it is retired.  Slots are allocated one by one because libev holds pointers to the
  * timers inside them.
@@ -33,15 +34,21 @@
 #define KILL_GRACE 5.0         /* added to a child's soft-stop deadline before SIGKILL */
 #define MIN_DRAIN_CAP 3600     /* a child may announce a soft-stop deadline up to this (or its M) */
 #define SPAWN_BATCH 16         /* processes started per loop iteration, at most... */
-#define SPAWN_SLICE 0.010      /* ...and no more once this many seconds went into starting */
+#define SPAWN_SLICE 0.005      /* ...and no more once this many seconds went into starting */
+#define SPAWN_STARVE 0.050     /* a batch at least this often, even when the loop is never idle */
+#define REAP_BATCH 128         /* children reaped per loop iteration, at most */
 #define RECORDS_PER_WAKE 32    /* status records read from one channel per loop iteration */
 
 typedef struct zs_proc zs_proc;
 typedef struct zs_slot zs_slot;
 
-/* One live child process of the supervisor, from fork until it is reaped or detaches. */
+/* One live child process of the supervisor, from fork until it is reaped or detaches.  It is on
+ * three lists, each unlinked in O(1): the supervisor's, its generation's, and its pid's hash
+ * chain, so nothing done per process costs time proportional to the number of processes. */
 struct zs_proc {
-    zs_proc *next;
+    zs_proc *next, *prev;   /* the supervisor's list */
+    zs_proc *gnext, *gprev; /* its generation's list */
+    zs_proc *hnext;         /* the pid table's chain */
     zs_generation *g;
     pid_t pid;
     zs_slot *slot;     /* NULL once it was retired */
@@ -82,6 +89,8 @@ struct zs_generation {
     void *run_ctx;
     zs_slot **slots;
     int nslots, want;
+    zs_proc *procs;    /* its live processes (slots and retiring), linked by gnext */
+    int nrunning;      /* how many */
     int retiring, empty_pending, empty_fired;
     int nready;
     int board_fd;      /* the accept scoreboard (zs_board.h), -1 until a child says HELLO */
@@ -96,8 +105,16 @@ struct zs_supervisor {
     struct ev_loop *loop;
     zs_supervisor_hooks hooks;
     ev_child child_w;
-    ev_timer work_w;   /* zero timer: queued starts and generation-empty reports */
+    ev_idle spawn_w;   /* lowest priority: a batch of queued starts when nothing else is pending */
+    ev_timer starve_w; /* a batch anyway when the loop was never idle for SPAWN_STARVE */
+    ev_timer work_w;   /* zero timer: generation-empty reports */
     zs_proc *procs;
+    zs_proc **ptab;    /* pid -> proc, chained; ptab_size buckets (a power of 2) */
+    unsigned ptab_size;
+    int nprocs;
+    double reap_epoch; /* the time a burst of exits was first seen, in iteration reap_iter... */
+    unsigned reap_iter;
+    int reap_more;     /* ...when a batch of reaping left zombies for the next iteration */
     zs_generation *gens;
     zs_slot *q_head, *q_tail;
     int hurry;         /* zs_supervisor_hurry(): deadlines are KILL_GRACE at most */
@@ -118,6 +135,10 @@ enum slot_verdict { JUDGE_BY_LIFETIME, FAILED_START };
 
 /* zs_sv_proc.c */
 zs_proc *zs_sv_proc_find(zs_supervisor *s, pid_t pid);
+/* Enters p (p->g and p->pid set) on the supervisor's list, its generation's and the pid table. */
+void zs_sv_proc_add(zs_proc *p);
+/* Forgets every process record without freeing anything (a forked worker). */
+void zs_sv_proc_forget_all(zs_supervisor *s);
 void zs_sv_proc_close_chan(zs_proc *p);
 /* Takes p out of its slot; it no longer counts towards its generation's capacity. */
 void zs_sv_proc_leave_slot(zs_proc *p);
@@ -136,13 +157,15 @@ void zs_sv_sigstop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 /* A stop by a signal, or a continue, of p reported by the child watcher. */
 void zs_sv_proc_sigstop_event(zs_proc *p, int status);
 /* zs_sv_queue.c */
-/* Queues sl to be started from the work timer. */
+/* Queues sl to be started in a later batch. */
 void zs_sv_queue_start(zs_slot *sl);
 /* Takes every slot of g out of the start queue. */
 void zs_sv_queue_drop_gen(zs_supervisor *s, zs_generation *g);
-/* Makes sure the work timer runs this loop iteration. */
+/* Makes sure the work timer runs this loop iteration (generation-empty reports). */
 void zs_sv_queue_kick(zs_supervisor *s);
 void zs_sv_queue_cb(struct ev_loop *loop, ev_timer *w, int revents);
+void zs_sv_spawn_idle_cb(struct ev_loop *loop, ev_idle *w, int revents);
+void zs_sv_spawn_starve_cb(struct ev_loop *loop, ev_timer *w, int revents);
 /* zs_sv_gen.c */
 /* Reports g empty from the work timer once it is retiring and has no process left. */
 void zs_sv_gen_check_empty(zs_generation *g);

@@ -12,8 +12,8 @@
  * is server-stop-on-softstop-after.  The same rule for a reload, a graceful restart, a
  * scale-down and a shutdown; zs_supervisor_hurry() cuts every deadline to KILL_GRACE.
  *
- * Exports: zs_sv_proc_find, _close_chan, _leave_slot, _forget, _set_ready, _arm, _signal,
- * _retire, _deadline_cb.
+ * Exports: zs_sv_proc_find, _add, _forget_all, _close_chan, _leave_slot, _forget, _set_ready,
+ * _arm, _signal, _retire, _deadline_cb.
  */
 #include <errno.h>
 #include <signal.h>
@@ -25,12 +25,96 @@
 #include "core/zserver_core.h"
 #include "zs_sv_int.h"
 
+static unsigned pid_bucket(pid_t pid, unsigned size)
+{
+    return ((unsigned)pid * 2654435761u) & (size - 1);
+}
+
 zs_proc *zs_sv_proc_find(zs_supervisor *s, pid_t pid)
 {
-    for (zs_proc *p = s->procs; p; p = p->next)
+    if (!s->ptab)
+        return NULL;
+    for (zs_proc *p = s->ptab[pid_bucket(pid, s->ptab_size)]; p; p = p->hnext)
         if (p->pid == pid)
             return p;
     return NULL;
+}
+
+/* Doubles the pid table (at most one process per bucket on average). */
+static void grow_ptab(zs_supervisor *s)
+{
+    unsigned size = s->ptab_size ? s->ptab_size * 2 : 64;
+    zs_proc **t = zs_xcalloc(size, sizeof(*t));
+    for (unsigned i = 0; i < s->ptab_size; i++) {
+        for (zs_proc *p = s->ptab[i], *nx; p; p = nx) {
+            nx = p->hnext;
+            unsigned b = pid_bucket(p->pid, size);
+            p->hnext = t[b];
+            t[b] = p;
+        }
+    }
+    free(s->ptab);
+    s->ptab = t;
+    s->ptab_size = size;
+}
+
+void zs_sv_proc_add(zs_proc *p)
+{
+    zs_supervisor *s = p->g->s;
+    p->prev = NULL;
+    p->next = s->procs;
+    if (s->procs)
+        s->procs->prev = p;
+    s->procs = p;
+    p->gprev = NULL;
+    p->gnext = p->g->procs;
+    if (p->g->procs)
+        p->g->procs->gprev = p;
+    p->g->procs = p;
+    p->g->nrunning++;
+    if ((unsigned)s->nprocs + 1 > s->ptab_size)
+        grow_ptab(s);
+    unsigned b = pid_bucket(p->pid, s->ptab_size);
+    p->hnext = s->ptab[b];
+    s->ptab[b] = p;
+    s->nprocs++;
+}
+
+static void unlink_proc(zs_proc *p)
+{
+    zs_supervisor *s = p->g->s;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        s->procs = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    if (p->gprev)
+        p->gprev->gnext = p->gnext;
+    else
+        p->g->procs = p->gnext;
+    if (p->gnext)
+        p->gnext->gprev = p->gprev;
+    p->g->nrunning--;
+    for (zs_proc **pp = &s->ptab[pid_bucket(p->pid, s->ptab_size)]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == p) {
+            *pp = p->hnext;
+            break;
+        }
+    }
+    s->nprocs--;
+}
+
+void zs_sv_proc_forget_all(zs_supervisor *s)
+{
+    for (zs_generation *g = s->gens; g; g = g->next) {
+        g->procs = NULL;
+        g->nrunning = 0;
+    }
+    s->procs = NULL;
+    if (s->ptab)
+        memset(s->ptab, 0, s->ptab_size * sizeof(*s->ptab));
+    s->nprocs = 0;
 }
 
 void zs_sv_proc_close_chan(zs_proc *p)
@@ -60,12 +144,7 @@ void zs_sv_proc_forget(zs_proc *p)
     zs_sv_proc_close_chan(p);
     ev_timer_stop(s->loop, &p->deadline_w);
     ev_timer_stop(s->loop, &p->sigstop_w);
-    for (zs_proc **pp = &s->procs; *pp; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    }
+    unlink_proc(p);
     free(p);
 }
 

@@ -1,12 +1,18 @@
 /*
- * zs_sv_queue.c — the start queue: slots wait here to get a process, and the work timer (a
- * zero timer) starts them, at most SPAWN_BATCH, or SPAWN_SLICE seconds' worth, a loop
- * iteration, so a mass respawn never makes one iteration long.  The same timer reports
- * generations that went empty, so the owner's gen_empty hook never runs from inside a call the
- * owner made (it may free what it is walking).  Starting one process (fork and exec, the fd
- * contract) is zs_spawn.c; this file makes its record.
+ * zs_sv_queue.c — the start queue: slots wait here to get a process, and they are started in
+ * batches of at most SPAWN_BATCH, or SPAWN_SLICE seconds' worth, so a mass start never makes
+ * one loop iteration long.  A batch runs from an idle watcher of the lowest priority: only in an
+ * iteration where nothing else is pending, so a signal, a control request or a status record
+ * that arrives while thousands of processes start waits for one batch at most, and a request
+ * that takes several iterations (accept, read, reply) gets them back to back.  Should the loop
+ * never be idle, a timer runs a batch every SPAWN_STARVE seconds anyway.
  *
- * Exports: zs_sv_queue_start, zs_sv_queue_drop_gen, zs_sv_queue_kick, zs_sv_queue_cb.
+ * A zero timer reports generations that went empty, so the owner's gen_empty hook never runs
+ * from inside a call the owner made (it may free what it is walking).  Starting one process
+ * (clone and exec, the fd contract) is zs_spawn.c; this file makes its record.
+ *
+ * Exports: zs_sv_queue_start, zs_sv_queue_drop_gen, zs_sv_queue_kick, zs_sv_queue_cb,
+ * zs_sv_spawn_idle_cb, zs_sv_spawn_starve_cb.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +33,15 @@ void zs_sv_queue_kick(zs_supervisor *s)
     }
 }
 
+/* Makes sure a batch of starts comes: at the next idle moment, or after SPAWN_STARVE. */
+static void spawn_soon(zs_supervisor *s)
+{
+    if (!ev_is_active(&s->spawn_w))
+        ev_idle_start(s->loop, &s->spawn_w);
+    if (!ev_is_active(&s->starve_w))
+        ev_timer_again(s->loop, &s->starve_w);
+}
+
 void zs_sv_queue_start(zs_slot *sl)
 {
     zs_supervisor *s = sl->g->s;
@@ -40,7 +55,7 @@ void zs_sv_queue_start(zs_slot *sl)
     else
         s->q_head = sl;
     s->q_tail = sl;
-    zs_sv_queue_kick(s);
+    spawn_soon(s);
 }
 
 void zs_sv_queue_drop_gen(zs_supervisor *s, zs_generation *g)
@@ -119,8 +134,7 @@ static void spawn_now(zs_slot *sl)
     p->chan = chan;
     p->board_slot = -1;
     p->started = t0;
-    p->next = s->procs;
-    s->procs = p;
+    zs_sv_proc_add(p);
     sl->proc = p;
     ev_io_init(&p->chan_w, zs_sv_chan_cb, chan, EV_READ);
     ev_io_start(s->loop, &p->chan_w);
@@ -151,12 +165,10 @@ static void fire_empty(zs_supervisor *s)
     }
 }
 
-/* The work timer: one bounded batch of starts, then the empty reports; re-armed while slots wait. */
-void zs_sv_queue_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* One bounded batch of starts; then either more are due (the starvation timer restarts) or
+ * the queue is empty (both watchers stop). */
+static void spawn_batch(zs_supervisor *s)
 {
-    (void)loop;
-    (void)revents;
-    zs_supervisor *s = (zs_supervisor *)((char *)w - offsetof(zs_supervisor, work_w));
     double t0 = zs_sv_mono_now();
     for (int n = 0; n < SPAWN_BATCH && s->q_head && (n == 0 || zs_sv_mono_now() - t0 < SPAWN_SLICE); n++) {
         zs_slot *sl = s->q_head;
@@ -167,7 +179,32 @@ void zs_sv_queue_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (!sl->proc && !sl->g->retiring && sl->index < sl->g->want)
             spawn_now(sl);
     }
-    fire_empty(s);
-    if (s->q_head)
-        zs_sv_queue_kick(s);
+    if (s->q_head) {
+        ev_timer_again(s->loop, &s->starve_w);
+    } else {
+        ev_idle_stop(s->loop, &s->spawn_w);
+        ev_timer_stop(s->loop, &s->starve_w);
+    }
+}
+
+void zs_sv_spawn_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    spawn_batch((zs_supervisor *)((char *)w - offsetof(zs_supervisor, spawn_w)));
+}
+
+void zs_sv_spawn_starve_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    spawn_batch((zs_supervisor *)((char *)w - offsetof(zs_supervisor, starve_w)));
+}
+
+/* The work timer: the generation-empty reports. */
+void zs_sv_queue_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    fire_empty((zs_supervisor *)((char *)w - offsetof(zs_supervisor, work_w)));
 }

@@ -215,16 +215,25 @@ static void reaped(zs_supervisor *s, pid_t pid, int status, double now)
 
 void zs_sv_child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
-    (void)loop;
     (void)revents;
     zs_supervisor *s = (zs_supervisor *)((char *)w - offsetof(zs_supervisor, child_w));
-    double now = zs_sv_mono_now();
+    /* An exit is timed when the loop first saw it: zombies a batch had to leave for the next
+     * iteration keep the time of the iteration that saw them, so a long burst never makes a
+     * process look as if it lived longer (which would forgive a crash loop). */
+    unsigned iter = ev_iteration(loop);
+    double now = s->reap_more && iter == s->reap_iter + 1 ? s->reap_epoch : zs_sv_mono_now();
     reaped(s, w->rpid, w->rstatus, now);
-    /* libev reaps one child per loop iteration; take every other zombie now, so none waits
-     * (and grows its lifetime) behind the others.  Every child of this process is ours. */
-    int st;
-    pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG | WUNTRACED | WCONTINUED)) > 0)
+    /* libev reaps one child per loop iteration (and comes back while there are more); take
+     * more now, so none waits behind the others, but at most REAP_BATCH: a thousand exits at
+     * once (a stop, a mass crash) must not hold the loop.  Every child of this process is ours. */
+    int st, n = 1;
+    pid_t pid = 0;
+    while (n < REAP_BATCH && (pid = waitpid(-1, &st, WNOHANG | WUNTRACED | WCONTINUED)) > 0) {
         reaped(s, pid, st, now);
+        n++;
+    }
+    s->reap_more = n >= REAP_BATCH;
+    s->reap_epoch = now;
+    s->reap_iter = iter;
     remember_strays(s);
 }

@@ -72,8 +72,8 @@ int zs_gen_procs(const zs_generation *g, zs_proc_info *out, int max)
     for (int i = 0; i < g->nslots; i++)
         if (g->slots[i]->proc && n++ < max)
             proc_info(g->slots[i]->proc, &out[n - 1]);
-    for (const zs_proc *p = g->s->procs; p; p = p->next)
-        if (p->g == g && !p->slot && n++ < max)
+    for (const zs_proc *p = g->procs; p; p = p->gnext)
+        if (!p->slot && n++ < max)
             proc_info(p, &out[n - 1]);
     return n;
 }

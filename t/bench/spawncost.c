@@ -1,12 +1,15 @@
 /*
  * spawncost.c — what one spawn costs the spawning process: fork()+exec against vfork()+exec.
  *
- *   spawncost [-n COUNT] [-m fork|vfork] PROGRAM
+ *   spawncost [-n COUNT] [-m fork|vfork] [-k] PROGRAM [ARG...]
  *
  * Mimics a supervisor's spawn path: before each spawn it builds a child environment (a few
  * dozen malloc'd strings, as masterd's zs_spawn.c does), spawns PROGRAM (which should exit at
  * once), frees the environment afterwards and logs one formatted line to /dev/null.  It reaps
- * the children as they exit.  Prints `MODE spawns=N parent_cpu_us_per_spawn=X wall_us_per_spawn=Y
+ * the children as they exit; with -k it keeps them all alive (as a supervisor does: PROGRAM should
+ * then wait, e.g. `sleep 60`), stops the clock once all are started, then kills and reaps them
+ * (a task's kernel stack is reused from one that exited, so children that exit at once make
+ * each spawn cheaper than a supervisor's are).  Prints `MODE spawns=N parent_cpu_us_per_spawn=X wall_us_per_spawn=Y
  * minflt_per_spawn=Z`: the parent's own utime+stime and minor faults (getrusage RUSAGE_SELF),
  * not the children's.  After fork() every page the parent writes is copy-on-write: each one is a
  * page fault plus a TLB flush, which on a virtual machine is an inter-processor interrupt; vfork
@@ -14,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,20 +58,22 @@ __attribute__((noinline)) static pid_t spawn(int use_vfork, char *prog, char **c
 
 int main(int argc, char **argv)
 {
-    int n = 500, opt, use_vfork = 0;
-    while ((opt = getopt(argc, argv, "n:m:")) != -1) {
+    int n = 500, opt, use_vfork = 0, keep = 0;
+    while ((opt = getopt(argc, argv, "+n:m:k")) != -1) {
         switch (opt) {
         case 'n': n = atoi(optarg); break;
         case 'm': use_vfork = !strcmp(optarg, "vfork"); break;
+        case 'k': keep = 1; break;
         default: return 2;
         }
     }
     if (optind >= argc || n < 1 || n > 100000) {
-        fprintf(stderr, "usage: spawncost [-n COUNT] [-m fork|vfork] PROGRAM\n");
+        fprintf(stderr, "usage: spawncost [-n COUNT] [-m fork|vfork] [-k] PROGRAM [ARG...]\n");
         return 2;
     }
     char *prog = argv[optind];
-    char *cargv[] = { prog, NULL };
+    char **cargv = argv + optind;
+    pid_t *kids = calloc((size_t)n, sizeof(pid_t));
     int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
     /* A supervisor-sized heap: 2 MiB touched, so the page tables have something to copy. */
     char *heap = malloc(2 << 20);
@@ -91,20 +97,26 @@ int main(int argc, char **argv)
             perror("spawncost: fork");
             return 1;
         }
+        kids[i] = pid;
         live++;
         for (size_t k = 0; env[k]; k++)
             free(env[k]);
         free(env);
         dprintf(devnull, "%s: started pid %ld (slot %d, generation %d)\n", prog, (long)pid, i, 1);
         heap[(size_t)i * 4096 % (2 << 20)]++; /* the supervisor touches its own state, too */
-        while (live > 0 && waitpid(-1, NULL, WNOHANG) > 0)
+        while (!keep && live > 0 && waitpid(-1, NULL, WNOHANG) > 0)
             live--;
     }
-    while (live > 0 && waitpid(-1, NULL, 0) > 0)
+    while (!keep && live > 0 && waitpid(-1, NULL, 0) > 0)
         live--;
     double c1 = cpu_self(&f1), t1 = now();
-    printf("%s spawns=%d parent_cpu_us_per_spawn=%.0f wall_us_per_spawn=%.0f minflt_per_spawn=%.1f\n",
-           use_vfork ? "vfork" : "fork", n, (c1 - c0) * 1e6 / n, (t1 - t0) * 1e6 / n, (double)(f1 - f0) / n);
+    for (int i = 0; keep && i < n; i++)
+        kill(kids[i], SIGKILL);
+    while (live > 0 && waitpid(-1, NULL, 0) > 0)
+        live--;
+    printf("%s%s spawns=%d parent_cpu_us_per_spawn=%.0f wall_us_per_spawn=%.0f minflt_per_spawn=%.1f\n",
+           use_vfork ? "vfork" : "fork", keep ? " kept" : "", n, (c1 - c0) * 1e6 / n, (t1 - t0) * 1e6 / n, (double)(f1 - f0) / n);
     free(heap);
+    free(kids);
     return 0;
 }

@@ -2,7 +2,8 @@
 # t/bench/coroutine/run.sh — the coroutine benchmarks:
 #   1. the switch: what it keeps (cross.sh: ctx_check.c natively and, when a cross compiler and
 #      qemu-user are installed, on aarch64), then its cost against glibc swapcontext (switch.c,
-#      built here against build/libzserver.a into build/bench/co_switch); goal <= 1/20;
+#      built here against build/libzserver.a into build/bench/co_switch); goal <= 1/20; what a
+#      hooked call costs outside a coroutine (hookcost.c, build/bench/co_hookcost); goal <= 5 ns;
 #   2. 100,000 coroutines alive at once, each in a sleep+yield loop (many.c): resident memory
 #      growth against the stack pages they touched; goal <= 1.2x;
 #   3. HTTP hello, coroutine mode vs aio mode, same worker count, under wrk (http.py); goal >= 0.9x.
@@ -26,6 +27,10 @@ if [ "$what" = all ] || [ "$what" = switch ]; then
     sh "$here/cross.sh" || status=1
     echo "== context switch: cost (build/bench/co_switch)"
     "$out/co_switch" || status=1
+    $cc -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -I"$root/libzserver" -I"$root/libzserver/core" -o "$out/co_hookcost" "$here/hookcost.c" \
+        -Wl,--whole-archive "$root/build/libzserver.a" -Wl,--no-whole-archive -linih -lev -ldl -lm -lpthread
+    echo "== a hooked call outside a coroutine (build/bench/co_hookcost)"
+    "$out/co_hookcost" || status=1
 fi
 if [ "$what" = all ] || [ "$what" = many ]; then
     $cc -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -I"$root/libzserver" -I"$root/libzserver/core" -o "$out/co_many" "$here/many.c" \
