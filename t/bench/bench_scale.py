@@ -55,10 +55,12 @@ def md_start(cf, total, log, env=None, args=(), limit=120, binary=None):
     return md, wall, c1, steady
 
 
-def spawn_ref(mode, n, keep):
+def spawn_ref(mode, n, keep, res=False):
     """spawncost: (parent CPU µs per spawn, wall µs per spawn) of n vfork|fork + exec; keep: the
-    children stay alive until all are started (as a supervisor's), else they exit at once."""
-    argv = [SPAWNCOST, "-n", str(n), "-m", mode] + (["-k", SLEEP, "300"] if keep else [TINY])
+    children stay alive until all are started (as a supervisor's), else they exit at once; res:
+    each also gets a socketpair and a pipe (kept, in epoll) and a record, as masterd's do."""
+    argv = [SPAWNCOST, "-n", str(n), "-m", mode] + (["-r"] if res else []) + \
+        (["-k", SLEEP, "300"] if keep else [TINY])
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=300)
     m = re.search(r"parent_cpu_us_per_spawn=(\d+) wall_us_per_spawn=(\d+)", r.stdout)
     return (int(m.group(1)), int(m.group(2))) if m else (None, None)
@@ -81,13 +83,14 @@ def med(values):
 
 def spawn_rounds(tmp, cf, total):
     """Alternating rounds of the kept-alive vfork reference and masterd's start of `total`."""
-    res = {"ref_cpu": [], "ref_wall": [], "md_cpu": [], "md_steady": [], "md_wall": [], "fork_cpu": [],
+    res = {"ref_cpu": [], "ref_wall": [], "rres_cpu": [], "md_cpu": [], "md_steady": [], "md_wall": [], "fork_cpu": [],
            "fork_steady": [], "fork_wall": [], "base_cpu": [], "base_steady": [], "base_wall": []}
     for r in range(SCALE_ROUNDS):
         say("scale: spawn round %d of %d" % (r + 1, SCALE_ROUNDS))
         c, w = spawn_ref("vfork", total, keep=True)
         res["ref_cpu"].append(c)
         res["ref_wall"].append(w)
+        res["rres_cpu"].append(spawn_ref("vfork", total, keep=True, res=True)[0])
         md, wall, mcpu, steady = md_start(cf, total, "%s/masterd-r%d.log" % (tmp, r))
         md.stop(grace=30)
         res["md_cpu"].append(mcpu * 1e6 / total if wall else None)
@@ -125,7 +128,12 @@ def spawn_table(total, res):
                   spread(res["ref_cpu"], 0), ratio(med(res["base_steady"]), ref)],
                  ["baseline masterd: with its start-up", spread(res["base_cpu"], 0), "", ""],
                  ["baseline masterd: start of all %d (s)" % total, spread(res["base_wall"]), "", ""]]
+    rres = med(res["rres_cpu"])
     rows += [
+        ["reference vfork()+exec with a child's channel and output pipe (spawncost -r): parent CPU µs",
+         spread(res["rres_cpu"], 0), spread(res["ref_cpu"], 0), ratio(rres, ref)],
+        ["masterd (clone), the starts alone, ÷ that reference", spread(res["md_steady"], 0), spread(res["rres_cpu"], 0),
+         ratio(md, rres)],
         ["reference fork()+exec, children kept: parent CPU µs per spawn", fmt(res["ref_fork_kept"][0]), "", ""],
         ["reference vfork()+exec, children exit at once: parent CPU µs per spawn",
          fmt(res["ref_vfork_exit"][0]), "", ""],
@@ -141,7 +149,9 @@ def spawn_table(total, res):
         " start).  Reference = t/bench/spawncost.c: vfork() + exec of as many `sleep` processes that stay"
         " alive (a task's kernel stack is reused from one that exited, so children that exit at once"
         " are cheaper: that row is given too); it builds an environment and logs a line per spawn, as"
-        " masterd does, but makes no status channel, output pipe, relay or process record."
+        " masterd does, but makes no status channel, output pipe, relay or process record; with -r it"
+        " makes and keeps a socketpair and a pipe per child, in an epoll set, and 2.5 KB of record"
+        " (what the contract's fds cost the kernel, §4, §5)."
         "  Median (min–max) of %d alternating rounds." % SCALE_ROUNDS,
         "Goal master CPU per process ≤ %.1f× vfork+exec: %s → %s." % (
             SPAWN_GOAL, ratio(md, ref), verdict(ok)),
