@@ -38,7 +38,9 @@ void zconfig_free(zconfig_t *cf)
 
 void zconfig_update_string(zconfig_t *cf, const char *name, const char *value, ssize_t len)
 {
-    char *v = len < 0 ? zs_xstrdup(value ? value : "") : zs_xasprintf("%.*s", (int)len, value);
+    if (!value)
+        value = "", len = 0;
+    char *v = len < 0 ? zs_xstrdup(value) : zs_xasprintf("%.*s", (int)len, value);
     zs_config_unset(cf, name);
     zs_config_set(cf, name, v, SET_IN_CODE, 0);
     free(v);
@@ -80,12 +82,10 @@ void zconfig_load_another(zconfig_t *cf, zconfig_t *another)
 /* "file:line" for a file setting, "argument -key" for a command-line one. */
 static const char *setting_place(const zs_kv *kv, char *buf, size_t len)
 {
-    if (kv->line > 0)
-        snprintf(buf, len, "%s:%d", kv->file, kv->line);
-    else if (kv->file && *kv->file && strcmp(kv->file, "argv"))
-        snprintf(buf, len, "%s", kv->file); /* set in code, e.g. by a master's load_config hook */
-    else
+    if (kv->line <= 0 && (!kv->file || !*kv->file || !strcmp(kv->file, "argv")))
         snprintf(buf, len, "argument -%s", kv->key);
+    else
+        zs_kv_where(kv, buf, len); /* file:line, or the name of a setting made in code */
     return buf;
 }
 

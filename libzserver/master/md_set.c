@@ -86,11 +86,20 @@ static void check_perms(const char *path, zs_errs *warn, zs_errs *errs)
 
 /* The service id of src: its server-name when set in code, else its file's name without .cf,
  * else its server-name.  NULL after an error. */
+/* A control character shown as '?', so a name cannot forge a log line. */
+static void blank_controls(char *s)
+{
+    for (char *c = s; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+}
+
 static char *service_id(const zs_config *src, const char *path, int idx, zs_errs *errs)
 {
     const zs_kv *nkv = zs_config_find(src, "server-name");
+    int from_file = path && !(nkv && nkv->line <= 0); /* server-name set in code wins */
     char *id;
-    if (path && !(nkv && nkv->line <= 0)) {
+    if (from_file) {
         const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
         size_t len = strlen(base);
         id = zs_xstrdup(base);
@@ -101,33 +110,31 @@ static char *service_id(const zs_config *src, const char *path, int idx, zs_errs
                         "(in a file, server-name may only repeat it; a zmaster_server_load_config hook may "
                         "set another in code)", nkv->file, nkv->line, nkv->value, id);
     } else if (nkv) {
-        /* Set in code: it names the service, also over a file's name. */
         id = zs_xstrdup(nkv->value);
     } else {
         zs_errs_add(errs, "zmaster_server_load_config: config #%d has no server-name: set server-name = ID "
                     "(the service id, as a .cf file's name gives it)", idx + 1);
         return NULL;
     }
-    if (strlen(id) > MD_ID_MAX || id[0] == '.') {
-        zs_errs_add(errs, "%s: server-name: '%.40s%s' (%zu characters): a service id has at most %d characters and "
-                    "does not start with '.'", path ? path : "zmaster_server_load_config", id,
-                    strlen(id) > 40 ? "..." : "", strlen(id), MD_ID_MAX);
-        free(id);
-        return NULL;
-    }
-    if (!zs_listen_name_ok(id, strlen(id))) {
-        /* The id names the listeners (LISTEN_FDNAMES, ':'-separated) and every log line; the
-         * message shows a control character as '?' so a name cannot forge a log line. */
-        for (char *c = id; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                *c = '?';
+    size_t len = strlen(id);
+    int too_long = len > MD_ID_MAX || id[0] == '.', bad = !too_long && !zs_listen_name_ok(id, len);
+    if (too_long || bad) {
+        /* The id names the listeners (LISTEN_FDNAMES, ':'-separated) and every log line. */
         char *shown = zs_xstrdup(path ? path : "zmaster_server_load_config");
-        for (char *c = shown; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                *c = '?';
-        zs_errs_add(errs, "%s: the %s makes the service id '%s', which may hold only letters, digits, '-', '_' and '.'",
-                    shown, path ? "file name" : "server-name", id);
+        blank_controls(shown);
+        blank_controls(id);
+        if (too_long)
+            zs_errs_add(errs, "%s: %s: '%.40s%s' (%zu characters): a service id has at most %d characters and "
+                        "does not start with '.'", shown, from_file ? "the file name" : "server-name", id,
+                        len > 40 ? "..." : "", len, MD_ID_MAX);
+        else
+            zs_errs_add(errs, "%s: the %s makes the service id '%s', which may hold only letters, digits, '-', "
+                        "'_' and '.'", shown, from_file ? "file name" : "server-name", id);
         free(shown);
+        if (too_long) {
+            free(id);
+            return NULL;
+        }
     }
     return id;
 }
@@ -141,6 +148,42 @@ static int key_ok(const char *k)
         if (*c <= ' ' || *c == 0x7f || *c == ':' || *c == '=')
             return 0;
     return 1;
+}
+
+/* The .cf file's ownership check for every file src's settings came from (a hook may read
+ * several with zconfig_load_from_pathname), and for the file lib-zc's loader named. */
+static void check_files(const zs_config *src, const char *file, zs_errs *warn, zs_errs *errs)
+{
+    int named_checked = 0;
+    for (size_t i = 0; i < src->n; i++) {
+        const zs_kv *kv = &src->kv[i];
+        if (kv->line <= 0)
+            continue;
+        size_t j = 0;
+        while (j < i && !(src->kv[j].line > 0 && !strcmp(src->kv[j].file, kv->file)))
+            j++;
+        if (j < i)
+            continue; /* that file is checked already */
+        check_perms(kv->file, warn, errs);
+        named_checked |= file && !strcmp(file, kv->file);
+    }
+    if (file && !named_checked)
+        check_perms(file, warn, errs);
+}
+
+/* Settings made in code hold what a file line could: a key without blanks, ':' or '=', a value
+ * without a newline. */
+static void check_code_settings(const zs_config *src, const char *label, zs_errs *errs)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        const zs_kv *kv = &src->kv[i];
+        if (kv->line > 0 || !strcmp(kv->key, MD_KEY_FILE))
+            continue;
+        if (!key_ok(kv->key))
+            zs_errs_add(errs, "%s: key '%s': not a key a file could set (no blanks, ':' or '=')", label, kv->key);
+        else if (strchr(kv->value, '\n'))
+            zs_errs_add(errs, "%s: %s: the value holds a newline", label, kv->key);
+    }
 }
 
 /* One service from src (a file's config, or one a zmaster_server_load_config hook built) over
@@ -162,27 +205,8 @@ static md_svc *load_one(const zs_config *src, int idx, const zs_config *gcf, zs_
     const char *path = file ? file : label;
     md_svc *m = zs_xcalloc(1, sizeof(*m));
     m->cf_fd = -1;
-    /* Every file the config's settings came from (a hook may load several with
-     * zconfig_load_from_pathname) gets the .cf file's ownership check. */
-    const char *checked = NULL;
-    for (size_t i = 0; i < src->n; i++) {
-        const zs_kv *kv = &src->kv[i];
-        if (kv->line > 0 && kv->file && (!checked || strcmp(checked, kv->file))) {
-            int seen = 0;
-            for (size_t j = 0; j < i && !seen; j++)
-                seen = src->kv[j].line > 0 && src->kv[j].file && !strcmp(src->kv[j].file, kv->file);
-            if (!seen)
-                check_perms(kv->file, warn, errs);
-            checked = kv->file;
-        } else if (kv->line <= 0 && !key_ok(kv->key)) {
-            zs_errs_add(errs, "%s: key '%s': not a key a file could set (no blanks, ':' or '=')", label,
-                        kv->key);
-        } else if (kv->line <= 0 && strchr(kv->value, '\n') && strcmp(kv->key, MD_KEY_FILE)) {
-            zs_errs_add(errs, "%s: %s: the value holds a newline", label, kv->key);
-        }
-    }
-    if (file && !checked)
-        check_perms(file, warn, errs);
+    check_files(src, file, warn, errs);
+    check_code_settings(src, label, errs);
     zs_config_init(&m->cf);
     zs_config_merge(&m->cf, gcf);
     zs_config_merge(&m->cf, src);
