@@ -117,6 +117,21 @@ static double measure(const char *when)
     return worst;
 }
 
+/* Swaps the hooks' libc pointers with the empty stand-ins (and back, called again). */
+static void swap_real(void)
+{
+    static void **const real[] = { &zs_hook_real_close, &zs_hook_real_read, &zs_hook_real_write,
+                                   &zs_hook_real_recv, &zs_hook_real_send, &zs_hook_real_accept4,
+                                   &zs_hook_real_poll, &zs_hook_real_dup2 };
+    static void *other[] = { (void *)e_close, (void *)e_read, (void *)e_write, (void *)e_recv,
+                             (void *)e_send, (void *)e_accept4, (void *)e_poll, (void *)e_dup2 };
+    for (size_t i = 0; i < sizeof(real) / sizeof(real[0]); i++) {
+        void *keep = *real[i];
+        *real[i] = other[i];
+        other[i] = keep;
+    }
+}
+
 static void *one_yield(void *ctx)
 {
     (void)ctx;
@@ -138,33 +153,15 @@ int main(int argc, char **argv)
     (void)!accept4(-1, NULL, NULL, 0);
     (void)!poll(NULL, 0, 0);
     (void)!dup2(-1, FD);
-    void *saved[] = { zs_hook_real_close, zs_hook_real_read, zs_hook_real_write, zs_hook_real_recv,
-                      zs_hook_real_send, zs_hook_real_accept4, zs_hook_real_poll, zs_hook_real_dup2 };
-    zs_hook_real_close = (void *)e_close;
-    zs_hook_real_read = (void *)e_read;
-    zs_hook_real_write = (void *)e_write;
-    zs_hook_real_recv = (void *)e_recv;
-    zs_hook_real_send = (void *)e_send;
-    zs_hook_real_accept4 = (void *)e_accept4;
-    zs_hook_real_poll = (void *)e_poll;
-    zs_hook_real_dup2 = (void *)e_dup2;
+    swap_real(); /* empty stand-ins in, libc's functions kept aside */
     double w1 = measure("a program that never starts a coroutine:");
     /* Back to libc's for the scheduler (its loop makes real calls), then empty again. */
-    zs_hook_real_close = saved[0], zs_hook_real_read = saved[1], zs_hook_real_write = saved[2];
-    zs_hook_real_recv = saved[3], zs_hook_real_send = saved[4], zs_hook_real_accept4 = saved[5];
-    zs_hook_real_poll = saved[6], zs_hook_real_dup2 = saved[7];
+    swap_real();
     zcoroutine_go(one_yield, NULL, 0);
     zs_co_run();
-    zs_hook_real_close = (void *)e_close;
-    zs_hook_real_read = (void *)e_read;
-    zs_hook_real_write = (void *)e_write;
-    zs_hook_real_recv = (void *)e_recv;
-    zs_hook_real_send = (void *)e_send;
-    zs_hook_real_accept4 = (void *)e_accept4;
-    zs_hook_real_poll = (void *)e_poll;
-    zs_hook_real_dup2 = (void *)e_dup2;
+    swap_real();
     double w2 = measure("the thread that runs coroutines, outside them (the fd hooks keep the per-fd table):");
-    zs_hook_real_close = saved[0];
+    swap_real();
 
     /* For scale: the real system call, hooked and not. */
     int (*libc_close)(int) = (int (*)(int))dlsym(RTLD_NEXT, "close");

@@ -17,7 +17,7 @@
 #include "zserver.h"
 
 static volatile long rounds_done;
-static long count, alive;
+static long count;
 static char **stacks; /* each coroutine's guard page: its stack is the stack_size bytes above */
 static size_t stack_size, page;
 static long rss_alive_kb, touched_pages, maps_alive;
@@ -75,7 +75,6 @@ static void *worker(void *ctx)
     long i = (long)ctx;
     size_t glen;
     stacks[i] = zs_co_guard_page(&glen);
-    alive++;
     for (int r = 0; r < 3; r++) {
         zcoroutine_sleep_ms(1);
         zcoroutine_yield();
