@@ -48,7 +48,6 @@ typedef struct client {
     int lingering;       /* the reply is out: reading what the client still sends, until EOF */
     size_t discarded;
     md_reload rl;
-    double started;
     double deadline;     /* reading the request, or writing the reply, ends by then */
 } client;
 
@@ -127,7 +126,10 @@ static void client_reply(client *c, int status)
 /* masterd is stopping: a reload waited for ends now, after the change lines it has sent. */
 static void client_stopping(client *c)
 {
-    md_buf_printf(&c->out, "error: masterd is stopping: the reload's new generations are not waited for\n");
+    if (c->rl.reading)
+        md_buf_printf(&c->out, "error: masterd is stopping: the reload was abandoned before it was applied: nothing changed\n");
+    else
+        md_buf_printf(&c->out, "error: masterd is stopping: the reload's new generations are not waited for\n");
     client_reply(c, 1);
 }
 
@@ -144,10 +146,10 @@ static void ctl_answer(client *c, char *line)
         client_reply(c, st);
         return;
     }
-    /* A reload waits: its change lines go out now; nothing more is read (EOF is seen once the
-     * reply is written), and the reload's own deadline bounds the wait instead of the idle timer. */
+    /* A reload waits: its change lines go out once it is applied; nothing more is read (EOF is
+     * seen once the reply is written), and the reload's own deadline bounds the wait instead of
+     * the idle timer. */
     c->waiting = 1;
-    c->started = ev_now(C.loop);
     ev_timer_stop(C.loop, &c->idle);
     client_want_write(c);
     if (!ev_is_active(&C.reload_w))
@@ -270,15 +272,22 @@ static void reload_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
     for (client *c = C.clients; c; c = c->next) {
         if (!c->waiting)
             continue;
-        int st = md_ctl_reload_poll(&c->rl, c->started, &c->out);
+        int st = md_ctl_reload_poll(&c->rl, &c->out);
         if (st >= 0) {
             client_reply(c, st);
         } else {
             waiting = 1;
+            client_want_write(c); /* the change lines, once the reload is applied */
         }
     }
     if (!waiting)
         ev_timer_stop(loop, w);
+}
+
+void md_ctl_reload_wake(void)
+{
+    if (C.loop && ev_is_active(&C.reload_w))
+        reload_poll_cb(C.loop, &C.reload_w, 0);
 }
 
 /* A connection turned away on accept: what it sent already is read away (closing on unread

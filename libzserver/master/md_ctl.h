@@ -58,13 +58,15 @@ void md_http_busy(int fd);
 void md_http_free(void);
 
 /* md_ctl_cmd.c: answers one control request line into out; returns the exit status for the
- * reply's last line, or -1 when the reply waits for the reload in *rl (md_ctl_reload_poll):
- * out then has the reload's change lines, to be sent at once. */
+ * reply's last line, or -1 when the reply waits for the reload in *rl (md_ctl_reload_poll). */
 int md_ctl_command(const char *line, md_buf *out, md_reload *rl);
-/* A waiting reload: its status once every generation it started is ready or failed, or the
- * deadline (server-ready-timeout + 1 s after started) passed, with a line per generation
- * appended to out; -1: waiting. */
-int md_ctl_reload_poll(md_reload *rl, double started, md_buf *out);
+/* A waiting reload: -1 while it reads the config; then its change lines (or errors: status 2)
+ * go into out at once, to be sent while its generations start; its status once every
+ * generation it started is ready or failed, or the deadline (server-ready-timeout + 1 s after
+ * it was applied) passed, with a line per generation appended to out; -1: waiting. */
+int md_ctl_reload_poll(md_reload *rl, md_buf *out);
+/* md_ctl.c: a reload was applied (or refused): its waiting clients are answered now. */
+void md_ctl_reload_wake(void);
 /* md_status.c: the status table (human), JSON document, or Prometheus exposition of the
  * services named in ids (all when n == 0).  Returns 0, or 2 after naming an unknown service. */
 int md_status_text(md_buf *out, char **ids, int n);

@@ -55,28 +55,33 @@ static int svc_verb(const char *verb, char **w, int n, md_buf *out)
     return 0;
 }
 
-/* The reload's lines (its errors, or what changed) go into out at once: a waiting client is
- * sent them before the wait. */
 static int reload_cmd(md_buf *out, md_reload *rl)
 {
     if (md_master_reload(rl) < 0) {
         md_buf_printf(out, "error: masterd is stopping\n");
         return 1;
     }
-    for (size_t i = 0; i < rl->lines.n; i++) {
-        md_buf_text(out, rl->lines.msg[i]);
-        md_buf_printf(out, "\n");
-    }
-    if (rl->invalid) {
-        md_buf_printf(out, "reload: nothing changed\n");
-        return 2;
-    }
-    return md_ctl_reload_poll(rl, zs_sv_now(), out);
+    return md_ctl_reload_poll(rl, out);
 }
 
-int md_ctl_reload_poll(md_reload *rl, double started, md_buf *out)
+int md_ctl_reload_poll(md_reload *rl, md_buf *out)
 {
-    double now = zs_sv_now(), limit = 0;
+    if (rl->reading)
+        return -1;
+    if (!rl->told) {
+        /* The reload's lines (its errors, or what changed) go out before the wait. */
+        rl->told = 1;
+        rl->started = zs_sv_now();
+        for (size_t i = 0; i < rl->lines.n; i++) {
+            md_buf_text(out, rl->lines.msg[i]);
+            md_buf_printf(out, "\n");
+        }
+        if (rl->invalid) {
+            md_buf_printf(out, "reload: nothing changed\n");
+            return 2;
+        }
+    }
+    double now = zs_sv_now(), limit = 0, started = rl->started;
     int pending = 0;
     for (int i = 0; i < rl->nwaits; i++) {
         md_svc *m = md_set_find(md_master_set(), rl->waits[i].id);

@@ -208,6 +208,7 @@ static void shutdown_all(void)
     M.shutting_down = 1;
     zinfo("stopping: soft-stopping every service");
     sd_notify_msg("STOPPING=1");
+    md_reload_abort();
     md_ctl_stopping(); /* a reload waited for on the control socket is answered now */
     int strays = zs_supervisor_strays(M.super, SIGTERM);
     if (strays > 0)
@@ -266,8 +267,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
             shutdown_all();
         break;
     case SIGHUP:
-        if (!M.shutting_down)
-            md_reload_apply(NULL);
+        md_master_reload(NULL);
         break;
     case SIGUSR2:
         if (!M.shutting_down)

@@ -22,6 +22,9 @@ typedef struct md_reload {
     zs_errs lines;
     struct md_reload_wait { char *id; unsigned gen; unsigned long restarts0; } *waits;
     int nwaits;
+    int reading;            /* the reload is still reading the config: nothing decided yet */
+    int told;               /* its lines are in the client's reply (md_ctl_reload_poll) */
+    double started;         /* when it was applied: the readiness wait counts from then */
 } md_reload;
 
 /* Binds set's sockets, starts every service and runs until stopped.  Takes ownership of set.
@@ -40,7 +43,13 @@ int md_master_restart(md_svc *m);
 /* down: hold m down (its processes retire, its sockets stay); 0: start it again.  -1 when it
  * already is so, or while stopping. */
 int md_master_hold(md_svc *m, int down);
-/* A reload, as SIGHUP does, reporting into r.  -1 while stopping. */
+/* A reload, as SIGHUP does, reporting into r (NULL: nobody waits).  The config is read a slice
+ * per loop iteration; r->reading stays set until it is applied (or refused), then
+ * md_ctl_reload_wake is called.  Asked while one is reading, another reload follows that one
+ * (r waits for the second).  -1 while stopping. */
 int md_master_reload(md_reload *r);
+/* 1 while a reload reads the config, with how many services it has read of how many. */
+int md_master_reload_progress(int *done, int *total);
+/* Frees what r holds; a reload still reading forgets it. */
 void md_reload_free(md_reload *r);
 #endif

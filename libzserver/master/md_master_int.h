@@ -41,6 +41,6 @@ void md_start_generation(md_svc *m, unsigned gen);
 void md_retire_generation(zs_generation *g, zs_generation *succ);
 /* A new generation of m; the current one drains as in a reload. */
 void md_restart_svc(md_svc *m);
-/* md_reload.c: the reload of doc/CONTRACT.md §6; r (may be NULL) gets what changed, or the errors. */
-void md_reload_apply(md_reload *r);
+/* md_reload.c: a reload still reading is dropped (masterd is stopping). */
+void md_reload_abort(void);
 #endif

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "md_set.h"
 #include "core/zc_core.h"
@@ -289,62 +290,120 @@ static void check_ids(const md_set *set, zs_errs *errs)
     free(v);
 }
 
-int md_set_load(const char *dir, md_set *out, zs_errs *errs)
-{
-    size_t before = errs->n;
-    char **gcfs = NULL;
+struct md_set_loader {
+    char *dir;
+    md_set out;
+    zs_errs errs;
     zs_config gcf;
+    md_source *src;
+    int next, total;
+};
+
+md_set_loader *md_set_load_begin(const char *dir)
+{
+    md_set_loader *ld = zs_xcalloc(1, sizeof(*ld));
+    char **gcfs = NULL;
     struct stat st;
 
-    memset(out, 0, sizeof(*out));
-    out->dir = zs_xstrdup(md_source_name(dir));
+    ld->dir = dir ? zs_xstrdup(dir) : NULL;
+    ld->out.dir = zs_xstrdup(md_source_name(dir));
+    zs_config_init(&ld->gcf);
     if (dir && (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
-        zs_errs_add(errs, "%s: %s", dir, stat(dir, &st) < 0 ? strerror(errno) : "not a directory");
-        md_set_free(out);
-        return -1;
+        zs_errs_add(&ld->errs, "%s: %s", dir, stat(dir, &st) < 0 ? strerror(errno) : "not a directory");
+        return ld; /* nothing to load: md_set_load_end reports it */
     }
-    zs_config_init(&gcf);
     int ngcf = 0;
     if (dir) {
-        check_perms(dir, &out->warn, NULL);
-        ngcf = zs_config_list_dir(dir, ".gcf", &gcfs, errs);
+        check_perms(dir, &ld->out.warn, NULL);
+        ngcf = zs_config_list_dir(dir, ".gcf", &gcfs, &ld->errs);
     }
     for (int i = 0; i < ngcf; i++) {
         char *p = zs_xasprintf("%s/%s", dir, gcfs[i]);
-        check_perms(p, &out->warn, errs);
-        zs_config_load_file(&gcf, p, errs);
+        check_perms(p, &ld->out.warn, &ld->errs);
+        zs_config_load_file(&ld->gcf, p, &ld->errs);
         free(p);
     }
-    check_gcf(&gcf, errs);
-    zvector_t *cfs = md_source_load(dir, errs);
-    if (cfs->len > 0)
-        out->v = zs_xcalloc((size_t)cfs->len, sizeof(md_svc *));
-    for (int i = 0; i < cfs->len; i++) {
-        zs_config *src = (zs_config *)cfs->data[i];
-        md_svc *m = NULL;
-        if (!src)
-            zs_errs_add(errs, "zmaster_server_load_config: config #%d is NULL", i + 1);
-        else
-            m = load_one(src, i, &gcf, errs, &out->warn);
-        if (m)
-            out->v[out->n++] = m;
-        zconfig_free(src);
-    }
-    zvector_free(cfs);
-    check_ids(out, errs);
-    md_set_check_addresses(out, errs);
-    /* A .gcf's error comes once per service that reads it: said once. */
-    zs_errs_dedup(errs, before);
-    if (errs->n == before)
-        check_nofile(out, errs);
     if (ngcf > 0)
         zs_config_free_list(gcfs, ngcf);
-    zs_config_free(&gcf);
-    if (errs->n != before) {
-        md_set_free(out);
-        return -1;
+    check_gcf(&ld->gcf, &ld->errs);
+    ld->src = md_source_open(dir, &ld->errs);
+    ld->total = md_source_count(ld->src);
+    if (ld->total > 0)
+        ld->out.v = zs_xcalloc((size_t)ld->total, sizeof(md_svc *));
+    return ld;
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int md_set_load_step(md_set_loader *ld, double budget)
+{
+    double until = mono_now() + budget;
+    for (int loaded = 0; ld->next < ld->total && loaded < MD_LOAD_STEP_MAX; loaded++) {
+        int i = ld->next++;
+        zs_config *src = (zs_config *)md_source_take(ld->src, i);
+        md_svc *m = NULL;
+        if (!src)
+            zs_errs_add(&ld->errs, "zmaster_server_load_config: config #%d is NULL", i + 1);
+        else
+            m = load_one(src, i, &ld->gcf, &ld->errs, &ld->out.warn);
+        if (m)
+            ld->out.v[ld->out.n++] = m;
+        zconfig_free(src);
+        if (mono_now() >= until)
+            break;
     }
-    return 0;
+    return ld->next >= ld->total;
+}
+
+void md_set_load_progress(const md_set_loader *ld, int *done, int *total)
+{
+    *done = ld->next;
+    *total = ld->total;
+}
+
+void md_set_load_abort(md_set_loader *ld)
+{
+    if (!ld)
+        return;
+    md_source_close(ld->src);
+    md_set_free(&ld->out);
+    zs_errs_free(&ld->errs);
+    zs_config_free(&ld->gcf);
+    free(ld->dir);
+    free(ld);
+}
+
+int md_set_load_end(md_set_loader *ld, md_set *out, zs_errs *errs)
+{
+    while (!md_set_load_step(ld, 1e9))
+        ;
+    check_ids(&ld->out, &ld->errs);
+    md_set_check_addresses(&ld->out, &ld->errs);
+    /* A .gcf's error comes once per service that reads it: said once. */
+    zs_errs_dedup(&ld->errs, 0);
+    if (ld->errs.n == 0)
+        check_nofile(&ld->out, &ld->errs);
+    int rc = ld->errs.n ? -1 : 0;
+    for (size_t i = 0; i < ld->errs.n; i++)
+        zs_errs_add(errs, "%s", ld->errs.msg[i]);
+    if (rc == 0) {
+        *out = ld->out;
+        memset(&ld->out, 0, sizeof(ld->out));
+    } else {
+        memset(out, 0, sizeof(*out));
+    }
+    md_set_load_abort(ld);
+    return rc;
+}
+
+int md_set_load(const char *dir, md_set *out, zs_errs *errs)
+{
+    return md_set_load_end(md_set_load_begin(dir), out, errs);
 }
 
 void md_svc_free(md_svc *m)

@@ -48,10 +48,18 @@ typedef struct md_set {
 
 /* The key lib-zc's loader records a service's file in (zmaster_server_load_config_from_dirname). */
 #define MD_KEY_FILE "___Z_20181216_fn"
-/* The services' configs (md_source.c): from zmaster_server_load_config when a program set it,
- * else from DIR's *.cf files; a config pushed twice is an error in errs, kept once.  The caller
- * frees each zconfig_t and the vector. */
-struct zvector_t *md_source_load(const char *dir, zs_errs *errs);
+/* The services' configs (md_source.c): from zmaster_server_load_config when a program set it
+ * (called by md_source_open; a config pushed twice is an error in errs, kept once), else from
+ * DIR's *.cf files, each read when md_source_take asks for it (a directory that cannot be listed
+ * gives one last config that carries only the errors, in its load_errs). */
+typedef struct md_source md_source;
+md_source *md_source_open(const char *dir, zs_errs *errs);
+/* DIR's *.cf files whatever the hook (zmaster_server_load_config_from_dirname's source). */
+md_source *md_source_open_dir(const char *dir);
+int md_source_count(const md_source *src);
+/* Config i (0 <= i < count, each once), the caller's to zconfig_free. */
+struct zs_config *md_source_take(md_source *src, int i);
+void md_source_close(md_source *src);
 /* What messages call that source: the hook's name, or dir. */
 const char *md_source_name(const char *dir);
 
@@ -62,6 +70,19 @@ const char *md_source_name(const char *dir);
  * file or the directory being writable by group or others (or owned by another user) is a
  * warning in out->warn: masterd runs what they say as root. */
 int md_set_load(const char *dir, md_set *out, zs_errs *errs);
+/* The same in steps, so that a reload never holds masterd's loop for long: md_set_load_begin
+ * reads the *.gcf files and lists the services (or calls the hook); each md_set_load_step
+ * loads services until `budget` seconds have passed or MD_LOAD_STEP_MAX are loaded (at least
+ * one) and returns 1 once all are loaded; md_set_load_end checks the set as a whole and gives what md_set_load would; it or
+ * md_set_load_abort frees the loader. */
+#define MD_LOAD_STEP_MAX 64
+typedef struct md_set_loader md_set_loader;
+md_set_loader *md_set_load_begin(const char *dir);
+int md_set_load_step(md_set_loader *ld, double budget);
+int md_set_load_end(md_set_loader *ld, md_set *out, zs_errs *errs);
+void md_set_load_abort(md_set_loader *ld);
+/* How many services the loader has loaded, of how many. */
+void md_set_load_progress(const md_set_loader *ld, int *done, int *total);
 /* A path masterd itself makes a socket at (what names it, e.g. "-control"): from now on every
  * md_set_load refuses a listen entry or masterlog socket at that path, however spelled.
  * NULL: none.  The path is copied. */

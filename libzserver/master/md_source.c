@@ -12,38 +12,23 @@
 void (*zmaster_server_before_service)(void) = NULL;
 void (*zmaster_server_load_config)(zvector_t *cfs) = NULL;
 
-/* A config that carries only errors (the directory could not be listed): md_set reports them. */
-static void push_errors(zvector_t *cfs, zs_errs *errs)
+/* DIR's file NAME, with the key naming it. */
+static zconfig_t *load_named(const char *dir, const char *name)
 {
+    char *path = zs_xasprintf("%s/%s", dir, name);
     zconfig_t *cf = zconfig_create();
-    cf->load_errs = zs_xmalloc(sizeof(*cf->load_errs));
-    *cf->load_errs = *errs;
-    memset(errs, 0, sizeof(*errs));
-    zvector_push(cfs, cf);
+    zconfig_load_from_pathname(cf, path);
+    zconfig_update_string(cf, MD_KEY_FILE, path, -1);
+    free(path);
+    return cf;
 }
 
 void zmaster_server_load_config_from_dirname(const char *dir, zvector_t *cfs)
 {
-    zs_errs errs = { 0 };
-    char **names = NULL;
-    if (!dir || !*dir) {
-        zs_errs_add(&errs, "zmaster_server_load_config_from_dirname: no config directory given");
-        push_errors(cfs, &errs);
-        return;
-    }
-    int n = zs_config_list_dir(dir, ".cf", &names, &errs);
-    for (int i = 0; i < n; i++) {
-        char *path = zs_xasprintf("%s/%s", dir, names[i]);
-        zconfig_t *cf = zconfig_create();
-        zconfig_load_from_pathname(cf, path);
-        zconfig_update_string(cf, MD_KEY_FILE, path, -1);
-        zvector_push(cfs, cf);
-        free(path);
-    }
-    if (n > 0)
-        zs_config_free_list(names, n);
-    if (errs.n)
-        push_errors(cfs, &errs);
+    md_source *src = md_source_open_dir(dir);
+    for (int i = 0; i < md_source_count(src); i++)
+        zvector_push(cfs, md_source_take(src, i));
+    md_source_close(src);
 }
 
 typedef struct pushed {
@@ -92,13 +77,76 @@ const char *md_source_name(const char *dir)
     return zmaster_server_load_config ? "zmaster_server_load_config" : dir;
 }
 
-zvector_t *md_source_load(const char *dir, zs_errs *errs)
+/* Either the configs a hook returned, or DIR's *.cf names, each read when taken (so a reload
+ * can read a few files per loop iteration), and at the end what listing DIR said. */
+struct md_source {
+    zvector_t *cfs;
+    char *dir;
+    char **names;
+    int nnames;
+    zs_errs list_errs;
+};
+
+md_source *md_source_open_dir(const char *dir)
 {
-    zvector_t *cfs = zvector_create(-1);
-    if (zmaster_server_load_config)
-        zmaster_server_load_config(cfs);
-    else
-        zmaster_server_load_config_from_dirname(dir, cfs);
-    drop_repeats(cfs, errs);
-    return cfs;
+    md_source *src = zs_xcalloc(1, sizeof(*src));
+    if (!dir || !*dir) {
+        zs_errs_add(&src->list_errs, "zmaster_server_load_config_from_dirname: no config directory given");
+        return src;
+    }
+    src->dir = zs_xstrdup(dir);
+    src->nnames = zs_config_list_dir(dir, ".cf", &src->names, &src->list_errs);
+    if (src->nnames < 0)
+        src->nnames = 0;
+    return src;
+}
+
+md_source *md_source_open(const char *dir, zs_errs *errs)
+{
+    if (!zmaster_server_load_config)
+        return md_source_open_dir(dir);
+    md_source *src = zs_xcalloc(1, sizeof(*src));
+    src->cfs = zvector_create(-1);
+    zmaster_server_load_config(src->cfs);
+    drop_repeats(src->cfs, errs);
+    return src;
+}
+
+int md_source_count(const md_source *src)
+{
+    if (src->cfs)
+        return src->cfs->len;
+    return src->nnames + (src->list_errs.n ? 1 : 0);
+}
+
+zconfig_t *md_source_take(md_source *src, int i)
+{
+    if (src->cfs) {
+        zconfig_t *cf = (zconfig_t *)src->cfs->data[i];
+        src->cfs->data[i] = NULL;
+        return cf;
+    }
+    if (i < src->nnames)
+        return load_named(src->dir, src->names[i]);
+    zconfig_t *cf = zconfig_create(); /* only errors: the directory could not be listed */
+    cf->load_errs = zs_xmalloc(sizeof(*cf->load_errs));
+    *cf->load_errs = src->list_errs;
+    memset(&src->list_errs, 0, sizeof(src->list_errs));
+    return cf;
+}
+
+void md_source_close(md_source *src)
+{
+    if (!src)
+        return;
+    if (src->cfs) {
+        for (int i = 0; i < src->cfs->len; i++)
+            zconfig_free((zconfig_t *)src->cfs->data[i]);
+        zvector_free(src->cfs);
+    }
+    if (src->nnames > 0)
+        zs_config_free_list(src->names, src->nnames);
+    zs_errs_free(&src->list_errs);
+    free(src->dir);
+    free(src);
 }

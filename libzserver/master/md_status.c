@@ -298,6 +298,9 @@ int md_status_text(md_buf *out, char **ids, int n)
                           (long)pv->i.pid, pv->i.slot, pv->i.gen, proc_state(pv->i.state), up, rss, cpu, conns);
         }
     }
+    int done, total;
+    if (md_master_reload_progress(&done, &total))
+        md_buf_printf(out, "reload: reading the config: %d of %d services read\n", done, total);
     md_status_free(vs, count);
     return 0;
 }
@@ -317,7 +320,13 @@ int md_status_json(md_buf *out, char **ids, int n)
     if (!vs)
         return 2;
     double now = zs_sv_now();
-    md_buf_printf(out, "{\"version\":1,\"masterd\":{\"pid\":%ld},\"services\":[", (long)getpid());
+    int done, total;
+    md_buf_printf(out, "{\"version\":1,\"masterd\":{\"pid\":%ld,\"reload\":", (long)getpid());
+    if (md_master_reload_progress(&done, &total))
+        md_buf_printf(out, "{\"read\":%d,\"of\":%d}", done, total);
+    else
+        md_buf_printf(out, "null");
+    md_buf_printf(out, "},\"services\":[");
     for (int i = 0; i < count; i++) {
         svc_view *v = &vs[i];
         md_buf_printf(out, "%s\n{\"name\":", i ? "," : "");

@@ -268,6 +268,7 @@ def bench_scale():
     total = nsvc * nproc
     tmp = tempfile.mkdtemp(prefix="zsb-", dir="/tmp")  # short: unix socket paths
     ours, sup = {}, {}
+    ref_wall_us = None
     try:
         cf = tmp + "/cf"
         os.makedirs(cf)
@@ -283,6 +284,7 @@ def bench_scale():
         except (OSError, ValueError, KeyError, IndexError):
             pass
         res = spawn_rounds(tmp, cf, total)
+        ref_wall_us = med(res["ref_wall"])
         spawn_table(total, res)
         footprint(tmp, cf, nsvc, total, ours)
         shutil.rmtree(tmp + "/s", ignore_errors=True)
@@ -292,4 +294,4 @@ def bench_scale():
         stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
     footprint_table(nsvc, nproc, total, ours, sup)
-    bench_loop()
+    bench_loop(ref_wall_us)
