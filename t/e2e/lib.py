@@ -82,19 +82,23 @@ def connect(addr, timeout=5.0):
     return s
 
 
+def read_to_eof(s):
+    """What s gives until EOF, as bytes."""
+    chunks = []
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
 def fetch(addr, timeout=5.0, send=None):
     """Connects, optionally sends, reads until EOF; returns bytes."""
     s = connect(addr, timeout)
     try:
         if send:
             s.sendall(send)
-        chunks = []
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks)
+        return read_to_eof(s)
     finally:
         s.close()
 

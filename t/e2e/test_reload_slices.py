@@ -55,27 +55,31 @@ class ReloadInSlices(unittest.TestCase):
             print("---- masterd log ----\n%s" % self.m.log()[-4000:])
 
     def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(30 * lib.SLOW)
-        s.connect(self.ctl)
-        return s
+        return lib.connect(self.ctl, 30 * lib.SLOW)
 
     @staticmethod
     def read_all(s):
-        out = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                return out.decode()
-            out += b
+        return lib.read_to_eof(s).decode()
 
     def ask(self, line):
+        return lib.fetch(self.ctl, 30 * lib.SLOW, send=line.encode() + b"\n").decode()
+
+    def reload_client(self):
+        """A control client that asked for a reload and waits for its reply."""
         s = self.connect()
-        try:
-            s.sendall(line.encode() + b"\n")
-            return self.read_all(s)
-        finally:
-            s.close()
+        s.sendall(b"reload\n")
+        return s
+
+    def status_mid_read(self, request):
+        """The reply to request sent while masterd is caught reading; the read then ends."""
+        pos, _ = self.catch_mid_read(lambda: self.m.signal(signal.SIGHUP))
+        s = self.connect()
+        s.sendall(request.encode() + b"\n")
+        os.kill(self.m.pid, signal.SIGCONT)
+        reply = self.read_all(s)
+        s.close()
+        self.wait_log(SUMMARY, pos)
+        return reply
 
     def wait_log(self, mark, pos, count=1, timeout=30):
         lib.wait_until(lambda: self.m.log()[pos:].count(mark) >= count, timeout * lib.SLOW, interval=0.001,
@@ -110,37 +114,25 @@ class ReloadInSlices(unittest.TestCase):
                         "SIGUSR1 sent during the read was handled only after it")
 
     def test_2_status_answered_mid_read_shows_it(self):
-        pos, _ = self.catch_mid_read(lambda: self.m.signal(signal.SIGHUP))
-        s = self.connect()
-        s.sendall(b"status --json m0000\n")
-        os.kill(self.m.pid, signal.SIGCONT)
-        reply = self.read_all(s)
-        s.close()
+        reply = self.status_mid_read("status --json m0000")
         self.assertTrue(reply.endswith("status 0\n"), reply[-300:])
         doc = json.loads(reply[:reply.rindex("status 0")])
         rl = doc["masterd"]["reload"]
         self.assertIsNotNone(rl, "status during the read did not see it: %r" % doc["masterd"])
         self.assertEqual(rl["of"], N)
         self.assertLess(rl["read"], N)
-        self.wait_log(SUMMARY, pos)
         # Once applied, the status says no reload runs, in JSON and in the table.
         doc = json.loads(self.ask("status --json m0000").rsplit("status 0", 1)[0])
         self.assertIsNone(doc["masterd"]["reload"])
         self.assertNotIn("reload: reading", self.ask("status m0000"))
 
     def test_3_table_shows_the_read(self):
-        pos, _ = self.catch_mid_read(lambda: self.m.signal(signal.SIGHUP))
-        s = self.connect()
-        s.sendall(b"status m0000\n")
-        os.kill(self.m.pid, signal.SIGCONT)
-        reply = self.read_all(s)
-        s.close()
+        reply = self.status_mid_read("status m0000")
         self.assertRegex(reply, r"\nreload: reading the config: \d+ of %d services read\nstatus 0\n$" % N)
-        self.wait_log(SUMMARY, pos)
 
     def test_4_asked_again_mid_read_reads_again(self):
         # A control client asks for the first; a SIGHUP and a second client come during it.
-        pos, first = self.catch_mid_read(lambda: (lambda s: (s.sendall(b"reload\n"), s)[1])(self.connect()))
+        pos, first = self.catch_mid_read(lambda: self.reload_client())
         self.m.signal(signal.SIGHUP)
         second = self.connect()
         second.sendall(b"reload\n")
@@ -160,7 +152,7 @@ class ReloadInSlices(unittest.TestCase):
         self.assertEqual(r2.count("unchanged"), 1)
 
     def test_5_client_gone_mid_read(self):
-        pos, s = self.catch_mid_read(lambda: (lambda s: (s.sendall(b"reload\n"), s)[1])(self.connect()))
+        pos, s = self.catch_mid_read(lambda: self.reload_client())
         s.close()
         os.kill(self.m.pid, signal.SIGCONT)
         self.wait_log(SUMMARY, pos)
@@ -168,7 +160,7 @@ class ReloadInSlices(unittest.TestCase):
         self.assertIsNone(self.m.proc.poll())
 
     def test_9_stop_mid_read_abandons_it(self):
-        pos, s = self.catch_mid_read(lambda: (lambda s: (s.sendall(b"reload\n"), s)[1])(self.connect()))
+        pos, s = self.catch_mid_read(lambda: self.reload_client())
         self.m.signal(signal.SIGTERM)
         os.kill(self.m.pid, signal.SIGCONT)
         reply = self.read_all(s)

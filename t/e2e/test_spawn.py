@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import time
 import unittest
 
@@ -167,19 +166,7 @@ class Spawn(lib.MasterTest):
 
 def control(m, line, timeout=10):
     """One request on m's control socket: the reply text."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(m.pid_file[:-4] + ".ctl")
-        s.sendall(line.encode() + b"\n")
-        out = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                return out.decode()
-            out += b
-    finally:
-        s.close()
+    return lib.fetch(m.pid_file[:-4] + ".ctl", timeout, send=line.encode() + b"\n").decode()
 
 
 class LoopWhileStarting(lib.MasterTest):
