@@ -206,6 +206,8 @@ def summarize(runs):
         "rps": statistics.median(rps) if rps else None,
         "rps_all": rps,
         "p99": statistics.median(p99) if p99 else None,
+        "p99_all": p99,
+        "cpu100k_all": [sum(r["cpu"].values()) / r["reqs"] * 1e5 for r in runs if r["reqs"]],
         "cpu100k": tot / reqs * 1e5 if reqs else None,
         "shares": shares,
         "max_share": max(busiest) if busiest else None,
@@ -220,19 +222,27 @@ def summarize(runs):
 def http_table(num, title, close, servers, runs, herd):
     ours, nginx = servers
     a, b = summarize(runs[ours.name]), summarize(runs[nginx.name])
+    sp = {k: spread_of(b[k + "_all"]) for k in ("rps", "p99", "cpu100k")}
     rows = [
         ["req/s (median of %d)" % ROUNDS, fmt(a["rps"]), fmt(b["rps"]), ratio(a["rps"], b["rps"]), "≥ 1.00×",
-         verdict(a["rps"] is not None and b["rps"] is not None and a["rps"] >= b["rps"])],
+         verdict_noise(a["rps"] is not None and b["rps"] is not None and a["rps"] >= b["rps"],
+                       a["rps"], b["rps"], 1.0, sp["rps"])],
         ["req/s, each round", " / ".join(fmt(x) for x in a["rps_all"]),
          " / ".join(fmt(x) for x in b["rps_all"]), "", "", ""],
         ["p99 latency ms (median)", fmt(a["p99"]), fmt(b["p99"]), ratio(a["p99"], b["p99"]), "≤ 1.00×",
-         verdict(a["p99"] is not None and b["p99"] is not None and a["p99"] <= b["p99"])],
+         verdict_noise(a["p99"] is not None and b["p99"] is not None and a["p99"] <= b["p99"],
+                       a["p99"], b["p99"], 1.0, sp["p99"])],
+        ["p99 latency ms, each round", " / ".join(fmt(x) for x in a["p99_all"]),
+         " / ".join(fmt(x) for x in b["p99_all"]), "", "", ""],
     ]
     cpu_goal = 1.0 if close else 0.85
     rows.append(["worker CPU s per 100k requests", fmt(a["cpu100k"], 3), fmt(b["cpu100k"], 3),
                  ratio(a["cpu100k"], b["cpu100k"]), "≤ %.2f×" % cpu_goal,
-                 verdict(a["cpu100k"] is not None and b["cpu100k"] is not None
-                         and a["cpu100k"] <= cpu_goal * b["cpu100k"])])
+                 verdict_noise(a["cpu100k"] is not None and b["cpu100k"] is not None
+                               and a["cpu100k"] <= cpu_goal * b["cpu100k"],
+                               a["cpu100k"], b["cpu100k"], cpu_goal, sp["cpu100k"])])
+    rows.append(["worker CPU s per 100k requests, each round", " / ".join(fmt(x, 3) for x in a["cpu100k_all"]),
+                 " / ".join(fmt(x, 3) for x in b["cpu100k_all"]), "", "", ""])
     rows.append(["busiest worker's CPU share %, each round", " / ".join("%.0f" % x for x in a["busiest"]),
                  " / ".join("%.0f" % x for x in b["busiest"]), "", "≤ 65 % every round",
                  verdict(a["max_share"] is not None and a["max_share"] <= 65)])

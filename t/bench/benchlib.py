@@ -236,6 +236,26 @@ def verdict(ok):
     return "**met**" if ok else "**NOT met**"
 
 
+def spread_of(values):
+    """(max - min) / median of a peer's own rounds: how far the machine moves it between rounds."""
+    v = [x for x in values if x is not None]
+    if len(v) < 2:
+        return None
+    m = sorted(v)[len(v) // 2]
+    return (max(v) - min(v)) / m if m else None
+
+
+def verdict_noise(ok, ours, peer, goal, peer_spread):
+    """verdict(ok), saying so when ours ÷ peer is nearer the goal than the peer's own spread
+    between rounds: then the machine's noise, not the code, decides it."""
+    out = verdict(ok)
+    if None in (ours, peer, peer_spread) or not peer:
+        return out
+    if abs(ours / peer - goal) < 0.5 * peer_spread * goal:
+        out += " (within nginx's own ±%.0f %% between rounds: noise decides)" % (50 * peer_spread)
+    return out
+
+
 def table(title, header, rows, notes=()):
     lines = ["### " + title, "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
