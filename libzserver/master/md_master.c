@@ -109,12 +109,16 @@ static void retire_generation(zs_generation *g, zs_generation *succ)
     r->succ = zs_gen_ready_count(g) > 0 ? succ : NULL;
     r->next = M.retiring;
     M.retiring = r;
+    /* One walk: a reload retires a generation per service, and each went over the whole list
+     * twice (retiring again every one already retired). */
     for (retiring *o = M.retiring; o; o = o->next)
-        if (o->succ == g)
+        if (o->succ == g) {
             o->succ = succ;
-    for (retiring *o = M.retiring; o; o = o->next)
-        if (!o->succ)
-            zs_gen_retire(o->old);
+            if (!succ)
+                zs_gen_retire(o->old);
+        }
+    if (!r->succ)
+        zs_gen_retire(g);
 }
 
 /* The old generation keeps as many processes as the new one still lacks. */
@@ -356,6 +360,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
     for (int i = 0; i < M.set.n; i++)
         svc_unref(M.set.v[i]);
     free(M.set.v);
+    free(M.set.order);
     free(M.set.dir);
     md_relay_close_all(M.loop);
     md_masterlog_close_all(M.loop);

@@ -231,6 +231,7 @@ static void reload_apply(md_set_loader *ld)
     for (int i = 0; i < md_M.set.n; i++)
         md_svc_unref(md_M.set.v[i]);
     free(md_M.set.v);
+    free(md_M.set.order);
     free(md_M.set.dir);
     md_M.set = next;
     zinfo("reload: %d started, %d new generation%s, %d scaled, %d removed, %d unchanged", started,

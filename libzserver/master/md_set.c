@@ -269,25 +269,27 @@ static md_svc *load_one(const zs_config *src, int idx, const zs_config *gcf, zs_
     return m;
 }
 
-static int by_id(const void *a, const void *b)
+static int by_id(const void *a, const void *b, void *set)
 {
-    const md_svc *x = *(md_svc *const *)a, *y = *(md_svc *const *)b;
-    int c = strcmp(x->svc.id, y->svc.id);
+    int x = *(const int *)a, y = *(const int *)b;
+    md_svc **v = ((md_set *)set)->v;
+    int c = strcmp(v[x]->svc.id, v[y]->svc.id);
     return c ? c : (x > y) - (x < y);
 }
 
-/* Two configs a hook returned for one service id: the later is refused (files cannot clash). */
-static void check_ids(const md_set *set, zs_errs *errs)
+/* set->order, and an error for a second config a hook returned for one service id (files
+ * cannot clash). */
+static void sort_ids(md_set *set, zs_errs *errs)
 {
-    if (set->n < 2)
-        return;
-    md_svc **v = zs_xcalloc((size_t)set->n, sizeof(*v));
-    memcpy(v, set->v, (size_t)set->n * sizeof(*v));
-    qsort(v, (size_t)set->n, sizeof(*v), by_id);
-    for (int i = 1; i < set->n; i++)
-        if (!strcmp(v[i]->svc.id, v[i - 1]->svc.id))
-            zs_errs_add(errs, "%s: service '%s' is defined twice", v[i]->svc.cf_path, v[i]->svc.id);
-    free(v);
+    set->order = zs_xcalloc((size_t)set->n + 1, sizeof(int));
+    for (int i = 0; i < set->n; i++)
+        set->order[i] = i;
+    qsort_r(set->order, (size_t)set->n, sizeof(int), by_id, set);
+    for (int i = 1; i < set->n; i++) {
+        const md_svc *a = set->v[set->order[i - 1]], *b = set->v[set->order[i]];
+        if (!strcmp(a->svc.id, b->svc.id))
+            zs_errs_add(errs, "%s: service '%s' is defined twice", b->svc.cf_path, b->svc.id);
+    }
 }
 
 struct md_set_loader {
@@ -382,7 +384,7 @@ int md_set_load_end(md_set_loader *ld, md_set *out, zs_errs *errs)
 {
     while (!md_set_load_step(ld, 1e9))
         ;
-    check_ids(&ld->out, &ld->errs);
+    sort_ids(&ld->out, &ld->errs);
     md_set_check_addresses(&ld->out, &ld->errs);
     /* A .gcf's error comes once per service that reads it: said once. */
     zs_errs_dedup(&ld->errs, 0);
@@ -422,6 +424,7 @@ void md_set_free(md_set *set)
     for (int i = 0; i < set->n; i++)
         md_svc_free(set->v[i]);
     free(set->v);
+    free(set->order);
     free(set->dir);
     zs_errs_free(&set->warn);
     memset(set, 0, sizeof(*set));
@@ -436,9 +439,23 @@ void md_set_log_warnings(md_set *set, const char *prefix)
 
 md_svc *md_set_find(const md_set *set, const char *id)
 {
-    for (int i = 0; i < set->n; i++)
-        if (!strcmp(set->v[i]->svc.id, id))
-            return set->v[i];
+    if (!set->order) {
+        for (int i = 0; i < set->n; i++)
+            if (!strcmp(set->v[i]->svc.id, id))
+                return set->v[i];
+        return NULL;
+    }
+    for (int lo = 0, hi = set->n; lo < hi;) {
+        int mid = lo + (hi - lo) / 2;
+        md_svc *m = set->v[set->order[mid]];
+        int c = strcmp(id, m->svc.id);
+        if (c == 0)
+            return m;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
     return NULL;
 }
 

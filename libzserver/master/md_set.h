@@ -42,6 +42,7 @@ typedef struct md_svc {
 typedef struct md_set {
     md_svc **v;
     int n;
+    int *order;         /* v's indexes sorted by service id (md_set_find), once loaded */
     char *dir;
     zs_errs warn;       /* warnings of the load (unsafe permissions), for the caller to log */
 } md_set;
