@@ -294,6 +294,17 @@ void md_start_generation(md_svc *m, unsigned gen) { start_generation(m, gen); }
 void md_retire_generation(zs_generation *g, zs_generation *succ) { retire_generation(g, succ); }
 void md_restart_svc(md_svc *m) { restart_svc(m); }
 
+unsigned md_draining_gen(const char *id)
+{
+    unsigned gen = 0;
+    for (retiring *r = M.retiring; r; r = r->next) {
+        const md_svc *m = zs_gen_user(r->old);
+        if (m && m->gen > gen && !strcmp(m->svc.id, id) && !md_set_find(&M.set, id))
+            gen = m->gen;
+    }
+    return gen;
+}
+
 int md_master_run(md_set *set, const md_master_opts *o)
 {
     const int *sigs = md_master_signals;

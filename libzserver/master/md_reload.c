@@ -174,7 +174,8 @@ static void reload_apply(md_set_loader *ld)
         m->refs = 1;
         md_svc *old = md_set_find(&md_M.set, m->svc.id);
         if (!old) {
-            md_start_generation(m, 1);
+            /* Back while its removed self still drains: its numbers go on from there. */
+            md_start_generation(m, md_draining_gen(m->svc.id) + 1);
             report_line(m, "started");
             started++;
         } else if (md_svc_same_but_count(old, m)) {
@@ -220,13 +221,14 @@ static void reload_apply(md_set_loader *ld)
     }
     for (int i = 0; i < md_M.set.n; i++) {
         md_svc *old = md_M.set.v[i];
-        if (!md_set_find(&next, old->svc.id) && old->current) {
-            zs_generation *g = old->current;
-            old->current = NULL;
+        if (md_set_find(&next, old->svc.id))
+            continue;
+        zs_generation *g = old->current; /* none when held down: removed all the same */
+        old->current = NULL;
+        if (g)
             md_retire_generation(g, NULL);
-            report("%s: removed", old->svc.id);
-            removed++;
-        }
+        report("%s: removed", old->svc.id);
+        removed++;
     }
     for (int i = 0; i < md_M.set.n; i++)
         md_svc_unref(md_M.set.v[i]);

@@ -242,8 +242,15 @@ class ControlTest(MasterTest):
         a = status(m, "a")["a"]
         self.assertEqual((a["state"], a["wanted"], len(a["processes"])), ("retiring", 0, 1))
         self.assertEqual(a["processes"][0]["state"], "retiring")
+        # Back while its removed self drains: its generations go on from there, not from 1 again.
+        m.write("a.cf", http_cf(port, 1, "server-stop-on-softstop-after = 30\n"))
+        r = ctl(m, "reload")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("a: started (generation 2)", r.stdout)
+        self.assertIn("a: generation 2 ready", r.stdout)
+        self.assertEqual(sorted(status(m, "a")["a"]["generations"]), [1, 2])
         conn.close()
-        wait_until(lambda: ctl(m, "status", "a").returncode == 2, 10, what="a gone once drained")
+        wait_until(lambda: status(m, "a")["a"]["generations"] == [2], 10, what="generation 1 gone once drained")
 
     def test_sighup_still_reloads(self):
         m, pa, pb = self.two()
@@ -266,6 +273,18 @@ class ControlTest(MasterTest):
         self.assertIn("a: generation", r.stdout)
         a = status(m)["a"]
         self.assertEqual((a["state"], a["held"], a["ready"]), ("running", False, 1))
+
+    def test_held_down_then_removed_is_reported(self):
+        m, pa, pb = self.two()
+        self.assertEqual(ctl(m, "stop", "a").returncode, 0)
+        wait_until(lambda: not status(m)["a"]["processes"], 10, what="a held down")
+        m.remove("a.cf")
+        r = ctl(m, "reload")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("a: removed\n", r.stdout)
+        self.assertIn("reload: 0 started, 0 new generations, 0 scaled, 1 removed, 1 unchanged", r.stdout)
+        self.assertEqual(ctl(m, "status", "a").returncode, 2)
+        wait_until(lambda: lib.port_free(pa), 5, what="a's socket closed once a was removed")
 
     def test_other_uid_is_refused(self):
         m, pa, pb = self.two()
