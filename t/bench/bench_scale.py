@@ -156,6 +156,10 @@ def spawn_table(total, res):
         "Goal master CPU per process ≤ %.1f× vfork+exec: %s → %s." % (
             SPAWN_GOAL, ratio(md, ref), verdict(ok)),
     ]
+    mw, rw = med(res["md_wall"]), med(res["ref_wall"])
+    if mw is not None and rw:
+        notes.append("Goal start of all %d ≤ 1.5 × (%d × vfork+exec) of wall time: %s → %s." % (
+            total, total, ratio(mw, rw * total / 1e6), verdict(mw <= 1.5 * rw * total / 1e6)))
     table("5a. Spawn cost (%d processes)" % total, ["figure", "masterd", "reference", "ratio"], rows, notes)
 
 
