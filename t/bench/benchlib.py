@@ -236,23 +236,15 @@ def verdict(ok):
     return "**met**" if ok else "**NOT met**"
 
 
-def spread_of(values):
-    """(max - min) / median of a peer's own rounds: how far the machine moves it between rounds."""
-    v = [x for x in values if x is not None]
-    if len(v) < 2:
-        return None
-    m = sorted(v)[len(v) // 2]
-    return (max(v) - min(v)) / m if m else None
-
-
-def verdict_noise(ok, ours, peer, goal, peer_spread):
-    """verdict(ok), saying so when ours ÷ peer is nearer the goal than the peer's own spread
-    between rounds: then the machine's noise, not the code, decides it."""
+def verdict_noise(ok, ours, peer, goal):
+    """verdict(ok) of the medians, saying so when the rounds do not decide it: when the range of
+    our rounds overlaps the range of the peer's rounds times the goal, some pairing of rounds meets
+    the goal and another does not, and the machine's noise, not the code, decides the verdict."""
     out = verdict(ok)
-    if None in (ours, peer, peer_spread) or not peer:
-        return out
-    if abs(ours / peer - goal) < 0.5 * peer_spread * goal:
-        out += " (within nginx's own ±%.0f %% between rounds: noise decides)" % (50 * peer_spread)
+    a, b = [x for x in ours if x is not None], [x * goal for x in peer if x is not None]
+    if len(a) >= 2 and len(b) >= 2 and min(a) <= max(b) and min(b) <= max(a):
+        out += " (our rounds %s–%s overlap nginx's × %.2f, %s–%s: noise decides)" % (
+            fmt(min(a), 3), fmt(max(a), 3), goal, fmt(min(b), 3), fmt(max(b), 3))
     return out
 
 
