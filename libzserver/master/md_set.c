@@ -307,6 +307,11 @@ md_set_loader *md_set_load_begin(const char *dir)
     char **gcfs = NULL;
     struct stat st;
 
+    /* Resolved once, and every file read from there: a symlink swapped during the read (a
+     * deploy) cannot make one load of two directories. */
+    char real[PATH_MAX];
+    if (dir && realpath(dir, real))
+        dir = real;
     ld->dir = dir ? zs_xstrdup(dir) : NULL;
     ld->out.dir = zs_xstrdup(md_source_name(dir));
     zs_config_init(&ld->gcf);

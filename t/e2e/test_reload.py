@@ -123,6 +123,24 @@ class ReloadSemantics(MasterTest):
         self.assertEqual(m.children(), before)
         self.assertIn(report(("127.0.0.1", port))["pid"], before)
 
+    def test_reload_follows_a_swapped_config_symlink(self):
+        # A deploy: -C is a symlink to a release directory, swapped atomically, then SIGHUP.
+        m = self.master()
+        for d in ("r1", "r2"):
+            os.mkdir(m.path(d))
+        os.symlink("r1", m.path("current"))
+        m.cf = m.path("current")
+        m.write("a.cf", "server-command = /bin/sleep 600\n")
+        with open(m.path("r2", "b.cf"), "w") as f:
+            f.write("server-command = /bin/sleep 600\n")
+        m.start()
+        wait_until(lambda: "a: started pid" in m.log(), 5, what="a started from r1")
+        os.symlink("r2", m.path("current.new"))
+        os.rename(m.path("current.new"), m.path("current"))
+        m.signal(signal.SIGHUP)
+        wait_until(lambda: "b: started pid" in m.log(), 5, what="b started from r2")
+        self.assertIn("reload: 1 started, 0 new generations, 0 scaled, 1 removed, 0 unchanged", m.log())
+
     def test_add_remove_change_scale_unchanged(self):
         ports = {n: free_port() for n in "abcde"}
         files = {"%s.cf" % n: fd_cf(ports[n], 2) for n in "abcd"}
