@@ -311,14 +311,10 @@ int zmaster_server_main(int argc, char **argv)
     /* Absolute from here on: children get it (ZMASTER_CONFIG_PATH), maybe in a server-chdir.
      * Symlinks are not resolved here but by each load (md_set_load_begin), so a reload follows a
      * -C symlink a deploy swapped (`ln -sfn release-2 current`). */
-    static char cdir[2 * PATH_MAX + 2];
+    static char *cdir; /* for the process's life */
     char cwd[PATH_MAX];
-    if (a.config_dir && a.config_dir[0] != '/' && getcwd(cwd, sizeof(cwd))) {
-        char *j = zs_path_join(cwd, a.config_dir); /* drops a leading ./ */
-        snprintf(cdir, sizeof(cdir), "%s", j);
-        free(j);
-        a.config_dir = cdir;
-    }
+    if (a.config_dir && a.config_dir[0] != '/' && getcwd(cwd, sizeof(cwd)))
+        a.config_dir = cdir = zs_path_join(cwd, a.config_dir); /* drops a leading ./ */
     remember_args(&a);
     if (zmaster_server_before_service)
         zmaster_server_before_service();

@@ -299,7 +299,7 @@ unsigned md_draining_gen(const char *id)
     unsigned gen = 0;
     for (retiring *r = M.retiring; r; r = r->next) {
         const md_svc *m = zs_gen_user(r->old);
-        if (m && m->gen > gen && !strcmp(m->svc.id, id) && !md_set_find(&M.set, id))
+        if (m && m->gen > gen && !strcmp(m->svc.id, id))
             gen = m->gen;
     }
     return gen;

@@ -39,8 +39,8 @@ void md_svc_unref(md_svc *m);
 void md_start_generation(md_svc *m, unsigned gen);
 /* Retires g once succ is ready (at once when succ is NULL or g serves nobody). */
 void md_retire_generation(zs_generation *g, zs_generation *succ);
-/* The highest generation number of a service no longer in the set whose processes still
- * drain under id, or 0. */
+/* For an id the running set does not hold: the highest generation number of a removed
+ * service of that id whose processes still drain, or 0. */
 unsigned md_draining_gen(const char *id);
 /* A new generation of m; the current one drains as in a reload. */
 void md_restart_svc(md_svc *m);

@@ -257,7 +257,7 @@ static void reload_step(struct ev_loop *loop, ev_timer *w, int revents)
     }
     md_set_loader *ld = R.ld;
     R.ld = NULL;
-    int done, total;
+    int done, total; /* all of them: done == total */
     md_set_load_progress(ld, &done, &total);
     zdebug("reload: %d service%s read in %.1f ms, %d slice%s", total, total == 1 ? "" : "s",
            (ev_time() - R.began) * 1e3, R.slices, R.slices == 1 ? "" : "s");

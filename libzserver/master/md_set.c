@@ -14,7 +14,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include "md_set.h"
 #include "core/zc_core.h"
@@ -293,7 +292,6 @@ static void sort_ids(md_set *set, zs_errs *errs)
 }
 
 struct md_set_loader {
-    char *dir;
     md_set out;
     zs_errs errs;
     zs_config gcf;
@@ -312,7 +310,6 @@ md_set_loader *md_set_load_begin(const char *dir)
     char real[PATH_MAX];
     if (dir && realpath(dir, real))
         dir = real;
-    ld->dir = dir ? zs_xstrdup(dir) : NULL;
     ld->out.dir = zs_xstrdup(md_source_name(dir));
     zs_config_init(&ld->gcf);
     if (dir && (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
@@ -340,16 +337,9 @@ md_set_loader *md_set_load_begin(const char *dir)
     return ld;
 }
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int md_set_load_step(md_set_loader *ld, double budget)
 {
-    double until = mono_now() + budget;
+    double until = zs_sv_now() + budget;
     for (int loaded = 0; ld->next < ld->total && loaded < MD_LOAD_STEP_MAX; loaded++) {
         int i = ld->next++;
         zs_config *src = (zs_config *)md_source_take(ld->src, i);
@@ -361,7 +351,7 @@ int md_set_load_step(md_set_loader *ld, double budget)
         if (m)
             ld->out.v[ld->out.n++] = m;
         zconfig_free(src);
-        if (mono_now() >= until)
+        if (zs_sv_now() >= until)
             break;
     }
     return ld->next >= ld->total;
@@ -381,7 +371,6 @@ void md_set_load_abort(md_set_loader *ld)
     md_set_free(&ld->out);
     zs_errs_free(&ld->errs);
     zs_config_free(&ld->gcf);
-    free(ld->dir);
     free(ld);
 }
 

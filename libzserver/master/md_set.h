@@ -74,8 +74,8 @@ int md_set_load(const char *dir, md_set *out, zs_errs *errs);
 /* The same in steps, so that a reload never holds masterd's loop for long: md_set_load_begin
  * reads the *.gcf files and lists the services (or calls the hook); each md_set_load_step
  * loads services until `budget` seconds have passed or MD_LOAD_STEP_MAX are loaded (at least
- * one) and returns 1 once all are loaded; md_set_load_end checks the set as a whole and gives what md_set_load would; it or
- * md_set_load_abort frees the loader. */
+ * one) and returns 1 once all are loaded; md_set_load_end checks the set as a whole and gives
+ * what md_set_load would.  It, or md_set_load_abort, frees the loader. */
 #define MD_LOAD_STEP_MAX 64
 typedef struct md_set_loader md_set_loader;
 md_set_loader *md_set_load_begin(const char *dir);
