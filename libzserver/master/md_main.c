@@ -311,8 +311,7 @@ int zmaster_server_main(int argc, char **argv)
     /* Absolute from here on: children get it (ZMASTER_CONFIG_PATH), maybe in a server-chdir.
      * Symlinks are not resolved here but by each load (md_set_load_begin), so a reload follows a
      * -C symlink a deploy swapped (`ln -sfn release-2 current`). */
-    static char *cdir; /* for the process's life */
-    char cwd[PATH_MAX];
+    char *cdir = NULL, cwd[PATH_MAX];
     if (a.config_dir && a.config_dir[0] != '/' && getcwd(cwd, sizeof(cwd)))
         a.config_dir = cdir = zs_path_join(cwd, a.config_dir); /* drops a leading ./ */
     remember_args(&a);
@@ -329,6 +328,7 @@ int zmaster_server_main(int argc, char **argv)
     int rc = run(&a, control);
     md_set_reserve_path(NULL, NULL);
     free(control);
+    free(cdir);
     return rc;
 }
 
