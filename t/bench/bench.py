@@ -10,7 +10,7 @@ in the same invocation, alternating, so drift on the machine falls on both.
 Tables go to stdout and, with the machine and date, to build/bench/results.md.
 Environment: BENCH_KILLS (respawn kills per supervisor, 50), BENCH_SECONDS (wrk duration, 5),
 BENCH_ROUNDS (wrk rounds per server, 5), BENCH_SCALE (services x processes, 100x10),
-BENCH_SUP_LIMIT (seconds supervisord gets to start them, 40), BENCH_SCALE_ROUNDS (spawn-cost rounds, 3),
+BENCH_SUP_LIMIT (seconds supervisord gets to start them, 40), BENCH_SCALE_ROUNDS (spawn-cost rounds, 5),
 BENCH_BASELINE (another masterd binary, e.g. an older build, measured beside ours in those rounds),
 BENCH_BIG (processes started while answers are timed, 4096), BENCH_RELOAD_SERVICES (1000).
 """

@@ -2,7 +2,7 @@
 
 - Spawn cost: master CPU per process started (BENCH_SCALE services x processes, 100x10 by default)
   against t/bench/spawncost.c doing vfork()+exec of as many processes that stay alive (the same
-  work without a supervisor's bookkeeping), in BENCH_SCALE_ROUNDS (3) alternating rounds, and once
+  work without a supervisor's bookkeeping), in BENCH_SCALE_ROUNDS (5) alternating rounds, and once
   with ZS_SPAWN=fork.  Goal: ≤ 1.5× the reference.
 - Footprint: RSS, idle wake-ups, reload of every service, stop; supervisord on the same processes.
 - Loop latency (bench_loop.py): a signal and a control request answered while BENCH_BIG (4096)
@@ -21,7 +21,7 @@ import time
 from benchlib import *  # noqa: F401,F403 - the shared helpers and knobs
 from benchlib import Proc, stop_all
 
-SCALE_ROUNDS = int(os.environ.get("BENCH_SCALE_ROUNDS", "3"))
+SCALE_ROUNDS = int(os.environ.get("BENCH_SCALE_ROUNDS", "5"))
 BASELINE = os.environ.get("BENCH_BASELINE")  # another masterd binary (an older build) to compare
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 SPAWN_GOAL = 1.5
