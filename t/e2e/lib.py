@@ -408,6 +408,18 @@ def can_bind(port, host="127.0.0.1"):
         s.close()
 
 
+def burst_2000(test, port, burst):
+    """2000 HTTP/1.0 GETs, 256 at a time, against 127.0.0.1:port with t/tools/burst: every one
+    must be answered 200 (none refused, reset or timed out)."""
+    wait_until(lambda: fetch(("127.0.0.1", port), send=b"GET / HTTP/1.0\r\n\r\n"), 5)
+    r = subprocess.run([burst, "-a", "127.0.0.1:%d" % port, "-n", "2000", "-p", "256", "-s",
+                        "GET / HTTP/1.0\\r\\n\\r\\n", "-e", "HTTP/1.1 200 OK", "-t", "20"],
+                       capture_output=True, text=True, timeout=60)
+    print(r.stdout.strip())
+    test.assertIn("ok=2000 refused=0 reset=0 timeout=0 bad=0 other=0", r.stdout)
+    test.assertEqual(r.returncode, 0)
+
+
 def probe_events(path):
     """{pid: [event lines]} from a t/tools/tlib_probe output file (probe-out)."""
     out = {}

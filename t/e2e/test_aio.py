@@ -8,22 +8,10 @@ import subprocess
 import time
 
 from lib import (MasterTest, ROOT, alive, children, fetch, free_port, sample, tool, wait_until)
+from lib import burst_2000, probe_events as events
 
 PROBE = tool("tlib_probe")
 BURST = tool("burst")
-
-
-def events(path):
-    """{pid: [event lines]} from a tlib_probe output file."""
-    out = {}
-    try:
-        with open(path) as f:
-            for line in f:
-                pid, _, ev = line.rstrip("\n").partition(" ")
-                out.setdefault(int(pid), []).append(ev)
-    except FileNotFoundError:
-        pass
-    return out
 
 
 def probe_cf(out, port, extra="", count=1, services=None):
@@ -237,13 +225,7 @@ class Burst(MasterTest):
         port = free_port()
         m = self.master({"h.cf": "server-command = %s\nserver-service = 127.0.0.1:%d\nserver-proc-count = 4\n"
                          % (sample("http_hello"), port)}).start(expect_children=4)
-        wait_until(lambda: fetch(("127.0.0.1", port), send=b"GET / HTTP/1.0\r\n\r\n"), 5)
-        r = subprocess.run([BURST, "-a", "127.0.0.1:%d" % port, "-n", "2000", "-p", "256", "-s",
-                            "GET / HTTP/1.0\\r\\n\\r\\n", "-e", "HTTP/1.1 200 OK", "-t", "20"],
-                           capture_output=True, text=True, timeout=60)
-        print(r.stdout.strip())
-        self.assertIn("ok=2000 refused=0 reset=0 timeout=0 bad=0 other=0", r.stdout)
-        self.assertEqual(r.returncode, 0)
+        burst_2000(self, port, BURST)
 
 
 class Greeter(MasterTest):

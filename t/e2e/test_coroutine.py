@@ -6,11 +6,10 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import threading
 import time
 
-from lib import MasterTest, ROOT, alive, connect, fd_links, fetch, free_port, sample, tool, wait_until
+from lib import MasterTest, ROOT, burst_2000, alive, connect, fd_links, fetch, free_port, sample, tool, wait_until
 
 SEED = sample("seed_coroutine")
 HTTP_CO = sample("http_hello_co")
@@ -125,13 +124,7 @@ class Http(MasterTest):
             self.skipTest("t/tools/burst not built")
         port = free_port()
         self.master({"h.cf": http_cf(HTTP_CO, port, 4)}).start(expect_children=4)
-        wait_until(lambda: fetch(("127.0.0.1", port), send=b"GET / HTTP/1.0\r\n\r\n"), 5)
-        r = subprocess.run([BURST, "-a", "127.0.0.1:%d" % port, "-n", "2000", "-p", "256", "-s",
-                            "GET / HTTP/1.0\\r\\n\\r\\n", "-e", "HTTP/1.1 200 OK", "-t", "20"],
-                           capture_output=True, text=True, timeout=60)
-        print(r.stdout.strip())
-        self.assertIn("ok=2000 refused=0 reset=0 timeout=0 bad=0 other=0", r.stdout)
-        self.assertEqual(r.returncode, 0)
+        burst_2000(self, port, BURST)
 
 
 class SoftStop(MasterTest):
