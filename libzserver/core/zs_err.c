@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "zs_err.h"
+#include "zs_escape.h"
 
 static void oom(size_t n)
 {
@@ -74,8 +75,15 @@ void zs_errs_add(zs_errs *e, const char *fmt, ...)
         e->msg = zs_xrealloc(e->msg, e->cap * sizeof(char *));
     }
     va_start(ap, fmt);
-    e->msg[e->n++] = vasprintf_x(fmt, ap);
+    char *raw = vasprintf_x(fmt, ap);
     va_end(ap);
+    /* Escaped here, once, for every place an error goes (masterd's stderr, its log, a control
+     * client): a value or file name quoted in it may hold any byte (zs_escape.h). */
+    size_t n = strlen(raw), cap = 4 * n + 1;
+    char *msg = zs_xmalloc(cap);
+    msg[zs_escape_line(msg, cap, raw, n)] = '\0';
+    free(raw);
+    e->msg[e->n++] = msg;
 }
 
 void zs_errs_free(zs_errs *e)

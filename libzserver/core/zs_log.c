@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "zs_log.h"
+#include "zs_escape.h"
 #include "zserver_core.h"
 
 enum { T_STDERR, T_SYSLOG, T_FILE, T_MASTERLOG };
@@ -287,12 +288,16 @@ static size_t log_format(char *buf, size_t len, int level, const char *file, con
     base = base ? base + 1 : file;
     if (level < 0 || level > ZLOG_FATAL)
         level = ZLOG_ERROR;
-    int n = snprintf(buf, len, "%02d/%02d/%04d %02d:%02d:%02d UTC %s: %s:%s:%d: PID:%ld %s",
+    int n = snprintf(buf, len, "%02d/%02d/%04d %02d:%02d:%02d UTC %s: %s:%s:%d: PID:%ld ",
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     level_name[level], base, func, line, (long)getpid(), msg);
+                     level_name[level], base, func, line, (long)getpid());
     if (n < 0)
         return 0;
-    return (size_t)n >= len ? len - 1 : (size_t)n;
+    if ((size_t)n >= len)
+        return len - 1;
+    /* One line, and nothing in it can drive a terminal: a path or value quoted in a message may
+     * hold any byte (zs_escape.h; text already escaped passes unchanged). */
+    return (size_t)n + zs_escape_line(buf + n, len - (size_t)n, msg, strlen(msg));
 }
 
 /* A busy masterd (its queue full) gets up to 100 ms to take the line; a masterd that is gone

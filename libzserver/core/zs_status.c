@@ -9,6 +9,7 @@
  * lingering.
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -111,6 +112,19 @@ int zs_status_send(int fd, uint32_t type, uint32_t generation, int32_t value)
     return zs_status_send_fd(fd, type, generation, value, -1);
 }
 
+/* recvmsg() returned 0: the end of the channel, or a record of no bytes (SOCK_SEQPACKET says both
+ * the same way), which is malformed and must not end the channel.  It was a record if another one
+ * is queued behind it, or if the peer still holds its end. */
+static int empty_record(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && errno == EAGAIN))
+        return 1;
+    struct pollfd p = { fd, POLLRDHUP, 0 };
+    return poll(&p, 1, 0) == 0;
+}
+
 int zs_status_recv_fd(int fd, zs_status_rec *rec, int *passed_fd)
 {
     struct iovec iov = { rec, sizeof(*rec) };
@@ -127,8 +141,10 @@ int zs_status_recv_fd(int fd, zs_status_rec *rec, int *passed_fd)
     if (n < 0)
         return -1;
     *passed_fd = zs_status_take_fds(&m, 1); /* one descriptor a record: the rest is not ours */
-    if (n == 0)
+    if (n == 0 && !empty_record(fd))
         return 0;
+    if (n == 0)
+        n = -1; /* malformed, below */
     if ((size_t)n != sizeof(*rec) || (m.msg_flags & MSG_TRUNC) || rec->magic != ZS_STATUS_MAGIC) {
         drop_fd(*passed_fd);
         *passed_fd = -1;

@@ -4,8 +4,12 @@
 - a child re-sending STOPPING kept moving its own kill deadline, so stop never ended;
 - masterd blocked writing its own log to a stderr pipe whose reader stalled;
 - a fifo put where the log file was hung masterd in open() on SIGUSR1 (and at start);
-- a child that detaches after a second piled detached processes up without backoff.
+- a child that detaches after a second piled detached processes up without backoff;
+- (round 6) a status record of no bytes ended the channel, so the child's READY was never read;
+- (round 6) raw control bytes reached masterd's log and -t's stderr: a command path that failed
+  exec, a config value or file name quoted in an error.
 """
+import json
 import os
 import signal
 import subprocess
@@ -63,6 +67,14 @@ time.sleep(3)
 rec(2)  # READY, long after it was told to stop
 time.sleep(600)
 '''
+
+EMPTY_RECORD = lib.CHANNEL_CHILD + r'''rec(1, os.getpid())
+s.send(b"")  # a record of no bytes: malformed, not the end of the channel
+time.sleep(0.2)
+rec(2)
+time.sleep(1000)
+'''
+MASTERCTL = os.path.join(lib.BUILD, "masterd", "masterctl")
 
 DETACHER = lib.CHANNEL_CHILD + r'''rec(1, os.getpid()); rec(2)
 time.sleep(1.1)
@@ -223,6 +235,54 @@ class Hostile(lib.MasterTest):
         m.known.update(live)
         self.assertEqual(m.stop(), 0)
         self.assertFalse(any(lib.alive(p) for p in live))
+
+
+    def test_an_empty_status_record_is_malformed_not_the_end(self):
+        m = self.master()
+        m.write("e.cf", "server-command = %s\nserver-ready-timeout = 30\n" % lib.script(m, "empty.py", EMPTY_RECORD))
+        m.start(expect_children=1)
+        lib.wait_until(lambda: "a malformed record" in m.log(), 10 * lib.SLOW, what="the empty record counted")
+
+        def states():
+            r = subprocess.run([MASTERCTL, "-pid-file", m.pid_file, "status", "--json", "e"],
+                               capture_output=True, text=True, timeout=30)
+            return [p["state"] for s in json.loads(r.stdout)["services"] for p in s["processes"]]
+        lib.wait_until(lambda: states() == ["ready"], 10 * lib.SLOW, what="the READY sent after it")
+        self.assertEqual(len(lib.started_pids(m.log(), "e")), 1)
+        self.assertEqual(m.stop(), 0)
+
+    def test_quoted_bytes_are_escaped_in_the_log_and_on_stderr(self):
+        m = self.master()
+        evil = b"ev\x1b]0;PWN\x07il\x9b\xff"
+        bad = m.path("cf").encode() + b"/cmd" + evil
+        with open(bad, "wb") as f:
+            f.write(b"#!/bin/sh\nexec sleep 1000\n")
+        os.chmod(bad, 0o755)
+        with open(m.path("cf", "x.cf"), "wb") as f:
+            f.write(b"server-command = " + bad + b"\n")
+        m.start(expect_children=1)
+        os.chmod(bad, 0o644)  # no longer executable: the restart's exec fails, naming the path
+        for pid in m.children():
+            os.kill(pid, signal.SIGKILL)
+        lib.wait_until(lambda: "x: child" in m.log() and "execve" in m.log(), 10 * lib.SLOW, what="the exec error")
+        # A reload whose config quotes the bytes in a value and in a file name.
+        with open(m.path("cf", "w.cf"), "wb") as f:
+            f.write(b"server-command = /bin/sleep 300\nserver-chdir = /nonexistent" + evil + b"\n")
+        with open(m.path("cf").encode() + b"/" + evil + b".cf", "wb") as f:
+            f.write(b"server-command = /bin/sleep 300\nserver-bogus-key = 1\n")
+        m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: "nothing changed" in m.log(), 10 * lib.SLOW, what="the refused reload")
+        t = subprocess.run([lib.MASTERD, "-C", m.path("cf"), "-t"], capture_output=True, timeout=30)
+        self.assertEqual(t.returncode, 2)
+        self.assertEqual(m.stop(), 0)
+        with open(m.log_path, "rb") as f:
+            log = f.read()
+        for name, text in (("the log", log), ("-t's stderr", t.stderr)):
+            raw = [b for b in text if (b < 0x20 and b not in (0x09, 0x0a)) or 0x7f <= b <= 0x9f or b == 0xff]
+            self.assertEqual(raw, [], "raw control bytes in %s:\n%s" % (name, text.decode(errors="replace")[-3000:]))
+        self.assertIn(b"cmdev\\x1b]0;PWN\\x07il\\x9b\\xff", log)  # the exec error
+        self.assertIn(b"/nonexistentev\\x1b]0;PWN\\x07il\\x9b\\xff", log)  # the reload's value
+        self.assertIn(b"/nonexistentev\\x1b]0;PWN\\x07il\\x9b\\xff", t.stderr)
 
 
 if __name__ == "__main__":
