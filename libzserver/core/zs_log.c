@@ -253,20 +253,22 @@ int zs_log_open(const char *target, const char *ident, char *err, size_t errlen)
     return 0;
 }
 
-void zs_log_reopen(void)
+int zs_log_reopen(void)
 {
     char err[600];
     if (lg.type != T_FILE && lg.type != T_MASTERLOG)
-        return;
+        return 0;
     int fd = open_target(lg.type, lg.path, err, sizeof(err));
     if (fd < 0) {
         zerror("reopen log: %s (still writing to the old one)", err);
-        return;
+        return -1;
     }
     /* dup2 keeps the fd number, so children's stdout/stderr set from it stay valid too. */
-    if (dup3(fd, lg.fd, O_CLOEXEC) < 0)
-        zerror("reopen log: dup3: %s", strerror(errno));
+    int rc = dup3(fd, lg.fd, O_CLOEXEC);
+    if (rc < 0)
+        zerror("reopen log: dup3: %s (still writing to the old one)", strerror(errno));
     close(fd);
+    return rc < 0 ? -1 : 0;
 }
 
 int zs_log_child_fd(void)

@@ -12,7 +12,7 @@ int zs_log_check_target(const char *target, char *why, size_t whylen);
 /* Switches to target (ident names the program for syslog).  0, or -1 with the reason in err;
  * on failure the previous target stays. */
 int zs_log_open(const char *target, const char *ident, char *err, size_t errlen);
-void zs_log_reopen(void);
+int zs_log_reopen(void);
 /* The fd a child should get as stdout/stderr (the log file when logging to a file, else 2). */
 int zs_log_child_fd(void);
 /* Writes an already formatted line (a newline is added) to the current target. */

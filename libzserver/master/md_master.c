@@ -277,11 +277,13 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
         if (!M.shutting_down)
             restart_all();
         break;
-    case SIGUSR1:
-        zs_log_reopen();
+    case SIGUSR1: {
+        int ok = zs_log_reopen() == 0; /* if not, it said why and that the old one is still written */
         md_masterlog_reopen(M.loop);
-        zinfo("log reopened");
+        if (ok)
+            zinfo("log reopened");
         break;
+    }
     }
 }
 

@@ -60,6 +60,7 @@ class LogTargets(lib.MasterTest):
         lib.wait_until(lambda: "reopen log" in (fd_text(m.pid, "logs/masterd.log") or ""), 5,
                        what="the failed reopen to be logged")
         self.still_supervising(m, port)
+        self.assertNotIn("log reopened", fd_text(m.pid, "logs/masterd.log"))  # it was not
         # The directory is back: SIGUSR1 makes a new file; children write through masterd's
         # relay (a pipe), never to the file itself.
         os.mkdir(m.path("logs"))
