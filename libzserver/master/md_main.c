@@ -170,6 +170,17 @@ static int pid_file_current(const char *path, int fd)
     return fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+/* Removes the pid file only while it is still ours (someone may have removed it and another
+ * master made its own), then lets the lock go. */
+static void pid_file_release(const char *path, int fd)
+{
+    if (fd < 0)
+        return;
+    if (pid_file_current(path, fd))
+        unlink(path);
+    close(fd);
+}
+
 /* Takes the pid-file lock for life (retrying 500 ms, since a --try-lock probe may hold it for
  * an instant, and reopening when the file we locked is no longer the one at the path) and
  * writes our pid.  Returns the fd, or -1 after printing why. */
@@ -218,23 +229,14 @@ static int pid_file_lock(const char *path)
     }
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    errno = 0;
     if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
-        fprintf(stderr, "masterd: pid file %s: %s\n", path, strerror(errno));
-        close(fd);
+        /* A full disk: say so, and leave no empty pid file behind (it is ours: we hold its lock). */
+        fprintf(stderr, "masterd: pid file %s: %s\n", path, errno ? strerror(errno) : "short write");
+        pid_file_release(path, fd);
         return -1;
     }
     return fd;
-}
-
-/* Removes the pid file only while it is still ours (someone may have removed it and another
- * master made its own), then lets the lock go. */
-static void pid_file_release(const char *path, int fd)
-{
-    if (fd < 0)
-        return;
-    if (pid_file_current(path, fd))
-        unlink(path);
-    close(fd);
 }
 
 /* Children get /dev/null and our 1/2; a closed 0-2 would let a socket land there. */
@@ -304,6 +306,9 @@ int zmaster_server_main(int argc, char **argv)
         return 1;
     }
     ensure_std_fds();
+    /* A file over RLIMIT_FSIZE (the pid file, the log; systemd's LimitFSIZE=) is a failed write,
+     * handled where it happens, never the signal's default: death.  Children get it back. */
+    signal(SIGXFSZ, SIG_IGN);
     if (parse_args(argc, argv, &a) < 0)
         return 1;
     if (a.try_lock)

@@ -325,7 +325,7 @@ int md_master_run(md_set *set, const md_master_opts *o)
         md_set_free(&M.set);
         return 1;
     }
-    signal(SIGPIPE, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN); /* SIGXFSZ: zmaster_server_main, before the pid file */
     /* As PID 1 in a container, or under a supervisor that exits, orphans come to us. */
     md_masterlog_set_lookup(pid_service);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)

@@ -4,6 +4,10 @@ A -log file on a full filesystem (here: a symlink to /dev/full, where every writ
 ENOSPC) loses lines; once the target works again (SIGUSR1 reopens it) the first line written
 says `N log lines lost (REASON)`.  masterd keeps supervising all along.  The syslog and masterlog
 targets count their drops the same way (test_fault_log.py).
+
+A file over RLIMIT_FSIZE (systemd's LimitFSIZE=, `ulimit -f`) is the same kind of failed write:
+masterd ignores SIGXFSZ (whose default is death), its children get the default back, and a pid
+file it could not write is an error at start that leaves no empty pid file behind.
 """
 import os
 import re
@@ -50,6 +54,36 @@ class LostLines(lib.MasterTest):
         self.assertEqual(open(good).read().count("log lines lost"), 1)
         self.assertTrue(lib.alive(m.pid))
         self.assertEqual(m.stop(), 0)
+
+    def test_log_over_the_file_size_limit_is_lost_lines_not_death(self):
+        port = lib.free_port()
+        m = self.master({"a.cf": "server-command = %s\nserver-service = 127.0.0.1:%d\n" % (FD, port)})
+        m.args += ["-log", "file," + m.path("small.log")]
+        orig = m.cmdline
+        m.cmdline = lambda *extra: ["prlimit", "--fsize=400", "--"] + orig(*extra)
+        m.start(wait_ready=False)
+        lib.wait_until(lambda: os.path.exists(m.pid_file), 5 * lib.SLOW, what="masterd to start")
+        (child,) = m.wait_children(1)
+        with open("/proc/%d/status" % child) as f:
+            ignored = int(re.search(r"SigIgn:\s*([0-9a-f]+)", f.read()).group(1), 16)
+        self.assertFalse(ignored & (1 << (signal.SIGXFSZ - 1)), "the child inherited SIGXFSZ ignored")
+        for _ in range(20):  # each is a line past the limit
+            m.signal(signal.SIGHUP)
+        lib.wait_until(lambda: os.path.getsize(m.path("small.log")) == 400, 5, what="the log at its limit")
+        os.kill(child, signal.SIGKILL)
+        lib.wait_until(lambda: (lambda k: k if len(k) == 1 and k[0] != child else None)(m.children()), 5 * lib.SLOW,
+                       what="the child replaced by a masterd that lives")
+        self.assertTrue(lib.alive(m.pid))
+        self.assertEqual(m.stop(), 0)
+
+    def test_pid_file_over_the_file_size_limit(self):
+        m = self.master({"a.cf": "server-command = /bin/sleep 100\n"})
+        orig = m.cmdline
+        m.cmdline = lambda *extra: ["prlimit", "--fsize=0", "--"] + orig(*extra)
+        r = m.run()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("pid file %s: File too large" % m.pid_file, r.stderr)
+        self.assertFalse(os.path.exists(m.pid_file), "an empty pid file was left behind")
 
 
 if __name__ == "__main__":
