@@ -249,6 +249,13 @@ int zs_log_open(const char *target, const char *ident, char *err, size_t errlen)
     if (type == T_SYSLOG) {
         snprintf(sl.ident, sizeof(sl.ident), "%s", ident ? ident : "zserver");
         syslog_connect(); /* now, as LOG_NDELAY would: before a chroot or a privilege drop */
+        if (sl.fd < 0) { /* said once, where someone looks at start: lines go nowhere until one listens */
+            char note[256];
+            int n = snprintf(note, sizeof(note), "%s: log to syslog: /dev/log: %s: lines are dropped (and "
+                             "counted) until a syslog daemon listens there\n", sl.ident, strerror(errno));
+            if (n > 0)
+                (void)!write(2, note, (size_t)n < sizeof(note) ? (size_t)n : sizeof(note) - 1);
+        }
     }
     return 0;
 }

@@ -177,6 +177,7 @@ class Syslog(lib.MasterTest):
         self.assertRegex(started[0], r"^<30>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d masterd\[%d\]: "
                                      r"\d\d/\d\d/\d{4} .* INFO: md_master\.c:" % m.pid)
         self.clean_stop(m)
+        self.assertNotIn("log to syslog: /dev/log", m.log())
 
     def test_no_dev_log_listener(self):
         port = lib.free_port()
@@ -184,6 +185,8 @@ class Syslog(lib.MasterTest):
         self.namespaced(m, port)
         self.exercise(m, port)
         self.clean_stop(m)
+        # Said once at start, on stderr, where the operator looks: the lines go nowhere.
+        self.assertEqual(m.log().count("masterd: log to syslog: /dev/log: "), 1, m.log()[-2000:])
 
     def test_stalled_syslog_daemon(self):
         # A /dev/log bound by a "daemon" that never reads: its queue fills within a few hundred
