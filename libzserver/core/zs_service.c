@@ -6,6 +6,7 @@
  * so an operator sees every mistake at once.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -114,6 +115,30 @@ static void rel_note(const zs_kv *kv, const char *written, char *buf, size_t len
     free(base);
 }
 
+int zs_exec_interpreter_missing(const char *path, char *interp, size_t len)
+{
+    char head[256];
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, head, sizeof(head) - 1);
+    close(fd);
+    if (n < 3 || head[0] != '#' || head[1] != '!')
+        return 0;
+    head[n] = '\0';
+    char *p = head + 2 + strspn(head + 2, " \t");
+    size_t k = strcspn(p, " \t\n");
+    if (p[0] != '/' || k == 0 || k >= len || p[k] == '\0') /* relative, empty, or cut off */
+        return 0;
+    p[k] = '\0';
+    if (access(p, X_OK) == 0)
+        return 0;
+    int e = errno;
+    snprintf(interp, len, "%s", p);
+    errno = e;
+    return 1;
+}
+
 /* Finds the program like execvp would (a word with '/' is a path, taken from kv's file's
  * directory when relative); returns a malloc'd path, or NULL with why. */
 static char *resolve_command(const zs_kv *kv, const char *word, char *why, size_t whylen)
@@ -129,6 +154,13 @@ static char *resolve_command(const zs_kv *kv, const char *word, char *why, size_
         }
         if (!S_ISREG(st.st_mode) || access(full, X_OK) < 0) {
             snprintf(why, whylen, "'%s'%s is not an executable file", word, note);
+            free(full);
+            return NULL;
+        }
+        char interp[256]; /* what fits a #! line we read */
+        if (zs_exec_interpreter_missing(full, interp, sizeof(interp))) {
+            snprintf(why, whylen, "'%s'%s: its interpreter '%s' (the #! line): %s", word, note, interp,
+                     strerror(errno));
             free(full);
             return NULL;
         }

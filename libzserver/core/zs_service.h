@@ -44,6 +44,10 @@ typedef struct zs_service {
  * masterd, the config directory -C); one from the command line (line 0) from the working
  * directory.  Returns a malloc'd path, absolute whenever the file's directory is known. */
 char *zs_service_path(const zs_kv *kv, const char *path);
+/* When path is a script ("#!" first) whose absolute interpreter cannot be executed: its path in
+ * interp (at most len bytes with the NUL) and 1, errno the reason.  0 otherwise (no script, a
+ * relative interpreter, which the kernel looks up in the child's directory, or one that runs). */
+int zs_exec_interpreter_missing(const char *path, char *interp, size_t len);
 
 /* Validates every server-* key of cf into s, and every setting of cf a later one replaced
  * (zs_config's shadow), so no value written goes unchecked.  Errors are `file:line: key: what`.

@@ -388,7 +388,12 @@ pid_t zs_spawn(const zs_spawn_req *r, int *chan)
         zdebug("%s: pid %ld started with %s%s%s%s", r->svc->id, (long)pid, method_name[method],
                fork_why ? " (" : "", fork_why ? fork_why : "", fork_why ? ")" : "");
     if (c.report.step != ZS_STEP_NONE) {
-        if (c.report.step == ZS_STEP_EXEC)
+        char interp[256];
+        if (c.report.step == ZS_STEP_EXEC && c.report.err == ENOENT &&
+            zs_exec_interpreter_missing(r->svc->exec_path, interp, sizeof(interp)))
+            zerror("%s: child %ld: execve %s: its interpreter %s (the #! line): %s", r->svc->id, (long)pid,
+                   r->svc->exec_path, interp, strerror(errno));
+        else if (c.report.step == ZS_STEP_EXEC)
             zerror("%s: child %ld: execve %s: %s", r->svc->id, (long)pid, r->svc->exec_path,
                    strerror(c.report.err));
         else

@@ -126,6 +126,32 @@ class Spawn(lib.MasterTest):
                                    127, lambda: os.unlink(prog))
         self.check_method(m, "x", mode, failed)
 
+    def check_missing_interpreter(self, mode):
+        m = self.start_mode(mode, {})
+        prog = m.path("prog.sh")
+        with open(prog, "w") as f:
+            f.write("#!/bin/sh\nexec sleep 1000\n")
+        os.chmod(prog, 0o755)
+        m.write("i.cf", "server-command = %s\n" % prog)
+
+        def break_it():
+            with open(prog, "w") as f:
+                f.write("#!/nonexistent/sh -e\nexec sleep 1000\n")
+        failed = self.failed_start(m, "i", r"i: child (\d+): execve %s: its interpreter /nonexistent/sh \(the #! line\): "
+                                   r"No such file or directory" % re.escape(prog), 127, break_it)
+        self.check_method(m, "i", mode, failed)
+        # -t (and a reload) say it before any start.
+        r = m.run("-t")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("server-command: '%s': its interpreter '/nonexistent/sh' (the #! line): No such file or "
+                      "directory" % prog, r.stderr)
+
+    def test_missing_interpreter_clone(self):
+        self.check_missing_interpreter("clone")
+
+    def test_missing_interpreter_fork(self):
+        self.check_missing_interpreter("fork")
+
     def check_missing_chdir(self, mode):
         m = self.start_mode(mode, {})
         os.mkdir(m.path("cf", "work"))
