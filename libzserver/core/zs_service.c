@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include "zs_log.h"
 #include "zs_service.h"
@@ -201,6 +202,35 @@ static void check_command(zs_service *s, const zs_config *cf, int need_command, 
     s->exec_path = resolve_command(kv, s->argv[0], why, sizeof(why));
     if (!s->exec_path)
         zs_errs_add(errs, "%s: server-command: %s", w, why);
+}
+
+/* As root, with server-user set: the program must be executable by that user too, or every
+ * start fails (EACCES) while -t said ok.  Judged by the file's mode bits against the user, its
+ * group and supplementary groups; a file with an ACL is left to the kernel at exec. */
+static void check_command_user(zs_service *s, const zs_config *cf, zs_errs *errs)
+{
+    struct stat st;
+    if (!s->exec_path || !s->user || s->uid == 0 || geteuid() != 0 || stat(s->exec_path, &st) < 0 ||
+        getxattr(s->exec_path, "system.posix_acl_access", NULL, 0) >= 0)
+        return;
+    mode_t bit = S_IXOTH;
+    if (st.st_uid == s->uid) {
+        bit = S_IXUSR;
+    } else {
+        gid_t groups[256];
+        int n = 256;
+        if (getgrouplist(s->user, s->gid, groups, &n) < 0)
+            return; /* more groups than we look at: not judged */
+        for (int i = 0; i < n; i++)
+            if (groups[i] == st.st_gid)
+                bit = S_IXGRP;
+    }
+    if (st.st_mode & bit)
+        return;
+    char w[600];
+    zs_kv_where(zs_config_find(cf, "server-command"), w, sizeof(w));
+    zs_errs_add(errs, "%s: server-command: '%s' is not executable by server-user %s (mode %04o, owner %ld, group %ld)",
+                w, s->exec_path, s->user, (unsigned)(st.st_mode & 07777), (long)st.st_uid, (long)st.st_gid);
 }
 
 static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
@@ -423,6 +453,7 @@ int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, c
     check_replaced(cf, id, errs);
     check_command(s, cf, need_command, errs);
     check_enum_keys(s, cf, errs);
+    check_command_user(s, cf, errs);
     check_env(s, cf, errs);
     check_run_keys(s, cf, errs);
     if (get_num(cf, "server-proc-count", 1, 4096, &n, errs) == 0 && zs_config_find(cf, "server-proc-count"))
