@@ -296,8 +296,11 @@ void md_ctl_reload_wake(void)
 static void turn_away(int fd, const char *answer)
 {
     char junk[MD_CTL_MAX_REQUEST];
+    /* Read away what it sent, before the answer and again just before the close: closing on
+     * unread data resets the connection, and the answer could be lost with it. */
     (void)!recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
     (void)!send(fd, answer, strlen(answer), MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)!recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
     close(fd);
 }
 
@@ -318,7 +321,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (C.nclients >= MD_CTL_MAX_CLIENTS || (ls->http && C.nhttp >= MD_CTL_MAX_HTTP_CLIENTS)) {
             if (ls->http) {
-                md_http_busy(fd);
+                md_http_busy(fd); /* reads what came, answers, reads again */
                 close(fd);
             } else {
                 turn_away(fd, "error: busy (too many clients)\nstatus 1\n");

@@ -62,6 +62,7 @@ void md_http_busy(int fd)
      * connection instead of ending it, and the reply could be lost with it. */
     (void)!recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
     (void)!send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)!recv(fd, junk, sizeof(junk), MSG_DONTWAIT); /* what came meanwhile: the caller closes */
 }
 
 void md_http_free(void)
