@@ -357,7 +357,9 @@ class World:
         out = []
         for f in sorted(os.listdir(self.san_dir)):
             with open(os.path.join(self.san_dir, f), errors="replace") as fh:
-                out.append("%s:\n%s" % (f, fh.read()[:3000]))
+                text = fh.read()
+            if lib.sanitizer_finding(text):
+                out.append("%s:\n%s" % (f, text[:3000]))
         for i, l in enumerate(self.tail.update()):
             if any(mk in l for mk in lib.SANITIZER_MARKS):
                 out.append("in masterd's log: " + "\n".join(self.tail.lines[i:i + 30]))

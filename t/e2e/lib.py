@@ -462,6 +462,15 @@ def started_pids(log, sid):
 SANITIZER_MARKS = ("runtime error: ", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer")
 
 
+def sanitizer_finding(text):
+    """False for a sanitizer report file that says only that LeakSanitizer could not run (its
+    tracer lost the process: SIGKILLed while the exit-time leak check ran, by a stop's
+    escalation or a process-group kill): nothing was checked, so nothing was found.  Any report
+    with an error in it is a finding."""
+    return not ("Unable to get registers from thread" in text and
+                not any(mk in text for mk in SANITIZER_MARKS + ("ERROR:", "SUMMARY:")))
+
+
 def sanitizer_reports_in_log(text, where):
     """Copies a sanitizer report found in a log (masterd's and its children's stderr) into
     E2E_REPORT_DIR, so run.py fails the module.  Needed for UBSan: combined with ASan (GCC) it

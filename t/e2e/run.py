@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+import lib
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Searched in this order; the fault modules are long, so they start first.
 DIRS = [os.path.join(os.path.dirname(HERE), "fault"), HERE]
@@ -80,6 +82,8 @@ def reports(report_dir):
             m = re.search(r"ERROR SUMMARY: (\d+) errors", text)
             if not m or m.group(1) == "0":
                 continue
+        elif not lib.sanitizer_finding(text):
+            continue
         out.append((name, text))
     return out
 
