@@ -198,27 +198,28 @@ static int syslog_send1(const char *buf, size_t len)
     return -1;
 }
 
+/* The line's buffer is malloc'd, as are the callers' big ones on the way here (vlog's are on
+ * its stack, 9 KB): logging fits the smallest coroutine stack (16 KiB). */
 static void syslog_emit(int prio, const char *line, size_t len)
 {
-    char buf[8400], ts[32];
+    char note[256], ts[32];
     struct tm tm;
     time_t now = time(NULL);
     localtime_r(&now, &tm);
     strftime(ts, sizeof(ts), "%b %e %H:%M:%S", &tm);
     if (sl.dropped) {
-        int n = snprintf(buf, sizeof(buf), "<%d>%s %s[%ld]: (syslog: %lu line%s dropped: the daemon was busy or gone)",
+        int n = snprintf(note, sizeof(note), "<%d>%s %s[%ld]: (syslog: %lu line%s dropped: the daemon was busy or gone)",
                          lg.facility | LOG_WARNING, ts, sl.ident, (long)getpid(), sl.dropped, sl.dropped == 1 ? "" : "s");
-        if (n > 0 && syslog_send1(buf, (size_t)n) == 1)
+        if (n > 0 && (size_t)n < sizeof(note) && syslog_send1(note, (size_t)n) == 1)
             sl.dropped = 0;
     }
-    int n = snprintf(buf, sizeof(buf), "<%d>%s %s[%ld]: %.*s", lg.facility | prio, ts, sl.ident, (long)getpid(),
-                     (int)len, line);
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof(buf))
-        n = (int)sizeof(buf) - 1;
-    if (syslog_send1(buf, (size_t)n) != 1)
+    size_t cap = len + 160 + sizeof(sl.ident);
+    char *buf = malloc(cap);
+    int n = buf ? snprintf(buf, cap, "<%d>%s %s[%ld]: %.*s", lg.facility | prio, ts, sl.ident, (long)getpid(),
+                           (int)len, line) : -1;
+    if (n < 0 || syslog_send1(buf, (size_t)n < cap ? (size_t)n : cap - 1) != 1)
         sl.dropped++;
+    free(buf);
 }
 
 int zs_log_open(const char *target, const char *ident, char *err, size_t errlen)
@@ -370,27 +371,30 @@ static void fd_write_line(const char *buf, size_t len)
     }
 }
 
-void zs_log_emit(int level, const char *line, size_t len)
+/* line[0..len) to the target; line[len] is ours to write (the newline goes there). */
+static void emit(int level, char *line, size_t len)
 {
     static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT };
-    char buf[8192];
+    int saved = errno;
     if (lg.type == T_SYSLOG) {
-        int saved = errno;
         syslog_emit(prio[level < 0 || level > ZLOG_FATAL ? ZLOG_ERROR : level], line, len);
-        errno = saved;
-        return;
+    } else {
+        line[len++] = '\n';
+        if (lg.type == T_MASTERLOG)
+            masterlog_send(line, len);
+        else
+            fd_write_line(line, len);
     }
+    errno = saved;
+}
+
+void zs_log_emit(int level, const char *line, size_t len)
+{
+    char buf[8192]; /* masterd's relay and masterlog lines: on its own stack, never a coroutine's */
     if (len > sizeof(buf) - 1)
         len = sizeof(buf) - 1;
     memcpy(buf, line, len);
-    buf[len++] = '\n';
-    int saved = errno;
-    if (lg.type == T_MASTERLOG) {
-        masterlog_send(buf, len);
-    } else {
-        fd_write_line(buf, len);
-    }
-    errno = saved;
+    emit(level, buf, len);
 }
 
 static void vlog(int level, const char *file, const char *func, int line, const char *fmt, va_list ap)
@@ -398,8 +402,8 @@ static void vlog(int level, const char *file, const char *func, int line, const 
     char msg[4096], out[4608];
     int saved = errno;
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    size_t n = log_format(out, sizeof(out), level, file, func, line, msg);
-    zs_log_emit(level, out, n);
+    size_t n = log_format(out, sizeof(out) - 1, level, file, func, line, msg); /* room for the newline */
+    emit(level, out, n);
     errno = saved;
 }
 

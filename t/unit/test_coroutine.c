@@ -426,6 +426,31 @@ START_TEST(many_coroutines_fit_under_max_map_count)
 }
 END_TEST
 
+/* ---- logging from the smallest stack a coroutine may have ---- */
+
+static int logged;
+static void *log_on_small_stack(void *ctx)
+{
+    (void)ctx;
+    char v[600];
+    memset(v, 'v', sizeof(v) - 1);
+    v[sizeof(v) - 1] = '\0';
+    zinfo("a line from a 16 KiB stack: %s", v);  /* formatted, escaped, written: no overflow */
+    zerror("and an error with \x1b control bytes: %s", v);
+    logged++;
+    return NULL;
+}
+
+START_TEST(logging_fits_the_smallest_stack)
+{
+    logged = 0;
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(zcoroutine_go(log_on_small_stack, NULL, 16), 0);
+    run();
+    ck_assert_int_eq(logged, 3);
+}
+END_TEST
+
 /* ---- per-coroutine errno and FP rounding mode ---- */
 
 static int state_ok;
@@ -828,6 +853,7 @@ static Suite *suite(void)
     tcase_add_test(tc, aio_timers_run_on_the_coroutine_loop);
     tcase_add_test(tc, stack_overflow_faults_on_guard_page);
     tcase_add_test(tc, many_coroutines_fit_under_max_map_count);
+    tcase_add_test(tc, logging_fits_the_smallest_stack);
     tcase_add_test(tc, errno_and_fp_state_per_coroutine);
     tcase_add_test(tc, mutex_excludes_and_hands_over_in_order);
     tcase_add_test(tc, cond_bounded_queue_and_timeout);
