@@ -204,33 +204,47 @@ static void check_command(zs_service *s, const zs_config *cf, int need_command, 
         zs_errs_add(errs, "%s: server-command: %s", w, why);
 }
 
-/* As root, with server-user set: the program must be executable by that user too, or every
- * start fails (EACCES) while -t said ok.  Judged by the file's mode bits against the user, its
- * group and supplementary groups; a file with an ACL is left to the kernel at exec. */
-static void check_command_user(zs_service *s, const zs_config *cf, zs_errs *errs)
+/* As root, with server-user set, may that user search (bit 1) or execute path?  Judged by the
+ * file's mode bits against the user, its group and supplementary groups: 1 yes, 0 no (st filled),
+ * -1 not judged (not root, no server-user or root's, a file with an ACL, which the kernel decides
+ * at exec, or more groups than we look at). */
+static int user_may_x(const zs_service *s, const char *path, struct stat *st)
 {
-    struct stat st;
-    if (!s->exec_path || !s->user || s->uid == 0 || geteuid() != 0 || stat(s->exec_path, &st) < 0 ||
-        getxattr(s->exec_path, "system.posix_acl_access", NULL, 0) >= 0)
-        return;
+    if (!path || !s->user || s->uid == 0 || geteuid() != 0 || stat(path, st) < 0 ||
+        getxattr(path, "system.posix_acl_access", NULL, 0) >= 0)
+        return -1;
     mode_t bit = S_IXOTH;
-    if (st.st_uid == s->uid) {
+    if (st->st_uid == s->uid) {
         bit = S_IXUSR;
     } else {
         gid_t groups[256];
         int n = 256;
         if (getgrouplist(s->user, s->gid, groups, &n) < 0)
-            return; /* more groups than we look at: not judged */
+            return -1;
         for (int i = 0; i < n; i++)
-            if (groups[i] == st.st_gid)
+            if (groups[i] == st->st_gid)
                 bit = S_IXGRP;
     }
-    if (st.st_mode & bit)
-        return;
-    char w[600];
-    zs_kv_where(zs_config_find(cf, "server-command"), w, sizeof(w));
-    zs_errs_add(errs, "%s: server-command: '%s' is not executable by server-user %s (mode %04o, owner %ld, group %ld)",
-                w, s->exec_path, s->user, (unsigned)(st.st_mode & 07777), (long)st.st_uid, (long)st.st_gid);
+    return (st->st_mode & bit) != 0;
+}
+
+/* The program and server-chdir, as server-user: or every start fails (EACCES) while -t said ok.
+ * (Called once both keys and server-user are read.) */
+static void check_user_access(zs_service *s, const zs_config *cf, zs_errs *errs)
+{
+    static const struct { const char *key, *what; } keys[] = {
+        { "server-command", "is not executable" }, { "server-chdir", "cannot be entered" },
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        struct stat st;
+        if (user_may_x(s, i == 0 ? s->exec_path : s->chdir, &st) != 0)
+            continue;
+        char w[600];
+        zs_kv_where(zs_config_find(cf, keys[i].key), w, sizeof(w));
+        zs_errs_add(errs, "%s: %s: '%s' %s by server-user %s (mode %04o, owner %ld, group %ld)", w, keys[i].key,
+                    i == 0 ? s->exec_path : s->chdir, keys[i].what, s->user, (unsigned)(st.st_mode & 07777),
+                    (long)st.st_uid, (long)st.st_gid);
+    }
 }
 
 static void check_enum_keys(zs_service *s, const zs_config *cf, zs_errs *errs)
@@ -453,9 +467,9 @@ int zs_service_from_config(zs_service *s, const char *id, const char *cf_path, c
     check_replaced(cf, id, errs);
     check_command(s, cf, need_command, errs);
     check_enum_keys(s, cf, errs);
-    check_command_user(s, cf, errs);
     check_env(s, cf, errs);
     check_run_keys(s, cf, errs);
+    check_user_access(s, cf, errs);
     if (get_num(cf, "server-proc-count", 1, 4096, &n, errs) == 0 && zs_config_find(cf, "server-proc-count"))
         s->proc_count = (int)n;
     if (get_secs(cf, "server-stop-on-softstop-after", 0, 86400, &n, errs) == 0 && zs_config_find(cf, "server-stop-on-softstop-after"))

@@ -94,20 +94,26 @@ class Privileges(lib.MasterTest):
         self.assertEqual(lib.socket_info(m.pid, lib.fd_links(r["pid"])[3]), ("tcp", port))
 
     @ROOT_ONLY
-    def test_program_server_user_cannot_execute_is_a_config_error(self):
-        # As root, -t passed a program only root may run; every start then failed with EACCES.
+    def test_program_or_chdir_server_user_cannot_use_is_a_config_error(self):
+        # As root, -t passed a program only root may run (or a server-chdir only root may enter);
+        # every start then failed with EACCES.
         m = self.master({})
         os.chmod(m.dir, 0o755)
         os.chmod(m.path("cf"), 0o755)
         prog = m.path("cf", "prog")
         shutil.copy(FD, prog)
         os.chmod(prog, 0o700)
-        m.write("u.cf", "server-command = ./prog\nserver-user = nobody\n")
+        work = m.path("cf", "work")
+        os.mkdir(work, 0o700)  # nor may it enter its server-chdir
+        m.write("u.cf", "server-command = ./prog\nserver-user = nobody\nserver-chdir = work\n")
         r = m.run("-t")
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertRegex(r.stderr, r"u\.cf:1: server-command: '%s' is not executable by server-user nobody "
                                    r"\(mode 0700, owner 0, group 0\)" % re.escape(prog))
+        self.assertRegex(r.stderr, r"u\.cf:3: server-chdir: '%s' cannot be entered by server-user nobody "
+                                   r"\(mode 0700, owner 0, group 0\)" % re.escape(work))
         os.chmod(prog, 0o755)
+        os.chmod(work, 0o755)
         r = m.run("-t")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
