@@ -84,11 +84,16 @@ class CoreFds(lib.MasterTest):
             self.assertEqual(r["sigblk"], "0" * 16, "signal mask not reset (%s)" % (addr,))
             self.assertEqual(r["sigign"], "0" * 16, "ignored signals not reset (%s)" % (addr,))
 
+        def settled_fds(pid):
+            # fdserver reads its own /proc/self/status and lists /proc/self/fd once at start-up; a
+            # slow (sanitizer) build may still hold one open: wait until it has finished looking
+            # at itself.
+            own = "/proc/%d/" % pid
+            return lib.wait_until(lambda: (lambda f: f if not any(v.startswith(own) for v in f.values()) else None)(
+                lib.fd_links(pid)), 5, what="fdserver %d done reading its own /proc files" % pid)
+
         for pid in svc["a"]:
-            # fdserver lists its own /proc/self/fd once at start-up; a slow (sanitizer) build may
-            # still hold that directory open: wait until it has finished looking at itself.
-            fds = lib.wait_until(lambda: (lambda f: f if "/proc/%d/fd" % pid not in f.values() else None)(
-                lib.fd_links(pid)), 5, what="fdserver %d done reading its own fds" % pid)
+            fds = settled_fds(pid)
             self.assertEqual(sorted(fds), [0, 1, 2, 3, 4, 5, 6], fds)
             self.assertEqual(fds[0], "/dev/null")
             # stdout and stderr: one pipe whose read end masterd holds (it relays the lines).
@@ -122,7 +127,7 @@ class CoreFds(lib.MasterTest):
 
         # A service without listeners: LISTEN_FDS=0 and the status channel at fd 3.
         (pid,) = svc["b"]
-        fds = lib.fd_links(pid)
+        fds = settled_fds(pid)
         self.assertEqual(sorted(fds), [0, 1, 2, 3], fds)
         self.assertEqual(lib.socket_info(pid, fds[3])[:2], ("unix", 5))
         env, _ = env_of(pid)
