@@ -295,7 +295,7 @@ void md_ctl_reload_wake(void)
  * it now, and it is closed.  It never was a client: no slot, no timer, nothing to wait for. */
 static void turn_away(int fd, const char *answer)
 {
-    char junk[MD_CTL_MAX_REQUEST];
+    char junk[MD_CTL_MAX_HTTP]; /* a request line or an HTTP head, the longer */
     /* Read away what it sent, before the answer and again just before the close: closing on
      * unread data resets the connection, and the answer could be lost with it. */
     (void)!recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
@@ -320,12 +320,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             continue;
         }
         if (C.nclients >= MD_CTL_MAX_CLIENTS || (ls->http && C.nhttp >= MD_CTL_MAX_HTTP_CLIENTS)) {
-            if (ls->http) {
-                md_http_busy(fd); /* reads what came, answers, reads again */
-                close(fd);
-            } else {
-                turn_away(fd, "error: busy (too many clients)\nstatus 1\n");
-            }
+            turn_away(fd, ls->http ? md_http_busy_reply : "error: busy (too many clients)\nstatus 1\n");
             continue;
         }
         client *c = zs_xcalloc(1, sizeof(*c));

@@ -51,10 +51,10 @@ void md_ctl_stop(void);
 /* md_ctl_peer.c: whether the control socket's peer on fd may be served (root, masterd's uid,
  * a member of group unless it is (gid_t)-1); a refusal is logged, once a minute at most. */
 int md_ctl_peer_allowed(int fd, gid_t group, double now);
-/* md_ctl_http.c: the whole HTTP reply to the request head req into out; the 503 written to a
- * metrics client over the limits (fd is then closed by the caller); the cached metrics freed. */
+/* md_ctl_http.c: the whole HTTP reply to the request head req into out; the 503 a metrics
+ * client over the limits is turned away with; the cached metrics freed. */
 void md_http_answer(const char *req, md_buf *out, double now);
-void md_http_busy(int fd);
+extern const char md_http_busy_reply[];
 void md_http_free(void);
 
 /* md_ctl_cmd.c: answers one control request line into out; returns the exit status for the

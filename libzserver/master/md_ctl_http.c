@@ -52,18 +52,9 @@ void md_http_answer(const char *req, md_buf *out, double now)
     free(body.p);
 }
 
-void md_http_busy(int fd)
-{
-    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                               "Content-Length: 24\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-                               "503 Service Unavailable\n";
-    char junk[MD_CTL_MAX_HTTP];
-    /* What it sent already is read away first: closing on unread data would reset the
-     * connection instead of ending it, and the reply could be lost with it. */
-    (void)!recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
-    (void)!send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-    (void)!recv(fd, junk, sizeof(junk), MSG_DONTWAIT); /* what came meanwhile: the caller closes */
-}
+const char md_http_busy_reply[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                                 "Content-Length: 24\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+                                 "503 Service Unavailable\n";
 
 void md_http_free(void)
 {
