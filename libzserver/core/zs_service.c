@@ -204,10 +204,10 @@ static void check_command(zs_service *s, const zs_config *cf, int need_command, 
         zs_errs_add(errs, "%s: server-command: %s", w, why);
 }
 
-/* As root, with server-user set, may that user search (bit 1) or execute path?  Judged by the
- * file's mode bits against the user, its group and supplementary groups: 1 yes, 0 no (st filled),
- * -1 not judged (not root, no server-user or root's, a file with an ACL, which the kernel decides
- * at exec, or more groups than we look at). */
+/* As root, with server-user set: may that user execute path (a file) or search it (a
+ * directory)?  Judged by its mode bits against the user, its group and supplementary groups:
+ * 1 yes, 0 no (st filled), -1 not judged (not root, no server-user or root's, a file with an
+ * ACL, which the kernel decides at exec, or more groups than we look at). */
 static int user_may_x(const zs_service *s, const char *path, struct stat *st)
 {
     if (!path || !s->user || s->uid == 0 || geteuid() != 0 || stat(path, st) < 0 ||
@@ -236,14 +236,14 @@ static void check_user_access(zs_service *s, const zs_config *cf, zs_errs *errs)
         { "server-command", "is not executable" }, { "server-chdir", "cannot be entered" },
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const char *path = i == 0 ? s->exec_path : s->chdir;
         struct stat st;
-        if (user_may_x(s, i == 0 ? s->exec_path : s->chdir, &st) != 0)
+        if (user_may_x(s, path, &st) != 0)
             continue;
         char w[600];
         zs_kv_where(zs_config_find(cf, keys[i].key), w, sizeof(w));
         zs_errs_add(errs, "%s: %s: '%s' %s by server-user %s (mode %04o, owner %ld, group %ld)", w, keys[i].key,
-                    i == 0 ? s->exec_path : s->chdir, keys[i].what, s->user, (unsigned)(st.st_mode & 07777),
-                    (long)st.st_uid, (long)st.st_gid);
+                    path, keys[i].what, s->user, (unsigned)(st.st_mode & 07777), (long)st.st_uid, (long)st.st_gid);
     }
 }
 

@@ -141,10 +141,11 @@ int zs_status_recv_fd(int fd, zs_status_rec *rec, int *passed_fd)
     if (n < 0)
         return -1;
     *passed_fd = zs_status_take_fds(&m, 1); /* one descriptor a record: the rest is not ours */
-    if (n == 0 && !empty_record(fd))
-        return 0;
-    if (n == 0)
+    if (n == 0) {
+        if (!empty_record(fd))
+            return 0;
         n = -1; /* malformed, below */
+    }
     if ((size_t)n != sizeof(*rec) || (m.msg_flags & MSG_TRUNC) || rec->magic != ZS_STATUS_MAGIC) {
         drop_fd(*passed_fd);
         *passed_fd = -1;
