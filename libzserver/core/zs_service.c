@@ -158,13 +158,6 @@ static char *resolve_command(const zs_kv *kv, const char *word, char *why, size_
             free(full);
             return NULL;
         }
-        char interp[256]; /* what fits a #! line we read */
-        if (zs_exec_interpreter_missing(full, interp, sizeof(interp))) {
-            snprintf(why, whylen, "'%s'%s: its interpreter '%s' (the #! line): %s", word, note, interp,
-                     strerror(errno));
-            free(full);
-            return NULL;
-        }
         return full;
     }
     const char *path = getenv("PATH");
@@ -200,8 +193,12 @@ static void check_command(zs_service *s, const zs_config *cf, int need_command, 
         return;
     }
     s->exec_path = resolve_command(kv, s->argv[0], why, sizeof(why));
+    char interp[256]; /* what fits the #! line it reads */
     if (!s->exec_path)
         zs_errs_add(errs, "%s: server-command: %s", w, why);
+    else if (zs_exec_interpreter_missing(s->exec_path, interp, sizeof(interp))) /* found in PATH too */
+        zs_errs_add(errs, "%s: server-command: '%s': its interpreter '%s' (the #! line): %s", w, s->exec_path,
+                    interp, strerror(errno));
 }
 
 /* As root, with server-user set: may that user execute path (a file) or search it (a

@@ -20,6 +20,7 @@ import re
 import signal
 import socket
 import stat
+import subprocess
 import unittest
 
 import lib
@@ -94,6 +95,22 @@ class BadEntries(lib.MasterTest):
         r = m.run("-t")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("configuration ok (1 service)", r.stdout)
+
+
+class Interpreter(lib.MasterTest):
+    def test_script_found_in_path_with_a_missing_interpreter(self):
+        m = self.master({"s.cf": "server-command = zs-test-script\n"})
+        bindir = m.path("bin")
+        os.mkdir(bindir)
+        script = os.path.join(bindir, "zs-test-script")
+        with open(script, "w") as f:
+            f.write("#!/nonexistent/sh\nexit 0\n")
+        os.chmod(script, 0o755)
+        r = subprocess.run(m.cmdline("-t"), capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, PATH=bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin")))
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("s.cf:1: server-command: '%s': its interpreter '/nonexistent/sh' (the #! line): No such file "
+                      "or directory" % script, r.stderr)
 
 
 class Overlaps(lib.MasterTest):
