@@ -71,7 +71,11 @@ class FdAudit(lib.MasterTest):
         m.write("churn.cf", "server-command = %s sleep-then-exit 1100\nserver-service = 127.0.0.1:%d\n"
                             "server-proc-count = 16\n" % (FD, p_c))
         m.signal(signal.SIGHUP)
-        lib.wait_until(lambda: "reload: 1 started" in m.log(), 5)
+        try:
+            lib.wait_until(lambda: "reload: 1 started" in m.log(), 5, what="reload 1 to start churn")
+        except AssertionError:
+            print("---- masterd's log ----\n" + m.log()[-4000:])  # seen once in a loaded SAN run: why
+            raise
         reloads, sampled = 1, 0
         t0 = time.monotonic()
         while reloads < 20 or len(lib.started_pids(m.log(), "churn")) < 116:
